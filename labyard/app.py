@@ -1,0 +1,73 @@
+"""create_app(settings): the FastAPI application with its routers, static files and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from labyard import __version__
+from labyard.auth import pages as auth_pages
+from labyard.auth import router as auth_router
+from labyard.config import Settings
+from labyard.datasets import lifecycle as datasets_lifecycle
+from labyard.datasets import pages as datasets_pages
+from labyard.datasets import router as datasets_router
+from labyard.db import Database
+from labyard.flavors import router as flavors_router
+from labyard.jobs import lifecycle as jobs_lifecycle
+from labyard.jobs import pages as jobs_pages
+from labyard.jobs import router as jobs_router
+from labyard.projects import pages as project_pages
+from labyard.projects import router as projects_router
+from labyard.resources import resource_dir
+from labyard.web import admin_pages, health
+from labyard.web.deps import csrf_protect
+from labyard.web.errors import install_error_handlers
+from labyard.web.headers import SecurityHeadersMiddleware
+from labyard.web.render import make_templates
+
+# Start-up hooks of domains (scheduler, reapers): each gets the app, returns a stopper.
+StartHook = Callable[[FastAPI], Callable[[], None]]
+API_MODULES = (health, auth_router, projects_router, flavors_router, datasets_router, jobs_router)
+# Page modules; one with a NAV = (label, path) gets a link in the top navigation, in this order.
+PAGE_MODULES = (project_pages, datasets_pages, jobs_pages, auth_pages, admin_pages)
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the application; the database must already be migrated (see bootstrap.prepare)."""
+    settings = settings or Settings()
+    database = database or Database(settings.resolved_database_url)
+    start_hooks: list[StartHook] = [datasets_lifecycle.start]
+    if settings.start_scheduler:
+        start_hooks.append(jobs_lifecycle.start)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stoppers = [hook(app) for hook in start_hooks]
+        try:
+            yield
+        finally:
+            for stop in reversed(stoppers):
+                stop()
+
+    app = FastAPI(
+        title="Labyard",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(csrf_protect)],
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.templates = make_templates()
+    app.state.nav = [m.NAV for m in PAGE_MODULES if hasattr(m, "NAV")]
+    app.add_middleware(SecurityHeadersMiddleware)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(resource_dir("static"))), name="static")
+    for module in (*API_MODULES, *PAGE_MODULES):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,1 @@
+"""Users, password hashing, sessions, CSRF, API tokens and login throttling."""

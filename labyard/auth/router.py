@@ -1,0 +1,123 @@
+"""The auth JSON API: OAuth2 tokens, me, personal tokens, users (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse
+
+from labyard.auth import service
+from labyard.auth.models import User
+from labyard.auth.schemas import (
+    PersonalTokenCreate,
+    PersonalTokenCreated,
+    PersonalTokenOut,
+    TokenResponse,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
+from labyard.errors import PermissionDenied, Throttled, Unauthenticated
+from labyard.web.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
+@router.post("/auth/token", response_model=TokenResponse)
+def token(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    grant_type: Annotated[str, Form()],
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
+    scope: Annotated[str, Form()] = "",
+) -> TokenResponse | JSONResponse:
+    """OAuth2 password and refresh_token grants (form fields, as RFC 6749 says)."""
+    try:
+        if grant_type == "password":
+            if not username or password is None:
+                return _oauth_error("invalid_request", "username and password are required")
+            address = request.client.host if request.client else None
+            user = service.authenticate(
+                db, settings, username=username, password=password, address=address
+            )
+            issued = service.issue_oauth_tokens(db, settings, user)
+        elif grant_type == "refresh_token":
+            if not refresh_token:
+                return _oauth_error("invalid_request", "refresh_token is required")
+            issued = service.refresh_oauth_tokens(db, settings, refresh_token)
+        else:
+            return _oauth_error("unsupported_grant_type", f"grant_type {grant_type!r}")
+    except Throttled as exc:
+        response = _oauth_error("invalid_grant", exc.message, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except Unauthenticated as exc:
+        return _oauth_error("invalid_grant", exc.message)  # failures are committed
+    return TokenResponse(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+        scope=scope,
+    )
+
+
+@router.get("/me", response_model=UserOut)
+def me(user: CurrentUser) -> User:
+    """The authenticated user."""
+    return user
+
+
+@router.get("/me/tokens", response_model=list[PersonalTokenOut])
+def list_tokens(user: CurrentUser, db: SessionDep) -> list[object]:
+    """My personal access tokens."""
+    return list(service.list_personal_tokens(db, user))
+
+
+@router.post("/me/tokens", response_model=PersonalTokenCreated, status_code=201)
+def create_token(body: PersonalTokenCreate, user: CurrentUser, db: SessionDep) -> dict[str, object]:
+    """Create a personal access token; its text is in this answer only."""
+    text, row = service.create_personal_token(db, user, name=body.name)
+    return {**PersonalTokenOut.model_validate(row).model_dump(), "token": text}
+
+
+@router.delete("/me/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: int, user: CurrentUser, db: SessionDep) -> None:
+    """Revoke one of my personal access tokens."""
+    service.revoke_personal_token(db, user, token_id)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(_admin: AdminUser, db: SessionDep) -> list[User]:
+    """Every user (admin)."""
+    return service.list_users(db)
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_user(body: UserCreate, _admin: AdminUser, db: SessionDep) -> User:
+    """Create a user (admin)."""
+    return service.create_user(
+        db, username=body.username, password=body.password, is_admin=body.is_admin
+    )
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+def update_user(user_id: int, body: UserUpdate, admin: AdminUser, db: SessionDep) -> User:
+    """Reset a password, (de)activate, or change admin rights (admin)."""
+    user = service.get_user(db, user_id)
+    if user.id == admin.id and (body.is_active is False or body.is_admin is False):
+        raise PermissionDenied("You cannot deactivate or demote yourself.")
+    if body.password is not None:
+        service.set_password(db, user, body.password)
+    if body.is_active is not None:
+        service.set_active(db, user, body.is_active)
+    if body.is_admin is not None:
+        user.is_admin = body.is_admin
+    return user

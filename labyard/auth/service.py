@@ -1,0 +1,278 @@
+"""Users, logins with throttling, browser sessions and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import ApiToken, LoginFailure, User, WebSession
+from labyard.auth.passwords import check_password_rules, hash_password, verify_password
+from labyard.config import Settings
+from labyard.db import utcnow
+from labyard.errors import Conflict, InvalidInput, NotFound, Throttled, Unauthenticated
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOKEN_PREFIX = "lya_"
+BAD_LOGIN = "Unknown username or wrong password."
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- users
+
+
+def create_user(db: Session, *, username: str, password: str, is_admin: bool = False) -> User:
+    """Create a user with a default project that they own."""
+    from labyard.projects.service import create_project  # projects depend on users
+
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "Username: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            field="username",
+        )
+    check_password_rules(password)
+    if db.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"User {username!r} already exists.", field="username")
+    user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
+    db.add(user)
+    db.flush()
+    project = create_project(db, owner=user, name=f"{username}-default")
+    user.default_project_id = project.id
+    return user
+
+
+def get_user_by_name(db: Session, username: str) -> User:
+    """The user called `username`, or NotFound."""
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"No user {username!r}.")
+    return user
+
+
+def get_user(db: Session, user_id: int) -> User:
+    """The user with this id, or NotFound."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def list_users(db: Session) -> list[User]:
+    """Every user, by name."""
+    return list(db.scalars(select(User).order_by(User.username)))
+
+
+def set_password(db: Session, user: User, password: str) -> None:
+    """Replace a user's password and end their sessions and tokens."""
+    check_password_rules(password)
+    user.password_hash = hash_password(password)
+    revoke_all_credentials(db, user)
+
+
+def set_active(db: Session, user: User, active: bool) -> None:
+    """Activate or deactivate a user; deactivation ends their sessions and tokens."""
+    user.is_active = active
+    if not active:
+        revoke_all_credentials(db, user)
+
+
+def revoke_all_credentials(db: Session, user: User) -> None:
+    """Revoke every session and token of `user`."""
+    for row in db.scalars(select(WebSession).where(WebSession.user_id == user.id)):
+        row.revoked = True
+    for token in db.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+        token.revoked = True
+
+
+# ---------------------------------------------------------------- logins and throttling
+
+
+def _throttle_keys(username: str, address: str | None) -> list[tuple[str, str]]:
+    keys = [(f"user:{username.lower()}", "account")]
+    if address:
+        keys.append((f"addr:{address}", "address"))
+    return keys
+
+
+def _check_throttle(db: Session, settings: Settings, keys: list[tuple[str, str]]) -> None:
+    now = utcnow()
+    window = timedelta(seconds=settings.login_window_seconds)
+    for key, kind in keys:
+        row = db.get(LoginFailure, key)
+        if row is None or now - row.window_start > window:
+            continue
+        limit = (
+            settings.login_max_failures
+            if kind == "account"
+            else settings.login_max_failures_per_address
+        )
+        if row.count >= limit:
+            retry = int((row.window_start + window - now).total_seconds()) + 1
+            raise Throttled(
+                f"Too many failed logins for this {kind}. Try again in {retry} seconds.",
+                retry_after=retry,
+            )
+
+
+def _record_failure(db: Session, settings: Settings, keys: list[tuple[str, str]]) -> None:
+    now = utcnow()
+    window = timedelta(seconds=settings.login_window_seconds)
+    for key, _kind in keys:
+        row = db.get(LoginFailure, key)
+        if row is None:
+            db.add(LoginFailure(key=key, count=1, window_start=now))
+        elif now - row.window_start > window:
+            row.count, row.window_start = 1, now
+        else:
+            row.count += 1
+
+
+def authenticate(
+    db: Session, settings: Settings, *, username: str, password: str, address: str | None
+) -> User:
+    """The active user with these credentials; the same error whatever was wrong.
+
+    Raises Throttled when the account or the address failed too often in the window; the
+    failure is recorded in the caller's transaction, which must commit even on error.
+    """
+    keys = _throttle_keys(username, address)
+    _check_throttle(db, settings, keys)
+    user = db.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        _record_failure(db, settings, keys)
+        raise Unauthenticated(BAD_LOGIN)
+    db.execute(delete(LoginFailure).where(LoginFailure.key == keys[0][0]))
+    return user
+
+
+# ---------------------------------------------------------------- browser sessions
+
+
+def create_session(db: Session, settings: Settings, user: User) -> WebSession:
+    """Start a fresh browser session (a new random id and CSRF token)."""
+    row = WebSession(
+        id=secrets.token_urlsafe(32),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        expires_at=utcnow() + timedelta(hours=settings.session_hours),
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def get_live_session(db: Session, session_id: str) -> WebSession | None:
+    """The session if it exists, is not revoked or expired, and its user is active."""
+    row = db.get(WebSession, session_id)
+    if row is None or row.revoked or row.expires_at <= utcnow() or not row.user.is_active:
+        return None
+    return row
+
+
+def revoke_session(db: Session, session_id: str) -> None:
+    """End a browser session on the server."""
+    row = db.get(WebSession, session_id)
+    if row is not None:
+        row.revoked = True
+
+
+# ---------------------------------------------------------------- API tokens
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """An OAuth2 token response."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def _new_token(
+    db: Session, user: User, *, kind: str, expires_at: datetime | None, name: str = ""
+) -> tuple[str, ApiToken]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        kind=kind,
+        name=name,
+        token_hash=_hash_token(token),
+        prefix=token[: len(TOKEN_PREFIX) + 6],
+        expires_at=expires_at,
+    )
+    db.add(row)
+    db.flush()
+    return token, row
+
+
+def issue_oauth_tokens(db: Session, settings: Settings, user: User) -> IssuedTokens:
+    """An access token and a refresh token for `user`."""
+    now = utcnow()
+    lifetime = timedelta(minutes=settings.access_token_minutes)
+    access, _ = _new_token(db, user, kind="access", expires_at=now + lifetime)
+    refresh, _ = _new_token(
+        db, user, kind="refresh", expires_at=now + timedelta(days=settings.refresh_token_days)
+    )
+    return IssuedTokens(access, refresh, int(lifetime.total_seconds()))
+
+
+def _live_token(db: Session, token: str, kinds: tuple[str, ...]) -> ApiToken | None:
+    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    if row is None or row.revoked or row.kind not in kinds or not row.user.is_active:
+        return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def refresh_oauth_tokens(db: Session, settings: Settings, refresh_token: str) -> IssuedTokens:
+    """Trade a refresh token for new tokens; the old refresh token is revoked (rotation)."""
+    row = _live_token(db, refresh_token, ("refresh",))
+    if row is None:
+        raise Unauthenticated("The refresh token is invalid or expired.")
+    row.revoked = True
+    return issue_oauth_tokens(db, settings, row.user)
+
+
+def user_for_token(db: Session, token: str) -> User | None:
+    """The user a bearer token (access or personal) belongs to, or None."""
+    row = _live_token(db, token, ("access", "personal"))
+    if row is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+    return row.user
+
+
+def create_personal_token(db: Session, user: User, *, name: str) -> tuple[str, ApiToken]:
+    """A named personal access token; the token text is shown once and stored hashed."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("Token name: 1-100 characters.", field="name")
+    return _new_token(db, user, kind="personal", expires_at=None, name=name)
+
+
+def list_personal_tokens(db: Session, user: User) -> list[ApiToken]:
+    """The user's personal access tokens that are not revoked, newest first."""
+    query = select(ApiToken).where(
+        ApiToken.user_id == user.id, ApiToken.kind == "personal", ApiToken.revoked.is_(False)
+    )
+    return list(db.scalars(query.order_by(ApiToken.id.desc())))
+
+
+def revoke_personal_token(db: Session, user: User, token_id: int) -> None:
+    """Revoke one of the user's personal access tokens."""
+    row = db.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id or row.kind != "personal" or row.revoked:
+        raise NotFound("No such token.")
+    row.revoked = True

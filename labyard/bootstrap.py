@@ -1,0 +1,58 @@
+"""Start-up work shared by `labyard serve`, `labyard migrate` and the tests: migrate, seed."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
+
+from labyard.auth import service as auth_service
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.db import Database
+from labyard.flavors.service import seed_default_flavors
+from labyard.resources import resource_dir
+
+ADMIN_USERNAME = "admin"
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic's configuration for `database_url`, with the migrations shipped in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(resource_dir("migrations")))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the database schema to the newest migration."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.resolved_database_url), "head")
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What seeding created: the admin's generated password is shown once, then forgotten."""
+
+    admin_created: bool
+    admin_password: str | None  # only when generated (not from LABYARD_ADMIN_PASSWORD)
+
+
+def seed(settings: Settings, database: Database) -> SeedResult:
+    """First start: the admin account, the default flavors (each step only when missing)."""
+    with database.session() as db:
+        seed_default_flavors(db)
+        if db.scalar(select(User.id).limit(1)) is not None:
+            return SeedResult(False, None)
+        password = settings.admin_password or secrets.token_urlsafe(12)
+        auth_service.create_user(db, username=ADMIN_USERNAME, password=password, is_admin=True)
+    return SeedResult(True, None if settings.admin_password else password)
+
+
+def prepare(settings: Settings, database: Database) -> SeedResult:
+    """Migrate then seed."""
+    migrate(settings)
+    return seed(settings, database)

@@ -1,0 +1,1 @@
+"""Datasets: uploads, archives, public read-only datasets, the file browser."""

@@ -1,0 +1,9 @@
+"""Import every domain's models so `Base.metadata` knows all tables (Alembic, tests)."""
+
+from labyard.auth import models as auth_models
+from labyard.datasets import models as dataset_models
+from labyard.flavors import models as flavor_models
+from labyard.jobs import models as job_models
+from labyard.projects import models as project_models
+
+__all__ = ["auth_models", "dataset_models", "flavor_models", "job_models", "project_models"]

@@ -1,0 +1,1 @@
+"""Flavors: hardware sizes (GPUs, CPUs, memory) that admins define and jobs ask for."""

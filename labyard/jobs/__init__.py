@@ -1,0 +1,1 @@
+"""Jobs and sweeps: the scheduler, executors, logs, metrics and progress."""

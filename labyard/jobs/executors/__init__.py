@@ -1,0 +1,1 @@
+"""Executors: where jobs run (local processes, Docker containers)."""

@@ -1,0 +1,1 @@
+"""Projects, their members and roles, and the one permission check every domain uses."""

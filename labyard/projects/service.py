@@ -1,0 +1,167 @@
+"""Projects and members, and `require_project`, the permission check every domain uses."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
+from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from labyard.projects.models import Membership, Project, Role
+
+MAX_NAME = 100
+
+
+def clean_display_name(value: str, *, field: str = "name", max_length: int = MAX_NAME) -> str:
+    """Strip a user-given display name and refuse empty, overlong or control-character names."""
+    value = value.strip()
+    if not value:
+        raise InvalidInput("Name must not be empty.", field=field)
+    if len(value) > max_length:
+        raise InvalidInput(f"Name must be at most {max_length} characters.", field=field)
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise InvalidInput("Name must not contain control or formatting characters.", field=field)
+    return value
+
+
+def create_project(db: Session, *, owner: User, name: str, description: str = "") -> Project:
+    """Create a project owned by `owner`."""
+    project = Project(
+        name=clean_display_name(name),
+        description=description.strip()[:2000],
+        created_by_id=owner.id,
+    )
+    project.memberships.append(Membership(user_id=owner.id, role=Role.OWN))
+    db.add(project)
+    db.flush()
+    return project
+
+
+def role_of(db: Session, user: User, project_id: int) -> Role | None:
+    """The user's role in the project (admins own everything), or None for a non-member."""
+    if user.is_admin:
+        return Role.OWN
+    return db.scalar(
+        select(Membership.role).where(
+            Membership.project_id == project_id, Membership.user_id == user.id
+        )
+    )
+
+
+def require_project(db: Session, user: User, project_id: int, need: Role = Role.READ) -> Project:
+    """The project if `user` holds at least `need` in it.
+
+    Non-members get NotFound (no existence leak); members with too low a role get
+    PermissionDenied. Every domain checks access to project-owned things through this.
+    """
+    project = db.get(Project, project_id)
+    role = role_of(db, user, project_id) if project is not None else None
+    if project is None or role is None:
+        raise NotFound("No such project.")
+    if role < need:
+        raise PermissionDenied(f"This needs {need.name} access to project {project.name!r}.")
+    return project
+
+
+def visible_project_ids(db: Session, user: User) -> list[int]:
+    """Ids of the projects the user can see."""
+    if user.is_admin:
+        return list(db.scalars(select(Project.id)))
+    return list(db.scalars(select(Membership.project_id).where(Membership.user_id == user.id)))
+
+
+def list_projects(db: Session, user: User) -> list[tuple[Project, Role]]:
+    """The projects the user can see, with the user's role in each, by name."""
+    if user.is_admin:
+        return [(p, Role.OWN) for p in db.scalars(select(Project).order_by(Project.name))]
+    rows = db.execute(
+        select(Project, Membership.role)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Project.name)
+    )
+    return [(p, r) for p, r in rows.tuples()]
+
+
+def update_project(
+    db: Session, user: User, project_id: int, *, name: str | None, description: str | None
+) -> Project:
+    """Rename a project or change its description (WRITE)."""
+    project = require_project(db, user, project_id, Role.WRITE)
+    if name is not None:
+        project.name = clean_display_name(name)
+    if description is not None:
+        project.description = description.strip()[:2000]
+    return project
+
+
+def delete_project(db: Session, user: User, project_id: int) -> None:
+    """Delete a project and everything in it (OWN); a user's default project stays."""
+    project = require_project(db, user, project_id, Role.OWN)
+    if db.scalar(select(User.id).where(User.default_project_id == project.id)) is not None:
+        raise Conflict("A user's default project cannot be deleted.")
+    db.delete(project)
+
+
+def list_members(db: Session, user: User, project_id: int) -> list[Membership]:
+    """The project's members (READ)."""
+    require_project(db, user, project_id)
+    return list(
+        db.scalars(
+            select(Membership)
+            .where(Membership.project_id == project_id)
+            .join(Membership.user)
+            .order_by(User.username)
+        )
+    )
+
+
+def set_member(
+    db: Session, user: User, project_id: int, *, username: str, role: Role
+) -> Membership:
+    """Add a member or change their role (OWN)."""
+    require_project(db, user, project_id, Role.OWN)
+    member = db.scalar(select(User).where(User.username == username, User.is_active.is_(True)))
+    if member is None:
+        raise InvalidInput(f"No active user {username!r}.", field="username")
+    row = db.scalar(
+        select(Membership).where(
+            Membership.project_id == project_id, Membership.user_id == member.id
+        )
+    )
+    if row is None:
+        row = Membership(project_id=project_id, user_id=member.id, role=role)
+        db.add(row)
+    else:
+        if row.role == Role.OWN and role != Role.OWN:
+            _keep_an_owner(db, project_id)
+        row.role = role
+    db.flush()
+    return row
+
+
+def remove_member(db: Session, user: User, project_id: int, *, member_id: int) -> None:
+    """Remove a member (OWN); the last owner cannot be removed."""
+    require_project(db, user, project_id, Role.OWN)
+    row = db.scalar(
+        select(Membership).where(
+            Membership.project_id == project_id, Membership.user_id == member_id
+        )
+    )
+    if row is None:
+        raise NotFound("No such member.")
+    if row.role == Role.OWN:
+        _keep_an_owner(db, project_id)
+    db.delete(row)
+
+
+def _keep_an_owner(db: Session, project_id: int) -> None:
+    owners = db.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.project_id == project_id, Membership.role == Role.OWN)
+    )
+    if (owners or 0) <= 1:
+        raise Conflict("A project must keep at least one owner.")

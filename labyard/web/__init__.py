@@ -1,0 +1,1 @@
+"""What the pages and the API share: dependencies, CSRF, rendering, errors, headers."""

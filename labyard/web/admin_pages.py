@@ -1,0 +1,117 @@
+"""The admin page: users (create, reset password, deactivate) and flavors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from labyard.auth import service as auth_service
+from labyard.errors import PermissionDenied
+from labyard.flavors import service as flavor_service
+from labyard.web.deps import AdminUser, SessionDep
+from labyard.web.render import render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+def _context(db: SessionDep) -> dict[str, object]:
+    return {"users": auth_service.list_users(db), "flavors": flavor_service.list_flavors(db)}
+
+
+@router.get("")
+def admin_page(request: Request, _admin: AdminUser, db: SessionDep) -> Response:
+    """Users and flavors."""
+    return render(request, "admin.html", _context(db))
+
+
+@router.post("/users")
+def create_user(
+    request: Request,
+    _admin: AdminUser,
+    db: SessionDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    is_admin: Annotated[bool, Form()] = False,
+) -> Response:
+    """Create a user."""
+    auth_service.create_user(db, username=username.strip(), password=password, is_admin=is_admin)
+    return render(request, "admin.html", _context(db), block="users")
+
+
+@router.post("/users/{user_id}/password")
+def reset_password(
+    request: Request,
+    user_id: int,
+    _admin: AdminUser,
+    db: SessionDep,
+    password: Annotated[str, Form()],
+) -> Response:
+    """Set a new password for a user; their sessions and tokens end."""
+    auth_service.set_password(db, auth_service.get_user(db, user_id), password)
+    return render(request, "admin.html", _context(db), block="users")
+
+
+@router.post("/users/{user_id}/active")
+def set_active(
+    request: Request,
+    user_id: int,
+    admin: AdminUser,
+    db: SessionDep,
+    active: Annotated[bool, Form()],
+) -> Response:
+    """Activate or deactivate a user."""
+    if user_id == admin.id:
+        raise PermissionDenied("You cannot deactivate yourself.")
+    auth_service.set_active(db, auth_service.get_user(db, user_id), active)
+    return render(request, "admin.html", _context(db), block="users")
+
+
+@router.post("/flavors")
+def create_flavor(
+    request: Request,
+    admin: AdminUser,
+    db: SessionDep,
+    name: Annotated[str, Form()],
+    gpus: Annotated[int, Form()],
+    cpus: Annotated[float, Form()],
+    memory_mb: Annotated[int, Form()],
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    """Define a flavor."""
+    flavor_service.create_flavor(
+        db,
+        admin,
+        name=name.strip(),
+        gpus=gpus,
+        cpus=cpus,
+        memory_mb=memory_mb,
+        description=description,
+    )
+    return render(request, "admin.html", _context(db), block="flavors")
+
+
+@router.post("/flavors/{flavor_id}")
+def update_flavor(
+    request: Request,
+    flavor_id: int,
+    admin: AdminUser,
+    db: SessionDep,
+    gpus: Annotated[int, Form()],
+    cpus: Annotated[float, Form()],
+    memory_mb: Annotated[int, Form()],
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    """Change a flavor's sizes."""
+    flavor_service.update_flavor(
+        db, admin, flavor_id, gpus=gpus, cpus=cpus, memory_mb=memory_mb, description=description
+    )
+    return render(request, "admin.html", _context(db), block="flavors")
+
+
+@router.post("/flavors/{flavor_id}/delete")
+def delete_flavor(request: Request, flavor_id: int, admin: AdminUser, db: SessionDep) -> Response:
+    """Delete a flavor."""
+    flavor_service.delete_flavor(db, admin, flavor_id)
+    return render(request, "admin.html", _context(db), block="flavors")

@@ -1,0 +1,79 @@
+"""The one place that turns errors into HTTP: JSON under /api, pages or fragments elsewhere."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from labyard.errors import DomainError, Throttled, Unauthenticated
+from labyard.web.render import is_htmx, render
+
+
+def is_api(request: Request) -> bool:
+    """True for JSON API requests."""
+    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+
+
+def error_response(
+    request: Request, status: int, message: str, field: str | None = None
+) -> Response:
+    """The error as JSON (API), as a fragment for htmx into #flash, or as a page."""
+    if is_api(request):
+        body: dict[str, object] = {"detail": message}
+        if field:
+            body["field"] = field
+        return JSONResponse(body, status_code=status)
+    context = {"status": status, "message": message, "field": field}
+    if is_htmx(request):
+        return render(
+            request,
+            "error.html",
+            context,
+            block="flash",
+            status_code=status,
+            headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+        )
+    return render(request, "error.html", context, status_code=status)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    if isinstance(exc, Unauthenticated) and not is_api(request):
+        target = "/login?next=" + quote(request.url.path, safe="/")
+        if is_htmx(request):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    response = error_response(request, exc.status_code, exc.message, exc.field)
+    if isinstance(exc, Unauthenticated):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, Throttled):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if is_api(request):
+        return JSONResponse({"detail": exc.errors()}, status_code=422)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:])
+    message = f"{where}: {first.get('msg', 'invalid input')}" if where else "Invalid input."
+    return error_response(request, 422, message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    messages = {404: "Not found.", 405: "Method not allowed."}
+    message = str(exc.detail) if exc.detail else messages.get(exc.status_code, "Error.")
+    return error_response(request, exc.status_code, message)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,31 @@
+"""Ship the top-level folders (pages, static, migrations, lab templates, runner) inside the wheel.
+
+The repository keeps them at the top, as DESIGN.md lays out; the wheel carries them under
+`labyard/` so an installed `labyard` finds them (see labyard/resources.py).
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+BUNDLED = ("templates", "static", "lab_templates", "migrations", "runner")
+SKIP = {"__pycache__", ".pytest_cache"}
+
+
+class BuildWithResources(build_py):
+    """build_py that also copies the bundled folders into the package."""
+
+    def run(self) -> None:
+        super().run()
+        root = Path(__file__).resolve().parent
+        for name in BUNDLED:
+            for src in (root / name).rglob("*"):
+                if src.is_dir() or SKIP & set(src.parts) or src.suffix == ".pyc":
+                    continue
+                dest = Path(self.build_lib) / "labyard" / src.relative_to(root)
+                self.mkpath(str(dest.parent))
+                self.copy_file(str(src), str(dest))
+
+
+setup(cmdclass={"build_py": BuildWithResources})
