@@ -8,13 +8,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import ApiToken, LoginFailure, User, WebSession
 from labyard.auth.passwords import check_password_rules, hash_password, verify_password
 from labyard.config import Settings
-from labyard.db import utcnow
+from labyard.db import Database, utcnow
 from labyard.errors import Conflict, InvalidInput, NotFound, Throttled, Unauthenticated
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -243,15 +244,34 @@ def refresh_oauth_tokens(db: Session, settings: Settings, refresh_token: str) ->
     return issue_oauth_tokens(db, settings, row.user)
 
 
-def user_for_token(db: Session, token: str) -> User | None:
-    """The user a bearer token (access or personal) belongs to, or None."""
-    row = _live_token(db, token, ("access", "personal"))
-    if row is None:
-        return None
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-        row.last_used_at = now
-    return row.user
+def live_token(db: Session, token: str) -> ApiToken | None:
+    """The live access or personal token row for a bearer token, or None (reads only)."""
+    return _live_token(db, token, ("access", "personal"))
+
+
+def token_use_is_stale(row: ApiToken) -> bool:
+    """True when the token's last-use time is over a minute old (worth writing again)."""
+    return row.last_used_at is None or utcnow() - row.last_used_at > timedelta(minutes=1)
+
+
+def mark_token_used(row: ApiToken) -> None:
+    """Record a token's use in the caller's (writing) transaction."""
+    row.last_used_at = utcnow()
+
+
+def note_token_use(database: Database, token_id: int) -> None:
+    """Record that a token was used, in its own short transaction; best effort.
+
+    Kept apart from the request's session so a read-only request never writes, and a busy
+    database costs the timestamp, never the request.
+    """
+    try:
+        with database.session() as db:
+            db.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
+            )
+    except OperationalError:
+        pass
 
 
 def create_personal_token(db: Session, user: User, *, name: str) -> tuple[str, ApiToken]:

@@ -12,12 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+READ_ONLY_OPTION = "labyard_read_only"
+
+
 def _tune_sqlite(engine: Engine) -> None:
     """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE so writers queue instead of failing.
 
     pysqlite's default deferred transactions let two readers both try to upgrade to writers,
     and one then fails at once with "database is locked" whatever the busy timeout; taking the
     write lock at BEGIN makes the busy timeout apply (SQLAlchemy's documented recipe).
+    Read-only sessions (Database.read_session, GET requests) begin deferred instead: under WAL
+    they never block writers, and pollers no longer queue for the write lock.
     """
 
     @event.listens_for(engine, "connect")
@@ -32,7 +37,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -56,12 +62,24 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
         with self.sessionmaker() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only: it never takes SQLite's write lock, and rolls back."""
+        with self.read_sessionmaker() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -37,16 +37,34 @@ def get_database(request: Request) -> Database:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """A session per request: committed when the route returns, rolled back when it raises."""
-    session = get_database(request).sessionmaker()
+    """A session per request: committed when the route returns, rolled back when it raises.
+
+    Safe methods (GET, HEAD) get a read session, which on SQLite begins deferred and so never
+    holds the write lock while a page renders or a response streams.
+    """
+    database = get_database(request)
+    factory = (
+        database.read_sessionmaker if request.method in SAFE_METHODS else database.sessionmaker
+    )
+    session = factory()
     try:
         yield session
         session.commit()
     except BaseException:
+        _keep_for_error_page(request, session)
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _keep_for_error_page(request: Request, session: Session) -> None:
+    """Detach the request's user and browser session before a rollback expires them: the
+    error page rendered afterwards still shows who is logged in and carries the CSRF token."""
+    for name in ("web_session", "user"):
+        obj = getattr(request.state, name, None)
+        if obj is not None and obj in session:
+            session.expunge(obj)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -90,7 +108,13 @@ def optional_user(request: Request, db: SessionDep) -> User | None:
     """The user behind this request's bearer token or session cookie, or None."""
     token = bearer_token(request)
     if token is not None:
-        user = auth_service.user_for_token(db, token)
+        row = auth_service.live_token(db, token)
+        user = row.user if row is not None else None
+        if row is not None and auth_service.token_use_is_stale(row):
+            if request.method in SAFE_METHODS:  # the request's own session only reads
+                auth_service.note_token_use(get_database(request), row.id)
+            else:  # the request's session holds the write lock already: use it
+                auth_service.mark_token_used(row)
     else:
         web_session = load_web_session(request, db)
         user = web_session.user if web_session else None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from labyard import __version__
+from labyard.resources import resource_dir
 from labyard.web.deps import get_database
 
 router = APIRouter(tags=["health"])
@@ -21,3 +22,9 @@ def healthz(request: Request) -> JSONResponse:
         "database": "ok" if ok else "unreachable",
     }
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """The icon, for browsers that ask for /favicon.ico whatever the page's link says."""
+    return FileResponse(resource_dir("static") / "favicon.svg", media_type="image/svg+xml")
