@@ -20,10 +20,15 @@ from labyard.flavors import router as flavors_router
 from labyard.jobs import lifecycle as jobs_lifecycle
 from labyard.jobs import pages as jobs_pages
 from labyard.jobs import router as jobs_router
+from labyard.labs import pages as labs_pages
+from labyard.labs import router as labs_router
 from labyard.projects import pages as project_pages
 from labyard.projects import router as projects_router
 from labyard.resources import resource_dir
-from labyard.web import admin_pages, health
+from labyard.tensorboard import lifecycle as tensorboard_lifecycle
+from labyard.tensorboard import pages as tensorboard_pages
+from labyard.tensorboard import router as tensorboard_router
+from labyard.web import admin_pages, docs, health
 from labyard.web.deps import csrf_protect
 from labyard.web.errors import install_error_handlers
 from labyard.web.headers import SecurityHeadersMiddleware
@@ -31,16 +36,34 @@ from labyard.web.render import make_templates
 
 # Start-up hooks of domains (scheduler, reapers): each gets the app, returns a stopper.
 StartHook = Callable[[FastAPI], Callable[[], None]]
-API_MODULES = (health, auth_router, projects_router, flavors_router, datasets_router, jobs_router)
-# Page modules; one with a NAV = (label, path) gets a link in the top navigation, in this order.
-PAGE_MODULES = (project_pages, datasets_pages, jobs_pages, auth_pages, admin_pages)
+API_MODULES = (
+    health,
+    auth_router,
+    projects_router,
+    flavors_router,
+    datasets_router,
+    labs_router,
+    jobs_router,
+    tensorboard_router,
+)
+# Page modules; their NAV_LINKS = [(label, path), ...] become the top navigation, in this order.
+PAGE_MODULES = (
+    project_pages,
+    labs_pages,
+    datasets_pages,
+    jobs_pages,
+    tensorboard_pages,
+    auth_pages,
+    admin_pages,
+    docs,
+)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application; the database must already be migrated (see bootstrap.prepare)."""
     settings = settings or Settings()
     database = database or Database(settings.resolved_database_url)
-    start_hooks: list[StartHook] = [datasets_lifecycle.start]
+    start_hooks: list[StartHook] = [datasets_lifecycle.start, tensorboard_lifecycle.start]
     if settings.start_scheduler:
         start_hooks.append(jobs_lifecycle.start)
 
@@ -58,13 +81,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(csrf_protect)],
-        docs_url="/docs",
-        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # labyard/web/docs.py serves /docs from static/vendor under the CSP
+        redoc_url=None,
+        openapi_url=docs.OPENAPI_URL,
     )
     app.state.settings = settings
     app.state.db = database
     app.state.templates = make_templates()
-    app.state.nav = [m.NAV for m in PAGE_MODULES if hasattr(m, "NAV")]
+    app.state.nav = [link for m in PAGE_MODULES for link in getattr(m, "NAV_LINKS", ())]
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(resource_dir("static"))), name="static")

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from labyard.auth import service as auth_service
 from labyard.auth.models import User
 from labyard.config import Settings
+from labyard.datasets.service import seed_digits_dataset
 from labyard.db import Database
 from labyard.flavors.service import seed_default_flavors
 from labyard.resources import resource_dir
@@ -42,10 +43,16 @@ class SeedResult:
 
 
 def seed(settings: Settings, database: Database) -> SeedResult:
-    """First start: the admin account, the default flavors (each step only when missing)."""
+    """First start: the admin, default flavors, the public `digits` dataset (each when missing)."""
     with database.session() as db:
         seed_default_flavors(db)
-        if db.scalar(select(User.id).limit(1)) is not None:
+        seed_digits_dataset(db, settings)
+        # users made with `labyard user create` before the first serve do not count: the
+        # platform still needs someone who can reach /admin
+        has_admin = select(User.id).where(
+            User.is_admin.is_(True) | (User.username == ADMIN_USERNAME)
+        )
+        if db.scalar(has_admin.limit(1)) is not None:
             return SeedResult(False, None)
         password = settings.admin_password or secrets.token_urlsafe(12)
         auth_service.create_user(db, username=ADMIN_USERNAME, password=password, is_admin=True)

@@ -1,4 +1,4 @@
-"""The `labyard` command: serve, migrate, user create | passwd | list."""
+"""The `labyard` command: serve, migrate, scheduler, user create | passwd | list."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.port = args.port
     database = Database(settings.resolved_database_url)
     result = prepare(settings, database)
+    _ = settings.resolved_secret_key  # generated and kept in the data dir on first start
     print(f"Labyard data directory: {settings.data_dir}", flush=True)
     if result.admin_created:
         if result.admin_password:
@@ -39,7 +40,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 flush=True,
             )
         else:
-            print(f"Created the admin account {ADMIN_USERNAME!r} with LABYARD_ADMIN_PASSWORD.")
+            print(
+                f"Created the admin account {ADMIN_USERNAME!r} with LABYARD_ADMIN_PASSWORD.",
+                flush=True,
+            )
     print(f"Labyard listening on http://{settings.host}:{settings.port}/", flush=True)
     uvicorn.run(
         create_app(settings, database=database),
@@ -99,6 +103,13 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
+    """Run the job scheduler on its own until interrupted (the lease keeps it single)."""
+    from labyard.jobs.lifecycle import run_scheduler_forever
+
+    return run_scheduler_forever(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `labyard`."""
     parser = argparse.ArgumentParser(prog="labyard", description="Labyard training platform")
@@ -109,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="bring the database schema to head")
     migrate.set_defaults(func=cmd_migrate)
+    scheduler = sub.add_parser("scheduler", help="run the job scheduler on its own")
+    scheduler.set_defaults(func=cmd_scheduler)
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     create = user_sub.add_parser("create", help="create a user")

@@ -53,11 +53,108 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         default=False, description="Mark cookies Secure (set true behind HTTPS)."
     )
-    dev_mode: bool = Field(
-        default=False, description="Development mode: allows an explicit weak secret key."
-    )
     start_scheduler: bool = Field(
         default=True, description="Run the job scheduler inside `labyard serve`."
+    )
+    gpus: str = Field(
+        default="",
+        description="GPU ids of this node, e.g. `0,1,2,3`; empty means detect (NVML, nvidia-smi).",
+    )
+    max_grid_size: int = Field(
+        default=1000, ge=1, description="Most jobs one sweep (parameter grid) may create."
+    )
+    stop_grace_seconds: float = Field(
+        default=10.0, ge=0, description="Time a stopped job gets after SIGTERM before SIGKILL."
+    )
+    log_max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=4096,
+        description="Size cap of one job's log file; output beyond it is dropped with a note.",
+    )
+    docker_network: str = Field(
+        default="bridge",
+        description="Network mode of job containers: `bridge` (can download), `none` (isolated).",
+    )
+    docker_image: str = Field(
+        default="labyard/runner:latest",
+        description="Job image when mlsteam.yml names none (Docker executor).",
+    )
+    docker_shm_size: str = Field(
+        default="2g", description="/dev/shm size of job containers (PyTorch data loaders)."
+    )
+    docker_pids_limit: int = Field(
+        default=4096, ge=64, description="Most processes/threads in one job container."
+    )
+    scheduler_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often the scheduler polls jobs and dispatches."
+    )
+
+    dataset_max_upload_bytes: int = Field(
+        default=20 * 1024**3, description="Largest single file one upload may send (bytes)."
+    )
+    dataset_project_quota_bytes: int = Field(
+        default=200 * 1024**3,
+        description="Total bytes the datasets of one project may hold, partial uploads included.",
+    )
+    dataset_upload_expiry_hours: int = Field(
+        default=24, description="Unfinished resumable uploads idle this long are removed."
+    )
+    archive_max_entries: int = Field(
+        default=200_000, description="Most entries an archive may have to be extracted."
+    )
+    archive_max_bytes: int = Field(
+        default=50 * 1024**3, description="Most bytes one archive may extract to."
+    )
+    archive_max_ratio: int = Field(
+        default=200, description="Highest uncompressed/compressed size ratio of an archive."
+    )
+    dataset_workers: int = Field(
+        default=2, description="Threads extracting archives in the background."
+    )
+
+    lab_max_upload_bytes: int = Field(
+        default=100 * 1024**2, description="Largest file one upload into a lab's code may send."
+    )
+    lab_max_edit_bytes: int = Field(
+        default=1024**2, description="Largest lab file the in-browser editor opens or saves."
+    )
+
+    tensorboard_max_instances: int = Field(
+        default=8, ge=1, description="Most TensorBoard processes running at once."
+    )
+    tensorboard_idle_minutes: float = Field(
+        default=30,
+        gt=0,
+        description="A TensorBoard nobody opened for this many minutes is stopped.",
+    )
+
+    live_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=5,
+        description="How often a job page's live stream looks for new log lines and metrics.",
+    )
+    live_db_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="How often a job page's live stream reads new metric points and the "
+        "job's state from the database (the log file is tailed every live_poll_seconds).",
+    )
+    live_list_poll_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="How often a jobs list's live stream re-reads rows."
+    )
+    chart_max_points: int = Field(
+        default=2000,
+        ge=10,
+        le=100_000,
+        description="Most points per metric series a job page's charts load (downsampled).",
+    )
+    log_tail_lines: int = Field(
+        default=2000, ge=10, le=100_000, description="Log lines a job page shows when it opens."
+    )
+    jobs_per_page: int = Field(
+        default=50, ge=5, le=500, description="Rows per page of the jobs lists."
     )
 
     @field_validator("data_dir")
@@ -86,8 +183,10 @@ class Settings(BaseSettings):
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{SECRET_FILE}.{secrets.token_hex(8)}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            # created 0600 (never world-readable, whatever the umask), then linked into place
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
             try:
                 os.link(tmp, path)  # atomic: the first process to start wins
             except FileExistsError:

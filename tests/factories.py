@@ -74,3 +74,201 @@ def bearer_token(client: TestClient, username: str, password: str = PASSWORD) ->
 def auth(token: str) -> dict[str, str]:
     """The Authorization header for a bearer token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+# ---------------------------------------------------------------- foundation: fast users, logins
+
+_PASSWORD_HASHES: dict[str, str] = {}
+
+
+def make_users_fast(database: Database, *usernames: str) -> dict[str, User]:
+    """Users with the password PASSWORD and a default project each, like create_user, but
+    hashing PASSWORD once per test run (argon2id takes ~0.2 s per hash on the CI machines)."""
+    from labyard.auth.passwords import hash_password
+    from labyard.projects.service import create_project
+
+    if PASSWORD not in _PASSWORD_HASHES:
+        _PASSWORD_HASHES[PASSWORD] = hash_password(PASSWORD)
+    users: dict[str, User] = {}
+    with database.session() as db:
+        for name in usernames:
+            user = User(username=name, password_hash=_PASSWORD_HASHES[PASSWORD])
+            db.add(user)
+            db.flush()
+            user.default_project_id = create_project(db, owner=user, name=f"{name}-default").id
+            users[name] = user
+    return users
+
+
+def session_client(app: FastAPI, database: Database, user: User) -> WebClient:
+    """A WebClient holding a live browser session of `user`, made through the auth service
+    (no password check, so no argon2 cost); `client.csrf` is the session's CSRF token.
+    The caller closes it (use it in a `with` block)."""
+    from labyard.web.deps import SESSION_COOKIE, cookie_signer
+
+    settings = app.state.settings
+    with database.session() as db:
+        row = auth_service.create_session(db, settings, db.get(User, user.id))  # type: ignore[arg-type]
+        session_id, csrf = row.id, row.csrf_token
+    client = WebClient(app)
+    client.cookies.set(SESSION_COOKIE, cookie_signer(settings, "session").dumps(session_id))
+    client.csrf = csrf
+    return client
+
+
+def access_token_for(app: FastAPI, database: Database, user: User) -> str:
+    """An OAuth2 access token of `user` issued by the auth service (no password check)."""
+    with database.session() as db:
+        issued = auth_service.issue_oauth_tokens(db, app.state.settings, db.get(User, user.id))  # type: ignore[arg-type]
+        return issued.access_token
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def make_job_flavors(database: Database) -> None:
+    """Flavors the jobs tests use: tiny (no GPU), g1 (1 GPU), g2 (2 GPUs); all small."""
+    from labyard.flavors.models import Flavor
+
+    with database.session() as db:
+        for name, gpus in (("tiny", 0), ("g1", 1), ("g2", 2)):
+            db.add(Flavor(name=name, gpus=gpus, cpus=0.1, memory_mb=64, description=name))
+
+
+
+# --------------------------------------------------------------------------- tensorboard
+
+from pathlib import Path  # noqa: E402 - appended section
+
+
+def write_scalars(logdir: Path, tag: str = "Train/loss", steps: int = 5) -> None:
+    """A real TensorBoard event file in `logdir` with `steps` values of scalar `tag`."""
+    import time
+
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    writer = EventFileWriter(str(logdir))
+    for step in range(steps):
+        value = Summary.Value(tag=tag, simple_value=1.0 / (step + 1))
+        writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=[value])))
+    writer.close()
+
+
+def make_job_with_scalars(
+    database: Database,
+    settings: Any,
+    project_id: int,
+    name: str = "train",
+    tag: str = "Train/loss",
+) -> int:
+    """A finished job row of `project_id` whose output/tensorboard holds scalar `tag`; its id."""
+    from labyard.jobs.models import Job
+    from labyard.jobs.service import job_dir
+
+    with database.session() as db:
+        job = Job(
+            project_id=project_id,
+            name=name,
+            status="succeeded",
+            params={},
+            command=["true"],
+            flavor="cpu",
+        )
+        db.add(job)
+        db.flush()
+        job_id = job.id
+    write_scalars(job_dir(settings, job_id) / "output" / "tensorboard", tag)
+    return job_id
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def add_member(database: Database, project_id: int, user: User, role: str) -> None:
+    """Give `user` the role READ / WRITE / OWN in the project (no permission check)."""
+    from labyard.projects.models import Membership, Role
+
+    with database.session() as db:
+        db.add(Membership(project_id=project_id, user_id=user.id, role=Role[role]))
+
+
+def make_dataset(
+    database: Database, settings: Any, owner: User, project_id: int, name: str = "ds"
+) -> int:
+    """An empty dataset in the project, created by `owner`; its id."""
+    from labyard.datasets import service as dataset_service
+
+    with database.session() as db:
+        user = db.get(User, owner.id)
+        assert user is not None
+        dataset = dataset_service.create_dataset(
+            db, settings, user=user, name=name, project_id=project_id
+        )
+        return dataset.id
+
+
+# --------------------------------------------------------------------------- job pages
+
+
+def make_job_row(
+    database: Database,
+    settings: Any,
+    project_id: int,
+    *,
+    status: str = "succeeded",
+    log_lines: list[str] | None = None,
+    points: dict[str, list[tuple[float, float]]] | None = None,
+    outputs: dict[str, bytes] | None = None,
+    **fields: Any,
+) -> int:
+    """A job row of `project_id` with a timestamped log, metric points (name -> [(x, y)],
+    x over `step`), output files and a lab snapshot; its id. No process runs."""
+    from datetime import timedelta
+
+    from labyard.db import utcnow
+    from labyard.jobs.logs import LogWriter
+    from labyard.jobs.models import Job, MetricPoint
+    from labyard.jobs.service import job_dir
+
+    started = utcnow() - timedelta(minutes=5)
+    final = status in ("succeeded", "failed", "stopped")
+    with database.session() as db:
+        job = Job(
+            project_id=project_id,
+            name=fields.pop("name", "job"),
+            status=status,
+            params=fields.pop("params", {"lr": 0.1}),
+            command=fields.pop("command", ["python", "train.py", "--lr", "0.1"]),
+            flavor=fields.pop("flavor", "cpu"),
+            started_at=None if status in ("queued", "starting") else started,
+            finished_at=utcnow() if final else None,
+            exit_code=0 if status == "succeeded" else fields.pop("exit_code", None),
+            **fields,
+        )
+        db.add(job)
+        db.flush()
+        job_id = job.id
+        rows = [
+            {"job_id": job_id, "name": name, "x_name": "step", "x": x, "value": y}
+            for name, values in (points or {}).items()
+            for x, y in values
+        ]
+        if rows:
+            db.execute(MetricPoint.__table__.insert(), rows)
+    folder = job_dir(settings, job_id)
+    (folder / "lab").mkdir(parents=True, exist_ok=True)
+    (folder / "lab" / "mlsteam.yml").write_text("command: python train.py\nparams:\n  lr: 0.1\n")
+    (folder / "output").mkdir(exist_ok=True)
+    for rel, data in (outputs or {}).items():
+        target = folder / "output" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    writer = LogWriter(folder / "job.log", 1 << 30)
+    for line in log_lines or []:
+        writer.write_line(line.encode())
+    writer.close()
+    return job_id
+

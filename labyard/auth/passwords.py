@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -10,8 +12,13 @@ from labyard.errors import InvalidInput
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
-# A real hash to verify against when the user does not exist, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash("labyard-timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A real hash to verify against when the user does not exist, so both paths cost the
+    same (made on first use, not at import: every CLI command would pay for it)."""
+    return _hasher.hash("labyard-timing-equaliser")
 
 
 def check_password_rules(password: str) -> None:
@@ -32,6 +39,8 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches; with no hash, spend the same time and answer False."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False

@@ -4,6 +4,16 @@ from labyard.auth import models as auth_models
 from labyard.datasets import models as dataset_models
 from labyard.flavors import models as flavor_models
 from labyard.jobs import models as job_models
+from labyard.labs import models as lab_models
 from labyard.projects import models as project_models
+from labyard.tensorboard import models as tensorboard_models
 
-__all__ = ["auth_models", "dataset_models", "flavor_models", "job_models", "project_models"]
+__all__ = [
+    "auth_models",
+    "dataset_models",
+    "flavor_models",
+    "job_models",
+    "lab_models",
+    "project_models",
+    "tensorboard_models",
+]

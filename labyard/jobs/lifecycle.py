@@ -1,12 +1,57 @@
-"""Background work of the jobs domain started with the server (see app.create_app)."""
+"""Background work of the jobs domain started with the server (see app.create_app):
+the scheduler thread (only when `start_scheduler` is set)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from labyard.config import Settings
+from labyard.db import Database
+
+
+def start_scheduler_thread(settings: Settings, database: Database) -> Callable[[], None]:
+    """Run a Scheduler in a daemon thread; return the function that stops it."""
+    from labyard.jobs.scheduler import Scheduler
+
+    scheduler = Scheduler(settings, database)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=scheduler.run, args=(stop,), name="labyard-scheduler", daemon=True
+    )
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(timeout=30)
+
+    return stopper
+
 
 def start(app: FastAPI) -> Callable[[], None]:
-    """Start background work; return the function that stops it."""
-    return lambda: None
+    """Start the scheduler; return the function that stops it (jobs keep running)."""
+    return start_scheduler_thread(app.state.settings, app.state.db)
+
+
+def run_scheduler_forever(settings: Settings) -> int:
+    """`labyard scheduler`: migrate, then schedule until SIGINT/SIGTERM."""
+    import signal
+
+    from labyard.bootstrap import migrate
+    from labyard.jobs.scheduler import Scheduler
+
+    migrate(settings)
+    database = Database(settings.resolved_database_url)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(
+        f"Labyard scheduler: executor {settings.executor}, database "
+        f"{settings.resolved_database_url.split('@')[-1]}",
+        flush=True,
+    )
+    Scheduler(settings, database).run(stop)
+    database.dispose()
+    return 0

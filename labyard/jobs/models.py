@@ -1,1 +1,116 @@
-"""Tables of the jobs domain."""
+"""Tables of the jobs domain: sweeps, jobs, metric points, the scheduler lease."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from labyard.db import Base, utcnow
+
+
+class JobStatus(enum.StrEnum):
+    """A job's state; see service.TRANSITIONS for the allowed moves."""
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+LIVE_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING)
+FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+
+
+class Sweep(Base):
+    """One grid submission from a lab; it expands into one job per combination."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    lab_id: Mapped[int | None] = mapped_column(default=None)  # labs table comes later
+    name: Mapped[str] = mapped_column(String(200))
+    flavor: Mapped[str] = mapped_column(String(32))
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """One run of one parameter combination."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_priority", "status", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True, default=None
+    )
+    lab_id: Mapped[int | None] = mapped_column(default=None)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    exit_code: Mapped[int | None] = mapped_column(default=None)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    command: Mapped[list[str]] = mapped_column(JSON)
+    image: Mapped[str] = mapped_column(String(300), default="")
+    flavor: Mapped[str] = mapped_column(String(32))
+    gpus: Mapped[int] = mapped_column(default=0)
+    cpus: Mapped[float] = mapped_column(default=1.0)
+    memory_mb: Mapped[int] = mapped_column(default=2048)
+    assigned_gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
+    priority: Mapped[int] = mapped_column(default=0)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempt: Mapped[int] = mapped_column(default=0)
+    executor: Mapped[str] = mapped_column(String(16), default="")
+    external_id: Mapped[str] = mapped_column(String(100), default="")
+    datasets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    progress_fraction: Mapped[float | None] = mapped_column(default=None)
+    eta_seconds: Mapped[float | None] = mapped_column(default=None)
+    progress_line: Mapped[str] = mapped_column(String(300), default="")
+    log_size: Mapped[int] = mapped_column(default=0)
+    log_parsed_offset: Mapped[int] = mapped_column(default=0)
+
+
+class MetricPoint(Base):
+    """One value of one metric series (e.g. Train_loss over step) of a job."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (Index("ix_metric_points_series", "job_id", "name", "x"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    x_name: Mapped[str] = mapped_column(String(8))
+    x: Mapped[float]
+    value: Mapped[float]
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchedulerLease(Base):
+    """A single row: which scheduler may dispatch, until when."""
+
+    __tablename__ = "scheduler_lease"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]

@@ -1,7 +1,234 @@
-"""The jobs JSON API."""
+"""The jobs JSON API: jobs (list, get, logs, metrics, stop, retry, delete) and sweeps."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from labyard.db import utcnow
+from labyard.jobs import metrics, service
+from labyard.jobs.logs import LOG_NAME, read_log
+from labyard.jobs.models import FINAL_STATUSES, Job, JobStatus, Sweep
+from labyard.web.deps import CurrentUser, SessionDep, SettingsDep, get_database
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+FOLLOW_POLL_SECONDS = 0.5
+
+
+class JobOut(BaseModel):
+    """A job as the API shows it."""
+
+    id: int
+    project_id: int
+    sweep_id: int | None
+    lab_id: int | None
+    name: str
+    status: JobStatus
+    reason: str
+    exit_code: int | None
+    params: dict[str, Any]
+    command: list[str]
+    image: str
+    flavor: str
+    gpus: int
+    cpus: float
+    memory_mb: int
+    assigned_gpus: list[str]
+    priority: int
+    executor: str
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_seconds: float | None
+    progress: float | None
+    progress_line: str
+    eta_seconds: float | None
+    queue_position: int | None
+    log_size: int
+    stop_requested: bool
+
+
+class SweepOut(BaseModel):
+    """A sweep with its jobs' states counted."""
+
+    id: int
+    project_id: int
+    lab_id: int | None
+    name: str
+    flavor: str
+    grid: dict[str, list[Any]]
+    created_at: datetime
+    jobs: dict[str, int]
+
+
+def job_out(db: Session, job: Job) -> JobOut:
+    """The API shape of a job (elapsed, ETA and queue position computed now)."""
+    eta = job.eta_seconds if job.status == JobStatus.RUNNING else None
+    return JobOut(
+        id=job.id,
+        project_id=job.project_id,
+        sweep_id=job.sweep_id,
+        lab_id=job.lab_id,
+        name=job.name,
+        status=JobStatus(job.status),
+        reason=job.reason,
+        exit_code=job.exit_code,
+        params=job.params,
+        command=job.command,
+        image=job.image,
+        flavor=job.flavor,
+        gpus=job.gpus,
+        cpus=job.cpus,
+        memory_mb=job.memory_mb,
+        assigned_gpus=job.assigned_gpus,
+        priority=job.priority,
+        executor=job.executor,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        elapsed_seconds=service.elapsed_seconds(job),
+        progress=job.progress_fraction,
+        progress_line=job.progress_line,
+        eta_seconds=eta,
+        queue_position=service.queue_position(db, job),
+        log_size=job.log_size,
+        stop_requested=job.stop_requested_at is not None,
+    )
+
+
+def sweep_out(db: Session, sweep: Sweep) -> SweepOut:
+    """The API shape of a sweep."""
+    return SweepOut(
+        id=sweep.id,
+        project_id=sweep.project_id,
+        lab_id=sweep.lab_id,
+        name=sweep.name,
+        flavor=sweep.flavor,
+        grid=sweep.grid,
+        created_at=sweep.created_at,
+        jobs=service.sweep_counts(db, sweep.id),
+    )
+
+
+@router.get("/jobs", response_model=list[JobOut])
+def list_jobs(
+    user: CurrentUser,
+    db: SessionDep,
+    project_id: int | None = None,
+    lab_id: int | None = None,
+    sweep_id: int | None = None,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[JobOut]:
+    """Jobs I can see, newest first, filtered by project, lab, sweep and status."""
+    jobs = service.list_jobs(
+        db,
+        user,
+        project_id=project_id,
+        lab_id=lab_id,
+        sweep_id=sweep_id,
+        status=status,
+        limit=limit,
+    )
+    return [job_out(db, job) for job in jobs]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: int, user: CurrentUser, db: SessionDep) -> JobOut:
+    """One job (READ)."""
+    return job_out(db, service.get_job(db, user, job_id))
+
+
+@router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
+def get_logs(
+    job_id: int,
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    follow: bool = False,
+) -> Response:
+    """The job's log from `offset` (plain text); `follow` streams until the job ends.
+    The header X-Log-Offset gives the offset after the returned bytes."""
+    service.get_job(db, user, job_id)
+    path = service.job_dir(settings, job_id) / LOG_NAME
+    if not follow:
+        data, end = read_log(path, offset)
+        return Response(
+            data, media_type="text/plain; charset=utf-8", headers={"X-Log-Offset": str(end)}
+        )
+    db.commit()  # end this request's transaction: streaming must not hold a database lock
+    database = get_database(request)
+
+    async def stream() -> AsyncIterator[bytes]:
+        position = offset
+        while True:
+            with database.read_session() as session:
+                job = session.get(Job, job_id)
+                done = job is None or job.status in FINAL_STATUSES
+            data, position = read_log(path, position)
+            if data:
+                yield data
+            elif done:
+                return
+            if await request.is_disconnected():
+                return
+            if not data:
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/jobs/{job_id}/metrics")
+def get_metrics(
+    job_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    name: str | None = None,
+    points: Annotated[int, Query(ge=2, le=100_000)] = 1000,
+) -> dict[str, Any]:
+    """Without `name`: the job's series. With `name`: that series, downsampled to `points`."""
+    service.get_job(db, user, job_id)
+    if name is None:
+        return {"series": metrics.series_names(db, job_id)}
+    data = metrics.read_series(db, job_id, name, points)
+    return {"name": name, "points": [[x, y] for x, y in data], "read_at": utcnow().isoformat()}
+
+
+@router.post("/jobs/{job_id}/stop", response_model=JobOut)
+def stop_job(job_id: int, user: CurrentUser, db: SessionDep) -> JobOut:
+    """Stop a job: SIGTERM, then SIGKILL after the grace period (WRITE)."""
+    return job_out(db, service.stop_job(db, user, job_id))
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, status_code=201)
+def retry_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
+    """A new queued job from this one's code snapshot and params (WRITE)."""
+    return job_out(db, service.retry_job(db, user, job_id, settings=settings))
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> Response:
+    """Delete a job that is not running, with its files and metrics (WRITE)."""
+    service.delete_job(db, user, job_id, settings=settings)
+    return Response(status_code=204)
+
+
+@router.get("/sweeps", response_model=list[SweepOut])
+def list_sweeps(user: CurrentUser, db: SessionDep, project_id: int | None = None) -> list[SweepOut]:
+    """Sweeps I can see, newest first."""
+    return [sweep_out(db, s) for s in service.list_sweeps(db, user, project_id=project_id)]
+
+
+@router.get("/sweeps/{sweep_id}", response_model=SweepOut)
+def get_sweep(sweep_id: int, user: CurrentUser, db: SessionDep) -> SweepOut:
+    """One sweep (READ)."""
+    return sweep_out(db, service.get_sweep(db, user, sweep_id))

@@ -13,7 +13,7 @@ from labyard.web.deps import CurrentUser, SessionDep
 from labyard.web.render import render
 
 router = APIRouter(include_in_schema=False)
-NAV = ("Projects", "/projects")
+NAV_LINKS = [("Projects", "/projects")]
 
 
 @router.get("/")
@@ -51,6 +51,11 @@ def _project_context(db: SessionDep, user: CurrentUser, project_id: int) -> dict
         "role": role,
         "Role": Role,
         "members": service.list_members(db, user, project_id),
+        "project_links": [
+            ("Labs", f"/projects/{project_id}/labs"),
+            ("Datasets", f"/projects/{project_id}/datasets"),
+            ("Jobs", f"/projects/{project_id}/jobs"),
+        ],
     }
 
 

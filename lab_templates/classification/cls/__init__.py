@@ -1,0 +1,1 @@
+"""Labyard's image classification template: data, models, training, export."""

@@ -1,0 +1,257 @@
+"""The Docker executor: one container per job attempt, through the docker SDK.
+
+The container gets the job contract and nothing a user can choose beyond it: the image
+from mlsteam.yml (or the `docker_image` setting), the assigned GPUs as a device request,
+datasets read-only at /mlsteam/input/<name>, the code snapshot at /mlsteam/lab, the output
+at /mlsteam/output, HOME=/mlsteam. It runs as a non-root user (uid 1000 when the server is
+root, else the server's own uid), with every capability dropped, no-new-privileges, the
+flavor's memory (no extra swap), CPU and a pids limit, a /dev/shm fit for data loaders,
+and the `docker_network` setting. Each attempt has one deterministic name, so a job is
+never launched twice; containers carry the job id and this installation's id (a hash of
+the data dir, so several Labyards or test runs can share one engine) as labels, so after a
+restart they are found again (adopted) or, with no live row behind them, removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from labyard.config import Settings
+from labyard.jobs.executors.base import LOST, RUNNING, Executor, ExecutorError, JobState, LaunchSpec
+from labyard.jobs.logs import LOG_NAME, LogWriter, format_stamp, parse_stamp
+
+LABEL_JOB = "io.labyard.job"
+LABEL_ATTEMPT = "io.labyard.attempt"
+LABEL_INSTANCE = "io.labyard.instance"
+CONTAINER_UID = 1000
+LOG_JOIN_SECONDS = 15.0
+
+
+def instance_id(settings: Settings) -> str:
+    """This installation's tag on its containers (several may share one Docker Engine)."""
+    return hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:10]
+
+
+def container_name(instance: str, job_id: int, attempt: int) -> str:
+    """The one name of a job attempt's container."""
+    return f"labyard-{instance}-job-{job_id}-{attempt}"
+
+
+def _job_user(spec: LaunchSpec) -> str:
+    """A non-root user for the container; its files stay deletable by the server."""
+    if os.geteuid() != 0:
+        return f"{os.getuid()}:{os.getgid()}"
+    for folder in (spec.lab_dir, spec.output_dir):
+        for root, dirs, files in os.walk(folder):
+            for name in [*dirs, *files]:
+                os.lchown(os.path.join(root, name), CONTAINER_UID, CONTAINER_UID)
+        os.chown(folder, CONTAINER_UID, CONTAINER_UID)
+    return f"{CONTAINER_UID}:{CONTAINER_UID}"
+
+
+def _follow_logs(container: Any, log_path: Path, max_bytes: int) -> None:
+    """Copy the container's whole output into job.log (rewritten from the start)."""
+    writer = LogWriter(log_path, max_bytes, truncate=True)
+    pending = b""
+    try:
+        for chunk in container.logs(stream=True, follow=True, timestamps=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                _write_docker_line(writer, line)
+        if pending:
+            _write_docker_line(writer, pending)
+    except Exception:  # noqa: BLE001 - the daemon went away; adopt will rewrite the log
+        pass
+    finally:
+        writer.close()
+
+
+def _write_docker_line(writer: LogWriter, line: bytes) -> None:
+    head, _, rest = line.partition(b" ")
+    stamp = parse_stamp(head)
+    if stamp is None:
+        writer.write_line(line)
+    else:
+        writer.write_line(rest, format_stamp(stamp))
+
+
+class DockerExecutor(Executor):
+    """Jobs as Docker containers."""
+
+    name = "docker"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._client: Any = None
+        self._followers: dict[int, threading.Thread] = {}
+        self.instance = instance_id(self.settings)
+
+    @property
+    def client(self) -> Any:
+        """The docker SDK client (made on first use)."""
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env(timeout=60)
+            except docker.errors.DockerException as exc:
+                raise ExecutorError(f"cannot reach the Docker Engine: {exc}") from exc
+        return self._client
+
+    def _container(self, external_id: str) -> Any | None:
+        import docker
+
+        try:
+            return self.client.containers.get(external_id)
+        except docker.errors.NotFound:
+            return None
+
+    def _create_args(self, spec: LaunchSpec) -> dict[str, Any]:
+        import docker
+
+        volumes = {
+            str(spec.lab_dir): {"bind": "/mlsteam/lab", "mode": "rw"},
+            str(spec.output_dir): {"bind": "/mlsteam/output", "mode": "rw"},
+        }
+        for mount in spec.datasets:
+            volumes[str(mount.host_path)] = {"bind": f"/mlsteam/input/{mount.name}", "mode": "ro"}
+        requests = []
+        if spec.gpus:
+            requests.append(
+                docker.types.DeviceRequest(device_ids=list(spec.gpus), capabilities=[["gpu"]])
+            )
+        return dict(
+            image=spec.image,
+            command=list(spec.argv),
+            name=container_name(self.instance, spec.job_id, spec.attempt),
+            labels={
+                LABEL_JOB: str(spec.job_id),
+                LABEL_ATTEMPT: str(spec.attempt),
+                LABEL_INSTANCE: self.instance,
+            },
+            user=_job_user(spec),
+            working_dir="/mlsteam/lab",
+            environment={
+                "HOME": "/mlsteam",
+                "MLSTEAM_LAB_DIR": "/mlsteam/lab",
+                "MLSTEAM_INPUT_DIR": "/mlsteam/input",
+                "MLSTEAM_OUTPUT_DIR": "/mlsteam/output",
+                "PYTHONUNBUFFERED": "1",
+                "LABYARD_JOB_ID": str(spec.job_id),
+            },
+            volumes=volumes,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=f"{spec.memory_mb}m",
+            memswap_limit=f"{spec.memory_mb}m",
+            pids_limit=self.settings.docker_pids_limit,
+            shm_size=self.settings.docker_shm_size,
+            network_mode=self.settings.docker_network,
+            nano_cpus=int(min(spec.cpus, os.cpu_count() or 1) * 1e9),
+            device_requests=requests or None,
+            init=True,  # an init as PID 1 forwards SIGTERM (PID 1 ignores it by default)
+            stdin_open=False,
+            tty=False,
+        )
+
+    def submit(self, spec: LaunchSpec) -> str:
+        import docker
+
+        try:
+            container = self.client.containers.create(**self._create_args(spec))
+        except docker.errors.ImageNotFound as exc:
+            raise ExecutorError(f"image {spec.image!r} is not on this node") from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: this attempt's container already exists
+                raise ExecutorError(f"Docker refused the job: {exc.explanation}") from exc
+            name = container_name(self.instance, spec.job_id, spec.attempt)
+            container = self.client.containers.get(name)
+        try:
+            if container.status == "created":
+                container.start()
+        except docker.errors.APIError as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+            raise ExecutorError(f"Docker could not start the job: {exc.explanation}") from exc
+        self._follow(spec.job_id, container, spec.job_dir)
+        return str(container.name)
+
+    def _follow(self, job_id: int, container: Any, job_dir: Path) -> None:
+        thread = threading.Thread(
+            target=_follow_logs,
+            args=(container, job_dir / LOG_NAME, self.settings.log_max_bytes),
+            name=f"labyard-logs-{job_id}",
+            daemon=True,
+        )
+        self._followers[job_id] = thread
+        thread.start()
+
+    def poll(self, job_id: int, external_id: str) -> JobState:
+        import docker
+
+        try:
+            container = self._container(external_id)
+            if container is None:
+                return LOST
+            if container.status == "created":
+                container.start()
+                return RUNNING
+            if container.status in ("running", "restarting", "paused"):
+                return RUNNING
+            return JobState.exited(int(container.attrs["State"]["ExitCode"]))
+        except docker.errors.APIError:
+            return RUNNING  # the daemon hiccupped: look again next tick
+
+    def stop(self, job_id: int, external_id: str, *, force: bool) -> None:
+        import docker
+
+        container = self._container(external_id)
+        if container is None:
+            return
+        with contextlib.suppress(docker.errors.APIError):
+            container.kill(signal="SIGKILL" if force else "SIGTERM")
+
+    def adopt(self, job_id: int, attempt: int, external_id: str, job_dir: Path) -> JobState:
+        external_id = external_id or container_name(self.instance, job_id, attempt)
+        container = self._container(external_id)
+        if container is None:
+            return LOST
+        self._follow(job_id, container, job_dir)
+        return self.poll(job_id, external_id)
+
+    def external_id_of(self, job_id: int, attempt: int) -> str:
+        """The external id a crashed `starting` job would have (its container name)."""
+        return container_name(self.instance, job_id, attempt)
+
+    def logs_complete(self, job_id: int) -> None:
+        thread = self._followers.pop(job_id, None)
+        if thread is not None:
+            thread.join(LOG_JOIN_SECONDS)
+
+    def cleanup(self, job_id: int, external_id: str) -> None:
+        import docker
+
+        container = self._container(external_id) if external_id else None
+        if container is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
+    def remove_orphans(self, live_job_ids: set[int]) -> list[str]:
+        import docker
+
+        removed = []
+        mine = {"label": f"{LABEL_INSTANCE}={self.instance}"}
+        for container in self.client.containers.list(all=True, filters=mine):
+            label = container.labels.get(LABEL_JOB, "")
+            if label.isdigit() and int(label) in live_job_ids:
+                continue
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+                removed.append(container.name)
+        return removed

@@ -1,0 +1,61 @@
+"""Reading a live job's log into the database: metric points in batches, progress, size.
+
+The job's `log_parsed_offset` moves in the same transaction as the points it produced, so
+after a crash ingestion resumes exactly where it stopped (no point twice, none lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from labyard.db import utcnow
+from labyard.jobs.logs import LOG_NAME, complete_lines, split_stamp
+from labyard.jobs.metrics import Point, parse_metric_line, store_points
+from labyard.jobs.models import Job
+from labyard.jobs.progress import eta_seconds, parse_progress
+
+CHUNK_BYTES = 4 * 1024 * 1024
+MAX_CHUNKS_PER_CALL = 16
+
+
+def ingest_log(db: Session, job: Job, folder: Path, *, final: bool = False) -> int:
+    """Parse new whole lines of the job's log; return how many lines were read."""
+    path = folder / LOG_NAME
+    total = 0
+    for _ in range(MAX_CHUNKS_PER_CALL if not final else 1_000_000):
+        lines, offset = complete_lines(path, job.log_parsed_offset, CHUNK_BYTES)
+        if offset == job.log_parsed_offset:
+            break
+        _ingest_lines(db, job, lines)
+        job.log_parsed_offset = offset
+        total += len(lines)
+    with contextlib.suppress(OSError):
+        job.log_size = path.stat().st_size
+    return total
+
+
+def _ingest_lines(db: Session, job: Job, lines: list[bytes]) -> None:
+    points: list[tuple[Point, datetime]] = []
+    progress: tuple[float, str, datetime] | None = None
+    now = utcnow()
+    for raw in lines:
+        stamp, text = split_stamp(raw)
+        when = stamp or now
+        if text.startswith("Progress "):
+            fraction = parse_progress(text)
+            if fraction is not None:
+                progress = (fraction, text, when)
+            continue
+        points.extend((p, when) for p in parse_metric_line(text))
+    store_points(db, job.id, points)
+    if progress is not None:
+        fraction, text, when = progress
+        job.progress_fraction = fraction
+        job.progress_line = text.strip()[:300]
+        if job.started_at is not None:
+            elapsed = (when - job.started_at).total_seconds()
+            job.eta_seconds = eta_seconds(fraction, elapsed)

@@ -1,0 +1,168 @@
+"""Job logs: one file per job (`<job>/job.log`), every line prefixed with its UTC time.
+
+Design (survives `kill -9` of the server): the server never sits between a job and its log.
+
+- local executor: the job runs under a tiny wrapper, `python -m labyard.jobs.logs`, that is
+  the session leader of the job's process group. It reads the job's stdout+stderr from a
+  pipe, writes `<RFC 3339 time> <line>` to job.log (capped), and writes the job's exit
+  status to `<job>/exit_code` at the end. The wrapper does not depend on the server, so a
+  killed server leaves the job, its log and its exit status intact.
+- docker executor: Docker keeps the container's output; a follower thread in the server
+  copies `docker logs --timestamps` (the same line format) into job.log, rewriting the file
+  from the start whenever it (re)attaches, so a restart yields the same bytes again.
+
+The scheduler reads job.log from the job's `log_parsed_offset` (kept in the database with
+the metric points it produced, in one transaction) so metrics are ingested exactly once.
+A log is capped at `log_max_bytes`; one note line says where it was cut.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+LOG_NAME = "job.log"
+EXIT_NAME = "exit_code"
+MAX_LINE = 64 * 1024
+TRUNCATED_NOTE = (
+    b"[labyard] log truncated: size limit of %d bytes reached; further output dropped\n"
+)
+
+
+def timestamp() -> bytes:
+    """The current UTC time as the log's line prefix."""
+    return format_stamp(datetime.now(UTC))
+
+
+class LogWriter:
+    """Appends timestamped lines to a log file, up to a size cap (then one note line)."""
+
+    def __init__(self, path: Path, max_bytes: int, *, truncate: bool = False) -> None:
+        self.max_bytes = max_bytes
+        self.file: BinaryIO = open(path, "wb" if truncate else "ab")  # noqa: SIM115
+        self.size = self.file.tell()
+        self.cut = False
+
+    def write_line(self, line: bytes, stamp: bytes | None = None) -> None:
+        """Write one line (its newline added if missing), prefixed with `stamp` or now."""
+        if self.cut:
+            return
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        record = (stamp or timestamp()) + b" " + line
+        if self.size + len(record) > self.max_bytes:
+            note = (stamp or timestamp()) + b" " + TRUNCATED_NOTE % self.max_bytes
+            self.file.write(note)
+            self.size += len(note)
+            self.cut = True
+        else:
+            self.file.write(record)
+            self.size += len(record)
+        self.file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+
+def read_log(path: Path, offset: int = 0, limit: int = 1024 * 1024) -> tuple[bytes, int]:
+    """Up to `limit` bytes of the log from `offset`, and the offset after them."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, offset))
+            data = fh.read(limit)
+    except FileNotFoundError:
+        return b"", offset
+    return data, max(0, offset) + len(data)
+
+
+def complete_lines(
+    path: Path, offset: int, limit: int = 4 * 1024 * 1024
+) -> tuple[list[bytes], int]:
+    """The whole lines of the log after `offset` (up to `limit` bytes), and the new offset."""
+    data, _ = read_log(path, offset, limit)
+    end = data.rfind(b"\n")
+    if end < 0:
+        if len(data) >= limit:  # one absurdly long line: skip it
+            return [], offset + len(data)
+        return [], offset
+    chunk = data[: end + 1]
+    return chunk.splitlines(), offset + len(chunk)
+
+
+def split_stamp(line: bytes) -> tuple[datetime | None, str]:
+    """A log line's timestamp (if it has a valid one) and its text."""
+    head, _, rest = line.partition(b" ")
+    stamp = parse_stamp(head)
+    if stamp is None:
+        return None, line.decode("utf-8", errors="replace")
+    return stamp, rest.decode("utf-8", errors="replace")
+
+
+def parse_stamp(head: bytes) -> datetime | None:
+    """An RFC 3339 UTC time as written by us or Docker (any fraction digits), else None."""
+    try:
+        text = head.decode("ascii")
+        if not text.endswith("Z") or len(text) > 40:
+            return None
+        whole, _, frac = text[:-1].partition(".")
+        if frac and not frac.isdigit():
+            return None
+        stamp = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
+        return stamp.replace(microsecond=int(frac[:6].ljust(6, "0")), tzinfo=UTC)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def format_stamp(stamp: datetime) -> bytes:
+    """A time in the log's prefix format."""
+    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+
+
+# --------------------------------------------------------------------------- the wrapper
+
+
+def run_wrapped(job_dir: Path, max_bytes: int, argv: list[str]) -> int:
+    """Run argv with its output timestamped into job.log; record its exit status."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the job gets it via the group; we drain
+    writer = LogWriter(job_dir / LOG_NAME, max_bytes)
+    try:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),  # noqa: PLW1509
+        )
+    except OSError as exc:
+        writer.write_line(f"[labyard] cannot start {argv[0]!r}: {exc.strerror}".encode())
+        code = 127
+    else:
+        assert child.stdout is not None
+        while line := child.stdout.readline(MAX_LINE):
+            writer.write_line(line)
+        code = child.wait()
+        code = 128 - code if code < 0 else code  # killed by signal N -> 128+N
+    writer.close()
+    tmp = job_dir / f".{EXIT_NAME}.tmp"
+    tmp.write_text(str(code))
+    os.replace(tmp, job_dir / EXIT_NAME)
+    return code
+
+
+def main() -> int:
+    """`python -m labyard.jobs.logs JOB_DIR MAX_BYTES -- ARGV...`"""
+    job_dir, max_bytes, sep, *argv = sys.argv[1:]
+    if sep != "--" or not argv:
+        print("usage: python -m labyard.jobs.logs JOB_DIR MAX_BYTES -- ARGV...", file=sys.stderr)
+        return 2
+    return run_wrapped(Path(job_dir), int(max_bytes), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

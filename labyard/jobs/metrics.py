@@ -1,0 +1,133 @@
+"""Metric lines in MLSteam's format, parsed from a job's log into `metric_points`.
+
+`Train step=10 loss=0.818 acc=0.95` gives `Train_loss` and `Train_acc` over `step`.
+Groups: Train, Validation, Test. x-axes: step, iter, epoch (when a line has several, the
+first of step, iter, epoch is the axis). Any other line, a bad x value, a name that is not
+an identifier, or a value that is not a finite number is ignored: a job's output is
+untrusted text, and garbage must never stop ingestion.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from labyard.jobs.models import MetricPoint
+
+GROUPS = frozenset({"Train", "Validation", "Test"})
+X_AXES = ("step", "iter", "epoch")
+MAX_LINE = 4096
+MAX_METRICS_PER_LINE = 64
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One parsed metric value."""
+
+    name: str
+    x_name: str
+    x: float
+    value: float
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_metric_line(text: str) -> list[Point]:
+    """The points of one output line ([] when it is not a metric line)."""
+    if len(text) > MAX_LINE:
+        return []
+    parts = text.split()
+    if len(parts) < 3 or parts[0] not in GROUPS:
+        return []
+    pairs: dict[str, str] = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if not sep or not _NAME_RE.match(key) or key in pairs:
+            return []
+        pairs[key] = value
+    x_name = next((axis for axis in X_AXES if axis in pairs), None)
+    if x_name is None:
+        return []
+    x = _number(pairs[x_name])
+    if x is None:
+        return []
+    points = []
+    for key, raw in pairs.items():
+        number = _number(raw) if key not in X_AXES else None
+        if number is not None:
+            points.append(Point(f"{parts[0]}_{key}", x_name, x, number))
+    return points[:MAX_METRICS_PER_LINE]
+
+
+def store_points(db: Session, job_id: int, points: list[tuple[Point, datetime]]) -> None:
+    """Insert a batch of points in one statement."""
+    if points:
+        rows = [
+            {
+                "job_id": job_id,
+                "name": p.name,
+                "x_name": p.x_name,
+                "x": p.x,
+                "value": p.value,
+                "ts": ts,
+            }
+            for p, ts in points
+        ]
+        db.execute(insert(MetricPoint.__table__), rows)  # Core executemany: no ORM overhead
+
+
+def series_names(db: Session, job_id: int) -> list[dict[str, object]]:
+    """The job's series: name, x axis and number of points."""
+    rows = db.execute(
+        select(MetricPoint.name, MetricPoint.x_name, func.count())
+        .where(MetricPoint.job_id == job_id)
+        .group_by(MetricPoint.name, MetricPoint.x_name)
+        .order_by(MetricPoint.name)
+    )
+    return [{"name": n, "x_name": x, "points": c} for n, x, c in rows.tuples()]
+
+
+def read_series(db: Session, job_id: int, name: str, max_points: int) -> list[tuple[float, float]]:
+    """The series' (x, value) points by x, downsampled to at most `max_points` (min/max of
+    each bucket are kept, so spikes survive; first and last points always)."""
+    rows = db.execute(
+        select(MetricPoint.x, MetricPoint.value)
+        .where(MetricPoint.job_id == job_id, MetricPoint.name == name)
+        .order_by(MetricPoint.x, MetricPoint.id)
+    ).tuples()
+    points = [(x, v) for x, v in rows]
+    return downsample(points, max_points)
+
+
+def downsample(points: list[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
+    """At most `max_points` points: the first, the last and each bucket's min and max."""
+    max_points = max(2, max_points)
+    if len(points) <= max_points:
+        return points
+    buckets = (max_points - 2) // 2
+    if buckets == 0:
+        return [points[0], points[-1]]
+    inner = points[1:-1]
+    size = len(inner) / buckets
+    out = [points[0]]
+    for b in range(buckets):
+        chunk = inner[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        low = min(chunk, key=lambda p: p[1])
+        high = max(chunk, key=lambda p: p[1])
+        out.extend(sorted({low, high}, key=lambda p: p[0]))
+    out.append(points[-1])
+    return out

@@ -1,0 +1,298 @@
+"""The scheduler: a lease-holding loop that adopts, follows and dispatches jobs.
+
+One `tick()`: (1) take or renew the lease in `scheduler_lease` (only its holder goes on;
+a holder on this host whose process is gone is replaced at once, others after expiry);
+(2) the first time, adopt every job the database says is starting or running (JupyterHub's
+init_spawners pattern) and remove the executor's orphans; (3) follow live jobs: ingest new
+log lines (metrics, progress), send SIGTERM then SIGKILL after the grace period to jobs
+asked to stop, and finish jobs that exited; (4) dispatch queued jobs FIFO within priority
+onto free whole GPUs, CPUs and memory (strict FIFO: a job that does not fit yet holds back
+the ones behind it, so large jobs do not starve).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from labyard.config import Settings
+from labyard.db import Database, utcnow
+from labyard.jobs import ingest
+from labyard.jobs.executors import make_executor
+from labyard.jobs.executors.base import (
+    LOST_REASON,
+    DatasetMount,
+    Executor,
+    ExecutorError,
+    JobState,
+    LaunchSpec,
+)
+from labyard.jobs.inventory import Inventory, node_inventory
+from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus, SchedulerLease
+from labyard.jobs.service import job_dir, transition
+
+log = logging.getLogger(__name__)
+S = JobStatus
+
+
+def _holder_alive(holder: str) -> bool:
+    """False only when `holder` is a process of this host that no longer exists."""
+    host, _, rest = holder.partition("|")
+    pid_text, _, started = rest.partition("|")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        return f"{psutil.Process(int(pid_text)).create_time():.3f}" == started.split("|")[0]
+    except psutil.Error:
+        return False
+
+
+class Scheduler:
+    """Dispatches and follows jobs; call `tick()` or run it in a thread with `run()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        inventory: Inventory | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.inventory = inventory or node_inventory(settings)
+        self.executor = executor or make_executor(settings)
+        self._executors: dict[str, Executor] = {self.executor.name: self.executor}
+        me = psutil.Process()
+        self.holder = (
+            f"{socket.gethostname()}|{me.pid}|{me.create_time():.3f}|{uuid.uuid4().hex[:8]}"
+        )
+        self.lease_seconds = max(10.0, 5 * settings.scheduler_interval_seconds)
+        self._adopted = False
+        self._term_sent: set[int] = set()
+
+    # ------------------------------------------------------------------ lease
+
+    def acquire_lease(self) -> bool:
+        """Take or renew the lease; True when this scheduler may dispatch."""
+        now = utcnow()
+        until = now + timedelta(seconds=self.lease_seconds)
+        try:
+            with self.database.session() as db:
+                row = db.get(SchedulerLease, 1, with_for_update=True)
+                if row is None:
+                    db.add(SchedulerLease(id=1, holder=self.holder, expires_at=until))
+                    return True
+                if row.holder != self.holder and row.expires_at > now and _holder_alive(row.holder):
+                    return False
+                row.holder, row.expires_at = self.holder, until
+                return True
+        except IntegrityError:  # another scheduler inserted the row first
+            return False
+
+    def release_lease(self) -> None:
+        """Give the lease up (on a clean shutdown)."""
+        with self.database.session() as db:
+            db.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.id == 1, SchedulerLease.holder == self.holder)
+                .values(expires_at=utcnow())
+            )
+
+    # ------------------------------------------------------------------ loop
+
+    def tick(self) -> bool:
+        """One round; False when another scheduler holds the lease."""
+        if not self.acquire_lease():
+            return False
+        if not self._adopted:
+            self.adopt_all()
+            self._adopted = True
+        self.follow_live()
+        self.dispatch()
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every `scheduler_interval_seconds` until `stop` is set."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - keep scheduling; the next tick retries
+                log.exception("scheduler tick failed")
+            stop.wait(self.settings.scheduler_interval_seconds)
+        try:
+            self.release_lease()
+        except Exception:  # noqa: BLE001
+            log.exception("could not release the scheduler lease")
+
+    def _executor_for(self, job: Job) -> Executor:
+        name = job.executor or self.executor.name
+        if name not in self._executors:
+            self._executors[name] = make_executor(self.settings, name)
+        return self._executors[name]
+
+    # ------------------------------------------------------------------ adopt
+
+    def adopt_all(self) -> None:
+        """Re-attach to every live job after a (re)start; finish those that are gone."""
+        with self.database.session() as db:
+            ids = list(db.scalars(select(Job.id).where(Job.status.in_(LIVE_STATUSES))))
+        for job_id in ids:
+            with self.database.session() as db:
+                job = db.get(Job, job_id)
+                if job is None or job.status not in LIVE_STATUSES:
+                    continue
+                executor = self._executor_for(job)
+                external = job.external_id or executor.external_id_of(job.id, job.attempt)
+                state = executor.adopt(
+                    job.id, job.attempt, external, job_dir(self.settings, job.id)
+                )
+                if state.running:
+                    job.external_id = external
+                    if job.status == S.STARTING:
+                        transition(job, S.RUNNING)
+                    continue
+                self._finish(db, job, executor, state)
+        with self.database.session() as db:
+            live = set(db.scalars(select(Job.id).where(Job.status.in_(LIVE_STATUSES))))
+        try:
+            removed = self.executor.remove_orphans(live)
+        except ExecutorError:
+            removed = []
+        if removed:
+            log.info("removed orphaned job containers: %s", ", ".join(removed))
+
+    # ------------------------------------------------------------------ follow
+
+    def follow_live(self) -> None:
+        """Ingest logs of live jobs, deliver stop signals, finish exited jobs."""
+        with self.database.session() as db:
+            ids = list(db.scalars(select(Job.id).where(Job.status == S.RUNNING)))
+        for job_id in ids:
+            try:
+                with self.database.session() as db:
+                    job = db.get(Job, job_id)
+                    if job is not None and job.status == S.RUNNING:
+                        self._follow_one(db, job)
+            except Exception:  # noqa: BLE001 - one broken job must not stop the others
+                log.exception("following job %s failed", job_id)
+
+    def _follow_one(self, db: Session, job: Job) -> None:
+        executor = self._executor_for(job)
+        ingest.ingest_log(db, job, job_dir(self.settings, job.id))
+        if job.stop_requested_at is not None:
+            waited = (utcnow() - job.stop_requested_at).total_seconds()
+            if waited >= self.settings.stop_grace_seconds:
+                executor.stop(job.id, job.external_id, force=True)
+            elif job.id not in self._term_sent:
+                executor.stop(job.id, job.external_id, force=False)
+                self._term_sent.add(job.id)
+        state = executor.poll(job.id, job.external_id)
+        if not state.running:
+            self._finish(db, job, executor, state)
+
+    def _finish(self, db: Session, job: Job, executor: Executor, state: JobState) -> None:
+        executor.logs_complete(job.id)
+        ingest.ingest_log(db, job, job_dir(self.settings, job.id), final=True)
+        code = state.exit_code
+        if state.lost:
+            transition(job, S.FAILED, reason=LOST_REASON)
+        elif job.stop_requested_at is not None:
+            transition(job, S.STOPPED, reason="stopped by user", exit_code=code)
+        elif code == 0:
+            transition(job, S.SUCCEEDED, reason="", exit_code=0)
+        else:
+            transition(job, S.FAILED, reason=f"exited with code {code}", exit_code=code)
+        self._term_sent.discard(job.id)
+        db.flush()
+        executor.cleanup(job.id, job.external_id)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def dispatch(self) -> int:
+        """Start queued jobs that fit now, FIFO within priority; return how many started."""
+        started = 0
+        while True:
+            more, spec = self._claim_next()
+            if spec is not None:
+                self._launch(spec)
+                started += 1
+            if not more:
+                return started
+
+    def _claim_next(self) -> tuple[bool, LaunchSpec | None]:
+        """Mark the head of the queue `starting` with its GPUs if it fits now.
+
+        Returns (look again?, the launch spec of the claimed job)."""
+        inv = self.inventory
+        with self.database.session() as db:
+            live = list(db.scalars(select(Job).where(Job.status.in_(LIVE_STATUSES))))
+            used = {gpu for j in live for gpu in j.assigned_gpus}
+            free_gpus = [g for g in inv.gpus if g not in used]
+            free_cpus = inv.cpus - sum(j.cpus for j in live)
+            free_mem = inv.memory_mb - sum(j.memory_mb for j in live)
+            job = db.scalar(
+                select(Job)
+                .where(Job.status == S.QUEUED)
+                .order_by(Job.priority.desc(), Job.id)
+                .limit(1)
+            )
+            if job is None:
+                return False, None
+            why = inv.why_never_fits(gpus=job.gpus, cpus=job.cpus, memory_mb=job.memory_mb)
+            if why:
+                transition(job, S.FAILED, reason=f"can never run on this node: {why}")
+                return True, None
+            if job.gpus > len(free_gpus) or job.cpus > free_cpus + 1e-9 or job.memory_mb > free_mem:
+                return False, None
+            gpus = free_gpus[: job.gpus]
+            result = db.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == S.QUEUED)
+                .values(
+                    status=S.STARTING,
+                    attempt=Job.attempt + 1,
+                    assigned_gpus=gpus,
+                    executor=self.executor.name,
+                    external_id="",
+                )
+                .execution_options(synchronize_session=False)
+            )
+            claimed = getattr(result, "rowcount", 0)
+            if claimed != 1:  # stopped or deleted meanwhile
+                return True, None
+            return True, LaunchSpec(
+                job_id=job.id,
+                attempt=job.attempt + 1,
+                argv=list(job.command),
+                job_dir=job_dir(self.settings, job.id),
+                image=job.image,
+                gpus=gpus,
+                cpus=job.cpus,
+                memory_mb=job.memory_mb,
+                datasets=[DatasetMount(d["name"], Path(d["host_path"])) for d in job.datasets],
+            )
+
+    def _launch(self, spec: LaunchSpec) -> None:
+        try:
+            external = self.executor.submit(spec)
+        except (ExecutorError, OSError) as exc:
+            with self.database.session() as db:
+                job = db.get(Job, spec.job_id)
+                if job is not None and job.status == S.STARTING:
+                    transition(job, S.FAILED, reason=f"could not start: {exc}")
+            return
+        with self.database.session() as db:
+            job = db.get(Job, spec.job_id)
+            if job is not None and job.status == S.STARTING:
+                job.external_id = external
+                transition(job, S.RUNNING)

@@ -1,0 +1,379 @@
+"""Jobs and sweeps: the state machine (one place), sweeps, stop, retry, delete, queries.
+
+A job moves queued -> starting -> running -> succeeded | failed | stopped; `transition`
+is the only code that changes `Job.status`. Each job's files live in
+`<data_dir>/jobs/<id>/`: `lab/` (the code snapshot with this job's mlsteam.yml),
+`output/`, `input/` (local executor's dataset links), `job.log`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.datasets.service import register_in_use_check
+from labyard.db import utcnow
+from labyard.errors import Conflict, InvalidInput, NotFound, TooLarge
+from labyard.flavors.models import Flavor
+from labyard.jobs.inventory import Inventory, node_inventory
+from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus, Sweep
+from labyard.mlsteam import (
+    LabConfig,
+    build_command,
+    coerce_value,
+    expand_grid,
+    grid_size,
+    parse_mlsteam,
+    resolved_yaml,
+)
+from labyard.projects.models import Role
+from labyard.projects.service import clean_display_name, require_project, visible_project_ids
+
+S = JobStatus
+TRANSITIONS: dict[str, set[str]] = {
+    S.QUEUED: {S.STARTING, S.STOPPED, S.FAILED},
+    S.STARTING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED},
+    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED},
+}
+DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+CONFIG_NAME = "mlsteam.yml"
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset the caller attaches to a sweep's jobs (name + host folder)."""
+
+    name: str
+    host_path: Path
+    dataset_id: int | None = None
+
+
+def job_dir(settings: Settings, job_id: int) -> Path:
+    """The folder holding a job's files."""
+    return settings.data_dir / "jobs" / str(job_id)
+
+
+def transition(
+    job: Job, to: JobStatus, *, reason: str | None = None, exit_code: int | None = None
+) -> None:
+    """Move `job` to `to` (Conflict if the move is not allowed), stamping times."""
+    if to not in TRANSITIONS.get(job.status, set()):
+        raise Conflict(f"A {job.status} job cannot become {to}.")
+    now = utcnow()
+    job.status = to
+    if reason is not None:
+        job.reason = reason[:500]
+    if exit_code is not None:
+        job.exit_code = exit_code
+    if to == S.RUNNING and job.started_at is None:
+        job.started_at = now
+    if to in (S.SUCCEEDED, S.FAILED, S.STOPPED):
+        job.finished_at = now
+        if job.started_at is None and to != S.STOPPED:
+            job.started_at = now
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def read_lab_config(lab_dir: Path) -> LabConfig:
+    """The lab's parsed mlsteam.yml."""
+    path = lab_dir / CONFIG_NAME
+    if not path.is_file():
+        raise InvalidInput("The lab has no mlsteam.yml.", field="mlsteam.yml")
+    return parse_mlsteam(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def resolve_grid(
+    config: LabConfig, overrides: dict[str, list[Any]] | None, *, limit: int
+) -> dict[str, list[Any]]:
+    """The lab's grid with the caller's values per param, typed and size-checked."""
+    grid = config.grid()
+    for name, values in (overrides or {}).items():
+        if name not in config.params:
+            raise InvalidInput(f"mlsteam.yml has no param {name!r}.", field=name)
+        if not isinstance(values, list) or not values:
+            raise InvalidInput(f"Param {name!r} needs at least one value.", field=name)
+        grid[name] = [coerce_value(config.definitions.get(name), v, name=name) for v in values]
+    size = grid_size(grid)
+    if size > limit:
+        raise TooLarge(
+            f"This grid makes {size} jobs; the limit is {limit} (setting LABYARD_MAX_GRID_SIZE)."
+        )
+    return grid
+
+
+def check_fits(inventory: Inventory, flavor: Flavor) -> None:
+    """Refuse a flavor this node can never run, saying why."""
+    why = inventory.why_never_fits(gpus=flavor.gpus, cpus=flavor.cpus, memory_mb=flavor.memory_mb)
+    if why:
+        raise InvalidInput(
+            f"Flavor {flavor.name!r} can never run on this node: {why}.", field="flavor"
+        )
+
+
+def _check_datasets(datasets: list[DatasetInput]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for ds in datasets:
+        if not DATASET_NAME_RE.match(ds.name) or ds.name in seen:
+            raise InvalidInput(f"Bad or repeated dataset name {ds.name!r}.", field="datasets")
+        if not ds.host_path.is_dir():
+            raise InvalidInput(f"Dataset {ds.name!r} has no folder.", field="datasets")
+        seen.add(ds.name)
+        out.append(
+            {"dataset_id": ds.dataset_id, "name": ds.name, "host_path": str(ds.host_path.resolve())}
+        )
+    return out
+
+
+def create_sweep(
+    db: Session,
+    user: User,
+    *,
+    settings: Settings,
+    project_id: int,
+    lab_dir: Path,
+    flavor: str,
+    grid: dict[str, list[Any]] | None = None,
+    datasets: list[DatasetInput] | None = None,
+    name: str = "sweep",
+    lab_id: int | None = None,
+    priority: int = 0,
+    inventory: Inventory | None = None,
+) -> Sweep:
+    """Create one queued job per grid combination, with their files, all or nothing."""
+    require_project(db, user, project_id, Role.WRITE)
+    name = clean_display_name(name, max_length=150)
+    config = read_lab_config(lab_dir)
+    full_grid = resolve_grid(config, grid, limit=settings.max_grid_size)
+    flavor_row = db.scalar(select(Flavor).where(Flavor.name == flavor))
+    if flavor_row is None:
+        raise InvalidInput(f"No flavor {flavor!r}.", field="flavor")
+    check_fits(inventory or node_inventory(settings), flavor_row)
+    mounts = _check_datasets(datasets or [])
+    sweep = Sweep(
+        project_id=project_id,
+        lab_id=lab_id,
+        name=name,
+        flavor=flavor,
+        grid=full_grid,
+        created_by_id=user.id,
+    )
+    db.add(sweep)
+    db.flush()
+    combos = expand_grid(full_grid)
+    jobs = [
+        Job(
+            project_id=project_id,
+            sweep_id=sweep.id,
+            lab_id=lab_id,
+            created_by_id=user.id,
+            name=f"{name} #{i}"[:200],
+            status=S.QUEUED,
+            params=values,
+            command=build_command(config, values),
+            image=config.image or settings.docker_image,
+            flavor=flavor,
+            gpus=flavor_row.gpus,
+            cpus=flavor_row.cpus,
+            memory_mb=flavor_row.memory_mb,
+            priority=priority,
+            datasets=mounts,
+            assigned_gpus=[],
+        )
+        for i, values in enumerate(combos, start=1)
+    ]
+    db.add_all(jobs)
+    db.flush()
+    _write_job_files(settings, lab_dir, [(j.id, resolved_yaml(config, j.params)) for j in jobs])
+    return sweep
+
+
+def _write_job_files(settings: Settings, lab_dir: Path, jobs: list[tuple[int, str]]) -> None:
+    """Snapshot the lab into each job's folder; on any error remove every folder made."""
+    made: list[Path] = []
+    try:
+        for job_id, config_text in jobs:
+            folder = job_dir(settings, job_id)
+            if folder.exists():  # a leftover of a rolled-back submission with a reused id
+                shutil.rmtree(folder)
+            made.append(folder)
+            shutil.copytree(lab_dir, folder / "lab", symlinks=True)
+            (folder / "lab" / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+            (folder / "output").mkdir()
+    except OSError as exc:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise Conflict(f"Could not snapshot the lab: {exc.strerror or exc}.") from exc
+
+
+def list_sweeps(db: Session, user: User, *, project_id: int | None = None) -> list[Sweep]:
+    """Sweeps the user can see, newest first."""
+    query = select(Sweep).where(Sweep.project_id.in_(visible_project_ids(db, user)))
+    if project_id is not None:
+        query = query.where(Sweep.project_id == project_id)
+    return list(db.scalars(query.order_by(Sweep.id.desc()).limit(500)))
+
+
+def get_sweep(db: Session, user: User, sweep_id: int) -> Sweep:
+    """One sweep (READ on its project)."""
+    sweep = db.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFound("No such sweep.")
+    try:
+        require_project(db, user, sweep.project_id)
+    except NotFound:
+        raise NotFound("No such sweep.") from None
+    return sweep
+
+
+def sweep_counts(db: Session, sweep_id: int) -> dict[str, int]:
+    """How many of the sweep's jobs are in each state."""
+    rows = db.execute(
+        select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status)
+    )
+    return {status: count for status, count in rows.tuples()}
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def get_job(db: Session, user: User, job_id: int, need: Role = Role.READ) -> Job:
+    """One job, if the user holds `need` in its project (non-members: NotFound)."""
+    job = db.get(Job, job_id)
+    if job is None:
+        raise NotFound("No such job.")
+    try:
+        require_project(db, user, job.project_id, need)
+    except NotFound:
+        raise NotFound("No such job.") from None
+    return job
+
+
+def list_jobs(
+    db: Session,
+    user: User,
+    *,
+    project_id: int | None = None,
+    lab_id: int | None = None,
+    sweep_id: int | None = None,
+    status: JobStatus | None = None,
+    limit: int = 500,
+) -> list[Job]:
+    """Jobs the user can see, newest first, filtered."""
+    query = select(Job).where(Job.project_id.in_(visible_project_ids(db, user)))
+    for column, value in (
+        (Job.project_id, project_id),
+        (Job.lab_id, lab_id),
+        (Job.sweep_id, sweep_id),
+        (Job.status, status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return list(db.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 5000)))))
+
+
+def queue_position(db: Session, job: Job) -> int | None:
+    """1 for the next queued job to start (FIFO within priority); None unless queued."""
+    if job.status != S.QUEUED:
+        return None
+    ahead = db.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.status == S.QUEUED,
+            or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+        )
+    )
+    return (ahead or 0) + 1
+
+
+def elapsed_seconds(job: Job, now: datetime | None = None) -> float | None:
+    """Run time so far (or in total once finished)."""
+    if job.started_at is None:
+        return None
+    end = job.finished_at or now or utcnow()
+    return max(0.0, (end - job.started_at).total_seconds())
+
+
+def stop_job(db: Session, user: User, job_id: int) -> Job:
+    """Stop a job (WRITE): a queued one at once, a live one via the scheduler (grace)."""
+    job = get_job(db, user, job_id, Role.WRITE)
+    if job.status == S.QUEUED:
+        transition(job, S.STOPPED, reason="stopped before it started")
+    elif job.status in LIVE_STATUSES:
+        if job.stop_requested_at is None:
+            job.stop_requested_at = utcnow()
+    else:
+        raise Conflict(f"The job already {job.status}.")
+    return job
+
+
+def retry_job(db: Session, user: User, job_id: int, *, settings: Settings) -> Job:
+    """A new queued job with the old one's code snapshot, params, flavor and datasets."""
+    old = get_job(db, user, job_id, Role.WRITE)
+    new = Job(
+        project_id=old.project_id,
+        sweep_id=old.sweep_id,
+        lab_id=old.lab_id,
+        created_by_id=user.id,
+        name=f"{old.name} (retry)"[:200],
+        status=S.QUEUED,
+        params=dict(old.params),
+        command=list(old.command),
+        image=old.image,
+        flavor=old.flavor,
+        gpus=old.gpus,
+        cpus=old.cpus,
+        memory_mb=old.memory_mb,
+        priority=old.priority,
+        datasets=list(old.datasets),
+        assigned_gpus=[],
+    )
+    db.add(new)
+    db.flush()
+    source = job_dir(settings, old.id) / "lab"
+    if not source.is_dir():
+        raise Conflict("The job's code snapshot is gone; it cannot be retried.")
+    target = job_dir(settings, new.id)
+    try:
+        shutil.copytree(source, target / "lab", symlinks=True)
+        (target / "output").mkdir()
+    except OSError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise Conflict(f"Could not copy the job's code: {exc.strerror or exc}.") from exc
+    return new
+
+
+def delete_job(db: Session, user: User, job_id: int, *, settings: Settings) -> None:
+    """Delete a finished or queued job (WRITE) and its files, metrics and log."""
+    job = get_job(db, user, job_id, Role.WRITE)
+    if job.status in LIVE_STATUSES:
+        raise Conflict("The job is running; stop it before deleting it.")
+    db.delete(job)
+    db.flush()
+    shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
+
+
+def dataset_in_use(db: Session, dataset_id: int) -> str | None:
+    """Why a dataset cannot be deleted now (a queued or live job uses it), or None."""
+    rows = db.execute(
+        select(Job.id, Job.datasets).where(Job.status.in_([S.QUEUED, *LIVE_STATUSES]))
+    ).tuples()
+    for job_id, mounts in rows:
+        if any(m.get("dataset_id") == dataset_id for m in mounts or []):
+            return f"job {job_id} uses it"
+    return None
+
+
+register_in_use_check(dataset_in_use)

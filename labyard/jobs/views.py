@@ -1,0 +1,392 @@
+"""Read models of the jobs pages: list pages with filters, sorting and paging, metric
+summaries (latest and best per series) for many jobs in one query, queue positions of a
+page of jobs, chart data, the sweep comparison, and page actions on a selection of jobs.
+
+Nothing here changes a job except `bulk_action`, which calls the jobs service per job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.errors import DomainError, InvalidInput
+from labyard.jobs import service
+from labyard.jobs.metrics import downsample
+from labyard.jobs.models import Job, JobStatus, MetricPoint, Sweep
+from labyard.projects.service import require_project, visible_project_ids
+
+SORTS = {
+    "id": Job.id,
+    "name": Job.name,
+    "status": Job.status,
+    "queued": Job.queued_at,
+    "started": Job.started_at,
+    "finished": Job.finished_at,
+    "gpus": Job.gpus,
+}
+LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "wer", "cer")
+PRIMARY_PREFERENCE = ("Validation_loss", "Validation_acc", "Test_acc", "Train_loss", "Train_acc")
+MAX_PARAM_COLUMNS = 8
+MAX_METRIC_COLUMNS = 4
+BULK_ACTIONS = ("stop", "delete", "retry")
+BulkAction = Literal["stop", "delete", "retry"]
+
+
+def lower_is_better(name: str) -> bool:
+    """True for metrics where smaller is better (losses and errors)."""
+    short = name.split("_", 1)[-1].lower()
+    return any(word in short for word in LOWER_IS_BETTER)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One series of one job: its latest value, its best value and how many points."""
+
+    latest: float
+    best: float
+    points: int
+
+
+@dataclass
+class JobFilters:
+    """What a jobs list shows: the query string of a list page, checked."""
+
+    project_id: int | None = None
+    lab_id: int | None = None
+    sweep_id: int | None = None
+    status: JobStatus | None = None
+    sort: str = "id"
+    descending: bool = True
+    page: int = 1
+    per_page: int = 50
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise InvalidInput(f"Cannot sort by {self.sort!r}.", field="sort")
+        self.page = max(1, self.page)
+        self.per_page = max(1, min(self.per_page, 500))
+
+
+@dataclass
+class JobsPage:
+    """One page of a jobs list with everything its rows show."""
+
+    jobs: list[Job]
+    total: int
+    filters: JobFilters
+    queue_positions: dict[int, int]
+    metrics: dict[int, dict[str, MetricSummary]]
+    param_columns: list[str]
+    metric_columns: list[str]
+    sweeps: list[Sweep] = field(default_factory=list)
+
+    def elapsed(self, job: Job) -> float | None:
+        """The job's run time so far."""
+        return service.elapsed_seconds(job)
+
+    @property
+    def pages(self) -> int:
+        """How many pages the list has."""
+        return max(1, -(-self.total // self.filters.per_page))
+
+
+def _filtered(query: Select[Any], user_projects: list[int], filters: JobFilters) -> Select[Any]:
+    query = query.where(Job.project_id.in_(user_projects))
+    for column, value in (
+        (Job.project_id, filters.project_id),
+        (Job.lab_id, filters.lab_id),
+        (Job.sweep_id, filters.sweep_id),
+        (Job.status, filters.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def jobs_page(db: Session, user: User, *, filters: JobFilters) -> JobsPage:
+    """One page of the jobs the user can see, filtered and sorted, with its rows' extras."""
+    if filters.project_id is not None:
+        require_project(db, user, filters.project_id)
+        projects = [filters.project_id]
+    else:
+        projects = visible_project_ids(db, user)
+    total = db.scalar(_filtered(select(func.count()).select_from(Job), projects, filters)) or 0
+    column = SORTS[filters.sort]
+    order: list[Any] = [column.desc() if filters.descending else column.asc()]
+    if filters.sort != "id":
+        order.append(Job.id.desc())
+    query = _filtered(select(Job), projects, filters).order_by(*order)
+    offset = (filters.page - 1) * filters.per_page
+    jobs = list(db.scalars(query.offset(offset).limit(filters.per_page)))
+    summaries = metric_summaries(db, [j.id for j in jobs])
+    sweeps = list(
+        db.scalars(
+            select(Sweep).where(Sweep.project_id.in_(projects)).order_by(Sweep.id.desc()).limit(200)
+        )
+    )
+    return JobsPage(
+        jobs=jobs,
+        total=total,
+        filters=filters,
+        queue_positions=queue_positions(db, jobs),
+        metrics=summaries,
+        param_columns=param_columns(jobs),
+        metric_columns=metric_columns(summaries),
+        sweeps=sweeps,
+    )
+
+
+def visible_jobs(db: Session, user: User, job_ids: list[int]) -> list[Job]:
+    """Those of `job_ids` the user may see (others are silently left out)."""
+    if not job_ids:
+        return []
+    query = select(Job).where(
+        Job.id.in_(job_ids[:1000]), Job.project_id.in_(visible_project_ids(db, user))
+    )
+    return list(db.scalars(query.order_by(Job.id)))
+
+
+def queue_positions(db: Session, jobs: list[Job]) -> dict[int, int]:
+    """Queue position (1 = next) of each queued job among `jobs`, in one query."""
+    queued = [j.id for j in jobs if j.status == JobStatus.QUEUED]
+    if not queued:
+        return {}
+    rank = func.row_number().over(order_by=(Job.priority.desc(), Job.id.asc())).label("position")
+    ranked = select(Job.id, rank).where(Job.status == JobStatus.QUEUED).subquery()
+    rows = db.execute(select(ranked.c.id, ranked.c.position).where(ranked.c.id.in_(queued)))
+    return {job_id: int(position) for job_id, position in rows.tuples()}
+
+
+def metric_summaries(db: Session, job_ids: list[int]) -> dict[int, dict[str, MetricSummary]]:
+    """Latest and best value of every series of each job, in two queries."""
+    if not job_ids:
+        return {}
+    rows = db.execute(
+        select(
+            MetricPoint.job_id,
+            MetricPoint.name,
+            func.min(MetricPoint.value),
+            func.max(MetricPoint.value),
+            func.max(MetricPoint.id),
+            func.count(),
+        )
+        .where(MetricPoint.job_id.in_(job_ids))
+        .group_by(MetricPoint.job_id, MetricPoint.name)
+    ).tuples()
+    stats = list(rows)
+    latest_ids = [row[4] for row in stats]
+    latest: dict[int, float] = {}
+    for start in range(0, len(latest_ids), 900):
+        chunk = latest_ids[start : start + 900]
+        latest.update(
+            db.execute(select(MetricPoint.id, MetricPoint.value).where(MetricPoint.id.in_(chunk)))
+            .tuples()
+            .all()
+        )
+    out: dict[int, dict[str, MetricSummary]] = {}
+    for job_id, name, low, high, last_id, count in stats:
+        best = low if lower_is_better(name) else high
+        out.setdefault(job_id, {})[name] = MetricSummary(latest[last_id], best, count)
+    return out
+
+
+def metric_columns(summaries: dict[int, dict[str, MetricSummary]]) -> list[str]:
+    """The series shown as columns: the preferred ones first, then by name."""
+    names = {name for per_job in summaries.values() for name in per_job}
+    preferred = [n for n in PRIMARY_PREFERENCE if n in names]
+    rest = sorted(names - set(preferred))
+    return (preferred + rest)[:MAX_METRIC_COLUMNS]
+
+
+def primary_metric(names: list[str] | set[str]) -> str | None:
+    """The series that decides which job is best."""
+    for name in PRIMARY_PREFERENCE:
+        if name in names:
+            return name
+    return min(names) if names else None
+
+
+def param_columns(jobs: list[Job]) -> list[str]:
+    """Param names shown as columns: those whose values differ first, then the others."""
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for key, value in job.params.items():
+            values.setdefault(key, set()).add(repr(value))
+    varying = sorted(k for k, v in values.items() if len(v) > 1)
+    constant = sorted(k for k, v in values.items() if len(v) <= 1)
+    return (varying + constant)[:MAX_PARAM_COLUMNS]
+
+
+def row_state(job: Job, position: int | None) -> dict[str, Any]:
+    """What a live row (or the job page's top panel) shows about a job's state."""
+    running = job.status == JobStatus.RUNNING
+    return {
+        "id": job.id,
+        "status": job.status,
+        "reason": job.reason,
+        "exit_code": job.exit_code,
+        "elapsed_seconds": service.elapsed_seconds(job),
+        "eta_seconds": job.eta_seconds if running else None,
+        "progress": job.progress_fraction,
+        "progress_line": job.progress_line,
+        "queue_position": position,
+        "stop_requested": job.stop_requested_at is not None,
+        "assigned_gpus": list(job.assigned_gpus or []),
+        "final": job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED),
+    }
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def chart_data(db: Session, job_id: int, *, max_points: int) -> dict[str, Any]:
+    """Every series of a job, downsampled, up to the metric point id read with them.
+
+    Returns {"series": [{"name", "group", "x_name", "x": [...], "y": [...]}], "last_id"}.
+    """
+    last_id = db.scalar(select(func.max(MetricPoint.id)).where(MetricPoint.job_id == job_id)) or 0
+    rows = db.execute(
+        select(MetricPoint.name, MetricPoint.x_name, MetricPoint.x, MetricPoint.value)
+        .where(MetricPoint.job_id == job_id, MetricPoint.id <= last_id)
+        .order_by(MetricPoint.name, MetricPoint.x, MetricPoint.id)
+    ).tuples()
+    grouped: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for name, x_name, x, value in rows:
+        grouped.setdefault((name, x_name), []).append((x, value))
+    series = []
+    for (name, x_name), points in grouped.items():
+        kept = downsample(points, max_points)
+        series.append(
+            {
+                "name": name,
+                "group": name.split("_", 1)[0],
+                "x_name": x_name,
+                "x": [p[0] for p in kept],
+                "y": [p[1] for p in kept],
+            }
+        )
+    return {"series": series, "last_id": last_id}
+
+
+def new_points(db: Session, job_id: int, after_id: int, limit: int = 5000) -> list[tuple[Any, ...]]:
+    """Metric points of a job with an id above `after_id`: (id, name, x_name, x, value)."""
+    rows = db.execute(
+        select(
+            MetricPoint.id, MetricPoint.name, MetricPoint.x_name, MetricPoint.x, MetricPoint.value
+        )
+        .where(MetricPoint.job_id == job_id, MetricPoint.id > after_id)
+        .order_by(MetricPoint.id)
+        .limit(limit)
+    ).tuples()
+    return list(rows)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+@dataclass
+class SweepComparison:
+    """A sweep's jobs with their params and their final and best metrics."""
+
+    sweep: Sweep
+    jobs: list[Job]
+    param_columns: list[str]
+    metric_columns: list[str]
+    metrics: dict[int, dict[str, MetricSummary]]
+    primary: str | None
+    best_job_id: int | None
+
+
+def compare_sweep(db: Session, user: User, sweep_id: int) -> SweepComparison:
+    """Every job of a sweep with params and metrics, and which job is best (READ)."""
+    sweep = service.get_sweep(db, user, sweep_id)
+    jobs = list(db.scalars(select(Job).where(Job.sweep_id == sweep.id).order_by(Job.id)))
+    summaries = metric_summaries(db, [j.id for j in jobs])
+    names = {name for per_job in summaries.values() for name in per_job}
+    primary = primary_metric(names)
+    best = None
+    if primary is not None:
+        scored = [(s[primary].best, job_id) for job_id, s in summaries.items() if primary in s]
+        if scored:
+            best = (min(scored) if lower_is_better(primary) else max(scored))[1]
+    preferred = [n for n in PRIMARY_PREFERENCE if n in names]
+    columns = preferred + sorted(names - set(preferred))
+    grid_keys = [k for k, v in sweep.grid.items() if isinstance(v, list) and len(v) > 1]
+    params = grid_keys + [k for k in param_columns(jobs) if k not in grid_keys]
+    return SweepComparison(sweep, jobs, params, columns, summaries, primary, best)
+
+
+def sweep_curves(
+    db: Session, user: User, sweep_id: int, *, metric: str, max_points: int
+) -> list[dict[str, Any]]:
+    """One downsampled curve of `metric` per job of the sweep (READ)."""
+    sweep = service.get_sweep(db, user, sweep_id)
+    job_ids = select(Job.id).where(Job.sweep_id == sweep.id).scalar_subquery()
+    rows = db.execute(
+        select(MetricPoint.job_id, MetricPoint.x, MetricPoint.value)
+        .where(MetricPoint.job_id.in_(job_ids), MetricPoint.name == metric)
+        .order_by(MetricPoint.job_id, MetricPoint.x, MetricPoint.id)
+    ).tuples()
+    per_job: dict[int, list[tuple[float, float]]] = {}
+    for job_id, x, value in rows:
+        per_job.setdefault(job_id, []).append((x, value))
+    curves = []
+    for job_id, points in per_job.items():
+        kept = downsample(points, max_points)
+        curves.append({"job_id": job_id, "x": [p[0] for p in kept], "y": [p[1] for p in kept]})
+    return curves
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What happened to one job of a bulk action."""
+
+    job_id: int
+    ok: bool
+    error: str = ""
+    new_job_id: int | None = None
+
+
+def bulk_action(
+    db: Session, user: User, *, action: str, job_ids: list[int], settings: Settings
+) -> list[BulkResult]:
+    """Stop, delete or retry each job (each in its own savepoint; errors are per job)."""
+    if action not in BULK_ACTIONS:
+        raise InvalidInput(f"Unknown action {action!r}; use one of {BULK_ACTIONS}.", field="action")
+    if not job_ids:
+        raise InvalidInput("Select at least one job.", field="job_ids")
+    if len(job_ids) > 1000:
+        raise InvalidInput("At most 1000 jobs at once.", field="job_ids")
+    results = []
+    for job_id in dict.fromkeys(job_ids):
+        savepoint = db.begin_nested()
+        try:
+            new_id = _one_action(db, user, action, job_id, settings)
+        except DomainError as exc:
+            savepoint.rollback()
+            results.append(BulkResult(job_id, False, exc.message))
+        else:
+            savepoint.commit()
+            results.append(BulkResult(job_id, True, new_job_id=new_id))
+    return results
+
+
+def _one_action(
+    db: Session, user: User, action: str, job_id: int, settings: Settings
+) -> int | None:
+    if action == "stop":
+        service.stop_job(db, user, job_id)
+    elif action == "retry":
+        return service.retry_job(db, user, job_id, settings=settings).id
+    else:
+        service.delete_job(db, user, job_id, settings=settings)
+    return None

@@ -1,0 +1,1 @@
+"""Labs: templates catalog, lab workspaces, dataset attachments, parameter forms, submission."""

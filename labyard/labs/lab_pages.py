@@ -1,0 +1,339 @@
+"""One lab's tabs: Files, Datasets, Parameters, Config, Jobs (included by labs/pages.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.errors import DomainError, InvalidInput
+from labyard.flavors.service import list_flavors
+from labyard.labs import files, params, service, submit
+from labyard.labs.models import Lab
+from labyard.mlsteam import MlsteamError, expand_grid, grid_size
+from labyard.projects.models import Role
+from labyard.projects.service import role_of
+from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
+from labyard.web.render import render
+
+router = APIRouter(include_in_schema=False)
+PathQuery = Annotated[str, Query(max_length=4096)]
+PathForm = Annotated[str, Form(max_length=4096)]
+TABS = (
+    ("files", "Files"),
+    ("datasets", "Datasets"),
+    ("parameters", "Parameters"),
+    ("config", "Config"),
+    ("jobs", "Jobs"),
+)
+PARAM_PREFIX = "param."
+
+
+def _ctx(
+    db: Session, settings: Settings, user: User, lab_id: int, tab: str, need: Role = Role.READ
+) -> dict[str, Any]:
+    """What every tab shows: the lab, its project, the user's role, attached datasets."""
+    lab: Lab = service.get_lab(db, user, lab_id, need)
+    return {
+        "lab": lab,
+        "tab": tab,
+        "tabs": TABS,
+        "role": role_of(db, user, lab.project_id) or Role.READ,
+        "Role": Role,
+        "mounts": service.mounts(settings, lab),
+        "counts": service.job_counts(db, [lab.id])[lab.id],
+    }
+
+
+# ---------------------------------------------------------------- files
+
+
+def _files_ctx(
+    db: Session, settings: Settings, user: User, lab_id: int, path: str, file: str
+) -> dict[str, Any]:
+    ctx = _ctx(db, settings, user, lab_id, "files")
+    ctx["folder"], ctx["entries"] = files.list_files(settings, ctx["lab"], path)
+    ctx["file"], ctx["content"], ctx["file_error"] = file, None, None
+    if file:
+        try:
+            ctx["content"] = files.read_text(settings, ctx["lab"], file)
+        except DomainError as exc:
+            ctx["file_error"] = exc.message
+    return ctx
+
+
+@router.get("/labs/{lab_id}/files")
+def files_tab(
+    request: Request,
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: PathQuery = "",
+    file: PathQuery = "",
+) -> Response:
+    """The lab's files and the editor."""
+    ctx = _files_ctx(db, settings, user, lab_id, path, file)
+    return render(request, "lab_files.html", ctx)
+
+
+def _after_change(lab_id: int, folder: str, file: str = "") -> Response:
+    query = f"?path={folder}" + (f"&file={file}" if file else "")
+    return Response(status_code=204, headers={"HX-Redirect": f"/labs/{lab_id}/files{query}"})
+
+
+@router.post("/labs/{lab_id}/files/save")
+def save_file(
+    request: Request,
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: PathForm,
+    content: Annotated[str, Form()] = "",
+) -> Response:
+    """Save the editor's text; answers a small status line."""
+    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    rel = files.write_text(settings, lab, path, content)
+    return render(request, "lab_files.html", {"saved": rel}, block="save_status")
+
+
+@router.post("/labs/{lab_id}/files/new")
+def new_entry(
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    name: PathForm,
+    folder: PathForm = "",
+    kind: Annotated[str, Form()] = "file",
+) -> Response:
+    """Create an empty file (opened in the editor) or a folder."""
+    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    target = f"{folder.strip('/')}/{name}" if folder.strip("/") else name
+    if kind == "folder":
+        files.make_folder(settings, lab, target)
+        return _after_change(lab_id, folder)
+    rel = files.create_file(settings, lab, target)
+    return _after_change(lab_id, folder, rel)
+
+
+@router.post("/labs/{lab_id}/files/rename")
+def rename_entry(
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: PathForm,
+    new_path: PathForm,
+    folder: PathForm = "",
+) -> Response:
+    """Rename or move a file or folder."""
+    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    files.rename(settings, lab, path, new_path)
+    return _after_change(lab_id, folder)
+
+
+@router.post("/labs/{lab_id}/files/delete")
+def delete_entry(
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: PathForm,
+    folder: PathForm = "",
+) -> Response:
+    """Delete a file or folder after the page's confirmation."""
+    files.delete(settings, service.get_lab(db, user, lab_id, Role.WRITE), path)
+    return _after_change(lab_id, folder)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@router.get("/labs/{lab_id}/datasets")
+def datasets_tab(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """Attached datasets with their mount points; attach by name."""
+    return render(request, "lab_datasets.html", _ctx(db, settings, user, lab_id, "datasets"))
+
+
+@router.get("/labs/{lab_id}/datasets/suggest")
+def suggest_datasets(
+    request: Request,
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    name: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """Names for the attach field's suggestions."""
+    found = service.dataset_suggestions(db, user, lab_id, prefix=name)
+    return render(request, "lab_datasets.html", {"suggestions": found}, block="suggestions")
+
+
+@router.post("/labs/{lab_id}/datasets")
+def attach_dataset(
+    request: Request,
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    name: Annotated[str, Form(max_length=100)],
+) -> Response:
+    """Attach the dataset called `name`."""
+    service.attach_dataset_by_name(db, user, lab_id, name=name)
+    ctx = _ctx(db, settings, user, lab_id, "datasets")
+    return render(request, "lab_datasets.html", ctx, block="attached")
+
+
+@router.post("/labs/{lab_id}/datasets/{dataset_id}/detach")
+def detach_dataset(
+    request: Request,
+    lab_id: int,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Detach a dataset."""
+    service.detach_dataset(db, user, lab_id, dataset_id=dataset_id)
+    ctx = _ctx(db, settings, user, lab_id, "datasets")
+    return render(request, "lab_datasets.html", ctx, block="attached")
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def _chosen(form: Any) -> dict[str, list[str]]:
+    """The form's param fields as {name: [raw values]}."""
+    chosen: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if key.startswith(PARAM_PREFIX) and isinstance(value, str):
+            chosen.setdefault(key[len(PARAM_PREFIX) :], []).append(value)
+    return chosen
+
+
+def _params_ctx(db: Session, settings: Settings, user: User, lab_id: int) -> dict[str, Any]:
+    ctx = _ctx(db, settings, user, lab_id, "parameters")
+    ctx["flavors"], ctx["config_error"], ctx["fields"], ctx["jobs"] = list_flavors(db), None, [], 0
+    try:
+        config = files.read_config(settings, ctx["lab"])
+    except InvalidInput as exc:
+        ctx["config_error"] = exc.message
+        return ctx
+    ctx["config"], ctx["fields"] = config, params.form_fields(config)
+    ctx["jobs"], ctx["errors"] = grid_size(config.grid()), {}
+    return ctx
+
+
+@router.get("/labs/{lab_id}/parameters")
+def parameters_tab(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The form built from mlsteam.yml, the job count, "Submit Job"."""
+    return render(request, "lab_parameters.html", _params_ctx(db, settings, user, lab_id))
+
+
+async def _form_grid(
+    request: Request, ctx: dict[str, Any]
+) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    form = await request.form()
+    return params.check_selection(ctx["config"], _chosen(form))
+
+
+@router.post("/labs/{lab_id}/parameters/count")
+async def count_jobs(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """ "N jobs will be created" for the form as it is, with each field's error."""
+    ctx = _params_ctx(db, settings, user, lab_id)
+    if ctx["config_error"]:
+        raise InvalidInput(ctx["config_error"])
+    grid, ctx["errors"] = await _form_grid(request, ctx)
+    ctx["jobs"], ctx["fragment"] = 0 if ctx["errors"] else grid_size(grid), True
+    return render(request, "lab_parameters.html", ctx, block="count")
+
+
+@router.post("/labs/{lab_id}/parameters/review")
+async def review(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The confirmation: the combinations and the flavor to run them on."""
+    ctx = _params_ctx(db, settings, user, lab_id)
+    if ctx["config_error"]:
+        raise InvalidInput(ctx["config_error"])
+    grid, errors = await _form_grid(request, ctx)
+    if errors:
+        raise InvalidInput(next(iter(errors.values())))
+    params.require_grid(ctx["config"], grid)
+    ctx["combinations"] = expand_grid(grid)
+    return render(request, "lab_parameters.html", ctx, block="review")
+
+
+@router.post("/labs/{lab_id}/sweeps")
+async def submit_sweep(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """Create the sweep (one job per combination) and go to the lab's jobs."""
+    form = await request.form()
+    flavor = form.get("flavor")
+    submit.submit_lab(
+        db,
+        settings,
+        user,
+        lab_id,
+        chosen=_chosen(form),
+        flavor=flavor if isinstance(flavor, str) and flavor else None,
+    )
+    return Response(status_code=204, headers={"HX-Redirect": f"/labs/{lab_id}/jobs"})
+
+
+# ---------------------------------------------------------------- config, jobs
+
+
+@router.get("/labs/{lab_id}/config")
+def config_tab(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The raw mlsteam.yml editor."""
+    ctx = _ctx(db, settings, user, lab_id, "config")
+    try:
+        ctx["content"] = files.read_text(settings, ctx["lab"], files.CONFIG_FILE)
+    except DomainError:
+        ctx["content"] = ""
+    return render(request, "lab_config.html", ctx)
+
+
+@router.post("/labs/{lab_id}/config")
+def save_config(
+    request: Request,
+    lab_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    content: Annotated[str, Form()] = "",
+) -> Response:
+    """Save mlsteam.yml; an invalid file is refused with its line and reason, inline."""
+    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    try:
+        files.write_text(settings, lab, files.CONFIG_FILE, content)
+    except MlsteamError as exc:
+        ctx = {"error": exc.message, "line": exc.line}
+        # 200: an inline form error, not a failed request (the fragment says what is wrong)
+        return render(request, "lab_config.html", ctx, block="result")
+    return render(request, "lab_config.html", {"saved": True}, block="result")
+
+
+@router.get("/labs/{lab_id}/jobs")
+def jobs_tab(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """This lab's sweeps and jobs."""
+    ctx = _ctx(db, settings, user, lab_id, "jobs")
+    ctx["sweeps"] = submit.lab_sweeps(db, user, ctx["lab"])
+    return render(request, "lab_jobs.html", ctx)

@@ -1,0 +1,81 @@
+"""The catalog of lab templates: every `lab_templates/<name>/template.yml`, read at start."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from labyard.errors import NotFound
+from labyard.resources import resource_dir
+
+MANIFEST = "template.yml"
+TEMPLATE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class LabTemplate:
+    """One template: its folder and what its manifest says."""
+
+    name: str
+    title: str
+    description: str
+    path: Path
+    default_datasets: tuple[str, ...] = field(default_factory=tuple)
+    default_flavor: str = "cpu"
+
+    @property
+    def readme(self) -> str:
+        """The template's README text ('' when it has none)."""
+        readme = self.path / "README.md"
+        return readme.read_text(errors="replace") if readme.is_file() else ""
+
+
+def _read_manifest(folder: Path) -> LabTemplate | None:
+    """The template in `folder`, or None when its manifest is missing or malformed."""
+    manifest = folder / MANIFEST
+    if not TEMPLATE_NAME_RE.match(folder.name) or not manifest.is_file():
+        return None
+    try:
+        data = yaml.safe_load(manifest.read_text())
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    datasets = data.get("default_datasets") or []
+    return LabTemplate(
+        name=folder.name,
+        title=str(data.get("title") or folder.name),
+        description=str(data.get("description") or ""),
+        path=folder,
+        default_datasets=tuple(str(d) for d in datasets) if isinstance(datasets, list) else (),
+        default_flavor=str(data.get("default_flavor") or "cpu"),
+    )
+
+
+def load_catalog(root: Path) -> dict[str, LabTemplate]:
+    """Every valid template under `root`, by name."""
+    found = (_read_manifest(p) for p in sorted(root.iterdir()) if p.is_dir())
+    return {t.name: t for t in found if t is not None}
+
+
+@lru_cache(maxsize=1)
+def catalog() -> dict[str, LabTemplate]:
+    """The shipped templates (read once per process)."""
+    return load_catalog(resource_dir("lab_templates"))
+
+
+def list_templates() -> list[LabTemplate]:
+    """The templates, by title."""
+    return sorted(catalog().values(), key=lambda t: t.title.lower())
+
+
+def get_template(name: str) -> LabTemplate:
+    """The template called `name`, or NotFound."""
+    template = catalog().get(name)
+    if template is None:
+        raise NotFound(f"No template {name!r}.", field="template")
+    return template

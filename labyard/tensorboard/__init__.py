@@ -1,0 +1,1 @@
+"""TensorBoard instances for jobs log dirs, reverse-proxied behind the platform login."""

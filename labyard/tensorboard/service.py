@@ -1,0 +1,298 @@
+"""TensorBoard instances: open (or reuse) one for jobs, a sweep or a chosen log dir; list,
+check, stop, and reap idle or dead ones.
+
+An instance belongs to one project and follows its permissions: whoever may READ the
+project may open and view it; its starter or a WRITE member may stop it. One process serves
+one distinct set of log dirs (the row's `key`); asking for the same set again reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.datasets.files import resolve_existing
+from labyard.db import utcnow
+from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from labyard.jobs import service as jobs_service
+from labyard.jobs.models import Job
+from labyard.labs import service as labs_service
+from labyard.projects.models import Role
+from labyard.projects.service import require_project, role_of, visible_project_ids
+from labyard.tensorboard import process
+from labyard.tensorboard.models import LIVE_STATUSES, TensorBoardInstance, TensorBoardStatus
+
+MAX_RUNS = 100
+TOUCH_EVERY = timedelta(minutes=1)
+RUN_NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
+_open_lock = threading.Lock()  # two clicks on one server must not start two processes
+
+Status = TensorBoardStatus
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What the waiting page shows: whether the instance answers, or why it stopped."""
+
+    instance: TensorBoardInstance
+    ready: bool
+    error: str = ""
+
+
+def logs_dir(settings: Settings) -> Path:
+    """Where TensorBoard processes write their output."""
+    return settings.data_dir / "tensorboard"
+
+
+def log_path(settings: Settings, instance_id: int) -> Path:
+    """The output file of one instance's process."""
+    return logs_dir(settings) / f"{instance_id}.log"
+
+
+def job_logdir(settings: Settings, job_id: int) -> Path:
+    """Where a job writes its TensorBoard event files."""
+    return jobs_service.job_dir(settings, job_id) / "output" / "tensorboard"
+
+
+def run_name(*parts: object) -> str:
+    """A TensorBoard run name from parts: no commas, colons or other separators."""
+    text = "-".join(str(p) for p in parts if str(p))
+    return RUN_NAME_BAD.sub("_", text).strip("_.")[:80] or "run"
+
+
+def logdir_key(paths: Iterable[str]) -> str:
+    """The identity of a log dir set (order does not matter)."""
+    return hashlib.sha256(json.dumps(sorted(set(paths))).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------ open
+
+
+def open_for_jobs(
+    db: Session, settings: Settings, user: User, job_ids: Sequence[int]
+) -> TensorBoardInstance:
+    """The TensorBoard showing these jobs (one run `<id>-<name>` each), started or reused."""
+    unique = list(dict.fromkeys(job_ids))
+    if not unique:
+        raise InvalidInput("Choose at least one job.", field="job_ids")
+    if len(unique) > MAX_RUNS:
+        raise InvalidInput(f"One TensorBoard shows at most {MAX_RUNS} jobs.", field="job_ids")
+    jobs = [jobs_service.get_job(db, user, job_id) for job_id in unique]
+    projects = {job.project_id for job in jobs}
+    if len(projects) > 1:
+        raise InvalidInput(
+            "Jobs of different projects cannot share a TensorBoard.", field="job_ids"
+        )
+    spec = {run_name(job.id, job.name): str(job_logdir(settings, job.id)) for job in jobs}
+    return _open(db, settings, user, project_id=projects.pop(), spec=spec)
+
+
+def open_for_sweep(
+    db: Session, settings: Settings, user: User, sweep_id: int
+) -> TensorBoardInstance:
+    """The TensorBoard showing every job of a sweep."""
+    jobs_service.get_sweep(db, user, sweep_id)
+    job_ids = list(db.scalars(select(Job.id).where(Job.sweep_id == sweep_id).order_by(Job.id)))
+    if not job_ids:
+        raise InvalidInput("This sweep has no jobs.")
+    return open_for_jobs(db, settings, user, job_ids[:MAX_RUNS])
+
+
+def open_for_logdir(
+    db: Session, settings: Settings, user: User, *, source: str, source_id: int, path: str
+) -> TensorBoardInstance:
+    """The TensorBoard for a folder inside a lab's or a job's files (`path` is relative)."""
+    if source == "lab":
+        lab = labs_service.get_lab(db, user, source_id)
+        project_id, root = lab.project_id, labs_service.lab_dir(settings, lab.id)
+        name = run_name("lab", lab.name, path.strip("/"))
+    elif source == "job":
+        job = jobs_service.get_job(db, user, source_id)
+        project_id, root = job.project_id, jobs_service.job_dir(settings, job.id)
+        name = run_name(job.id, job.name, path.strip("/"))
+    else:
+        raise InvalidInput("The source must be `lab` or `job`.", field="source")
+    folder = resolve_existing(root, path)  # NotFound for ../, absolute or outward links
+    if not folder.is_dir():
+        raise InvalidInput("Choose a folder, not a file.", field="path")
+    return _open(db, settings, user, project_id=project_id, spec={name: str(folder)})
+
+
+def _open(
+    db: Session, settings: Settings, user: User, *, project_id: int, spec: dict[str, str]
+) -> TensorBoardInstance:
+    if any("," in path for path in spec.values()):
+        raise InvalidInput("TensorBoard cannot read a folder whose path has a comma.", field="path")
+    key = logdir_key(spec.values())
+    with _open_lock:
+        existing = db.scalars(
+            select(TensorBoardInstance).where(
+                TensorBoardInstance.key == key,
+                TensorBoardInstance.project_id == project_id,
+                TensorBoardInstance.status.in_(LIVE_STATUSES),
+            )
+        ).first()
+        if existing is not None and _check_alive(existing):
+            existing.last_access_at = utcnow()
+            return existing
+        _require_room(db, settings)
+        instance = TensorBoardInstance(
+            project_id=project_id, started_by_id=user.id, key=key, logdir_spec=spec
+        )
+        db.add(instance)
+        db.flush()
+        instance.port = process.free_port()
+        args = process.command(instance.id, spec, instance.port)
+        try:
+            instance.pid, instance.process_started_at = process.spawn(
+                args, log_path(settings, instance.id)
+            )
+        except OSError as exc:
+            raise Conflict(f"TensorBoard could not start: {exc.strerror or exc}.") from exc
+        # commit now: a running process must never be left without its row
+        db.commit()
+        return instance
+
+
+def _require_room(db: Session, settings: Settings) -> None:
+    """Conflict when the most TensorBoards the server allows are running (dead ones freed)."""
+    live = list(
+        db.scalars(select(TensorBoardInstance).where(TensorBoardInstance.status.in_(LIVE_STATUSES)))
+    )
+    running = sum(1 for instance in live if _check_alive(instance))
+    limit = settings.tensorboard_max_instances
+    if running >= limit:
+        raise Conflict(
+            f"{running} TensorBoards are running, the most this server allows ({limit}). "
+            "Stop one on the TensorBoards page, or wait until an idle one stops."
+        )
+
+
+def _check_alive(instance: TensorBoardInstance) -> bool:
+    """True if the instance's process lives; otherwise mark it stopped."""
+    if process.is_alive(instance.pid, instance.process_started_at):
+        return True
+    instance.status = Status.STOPPED
+    return False
+
+
+# ------------------------------------------------------------------------ read
+
+
+def get_instance(db: Session, user: User, instance_id: int) -> TensorBoardInstance:
+    """One instance, if the user may READ its project (else NotFound, as if absent)."""
+    instance = db.get(TensorBoardInstance, instance_id)
+    if instance is None:
+        raise NotFound("No such TensorBoard.")
+    try:
+        require_project(db, user, instance.project_id, Role.READ)
+    except NotFound:
+        raise NotFound("No such TensorBoard.") from None
+    return instance
+
+
+def list_instances(db: Session, user: User) -> list[TensorBoardInstance]:
+    """The running (or starting) instances the user can see, newest first."""
+    query = (
+        select(TensorBoardInstance)
+        .where(TensorBoardInstance.status.in_(LIVE_STATUSES))
+        .order_by(TensorBoardInstance.id.desc())
+    )
+    if not user.is_admin:
+        query = query.where(TensorBoardInstance.project_id.in_(visible_project_ids(db, user)))
+    return list(db.scalars(query))
+
+
+def can_stop(db: Session, user: User, instance: TensorBoardInstance) -> bool:
+    """Its starter, WRITE members of its project and admins may stop an instance."""
+    if instance.started_by_id == user.id:
+        return True
+    role = role_of(db, user, instance.project_id)
+    return role is not None and role >= Role.WRITE
+
+
+def readiness(db: Session, settings: Settings, user: User, instance_id: int) -> Readiness:
+    """Whether the instance answers yet; a dead process is marked stopped with its output."""
+    instance = get_instance(db, user, instance_id)
+    if instance.status == Status.STOPPED:
+        return Readiness(instance, False, "This TensorBoard has stopped. Open it again.")
+    if not _check_alive(instance):
+        tail = process.log_tail(log_path(settings, instance.id))
+        return Readiness(instance, False, f"TensorBoard exited.\n{tail}".strip())
+    if instance.status == Status.STARTING and process.answers(instance.port, instance.id):
+        instance.status = Status.RUNNING
+    return Readiness(instance, instance.status == Status.RUNNING)
+
+
+def instance_for_proxy(db: Session, user: User, instance_id: int) -> TensorBoardInstance:
+    """The instance a proxied request goes to (READ), its last access noted once a minute."""
+    instance = get_instance(db, user, instance_id)
+    if instance.status == Status.STOPPED or instance.port is None:
+        raise NotFound("This TensorBoard has stopped; open it again from its job or sweep.")
+    now = utcnow()
+    if now - instance.last_access_at >= TOUCH_EVERY:
+        instance.last_access_at = now
+    return instance
+
+
+# ------------------------------------------------------------------------ stop
+
+
+def stop_instance(db: Session, user: User, instance_id: int) -> TensorBoardInstance:
+    """Stop an instance (its starter, WRITE members, admins); stopping twice is harmless."""
+    instance = get_instance(db, user, instance_id)
+    if not can_stop(db, user, instance):
+        raise PermissionDenied("Only who started this TensorBoard or a WRITE member may stop it.")
+    _stop(instance)
+    return instance
+
+
+def _stop(instance: TensorBoardInstance) -> None:
+    process.terminate(instance.pid, instance.process_started_at)
+    instance.status = Status.STOPPED
+
+
+def reap(db: Session, settings: Settings) -> list[int]:
+    """Stop instances idle longer than the setting, and mark dead ones stopped; their ids."""
+    idle_since = utcnow() - timedelta(minutes=settings.tensorboard_idle_minutes)
+    stopped: list[int] = []
+    live = db.scalars(
+        select(TensorBoardInstance).where(TensorBoardInstance.status.in_(LIVE_STATUSES))
+    )
+    for instance in list(live):
+        if not _check_alive(instance):
+            stopped.append(instance.id)
+        elif instance.last_access_at < idle_since:
+            _stop(instance)
+            stopped.append(instance.id)
+    return stopped
+
+
+def stop_children(db: Session) -> int:
+    """Stop the live instances whose process this server started (server shutdown)."""
+    live = db.scalars(
+        select(TensorBoardInstance).where(TensorBoardInstance.status.in_(LIVE_STATUSES))
+    )
+    count = 0
+    for instance in list(live):
+        if process.is_our_child(instance.pid):
+            _stop(instance)
+            count += 1
+    return count
+
+
+def count_live(db: Session) -> int:
+    """How many instances the database says are starting or running."""
+    query = select(func.count()).select_from(TensorBoardInstance)
+    return db.scalar(query.where(TensorBoardInstance.status.in_(LIVE_STATUSES))) or 0

@@ -1,0 +1,250 @@
+// The dataset page's drop zone: files and whole folders (relative paths kept), uploaded with
+// the tus 1.0.0 protocol to /api/v1/datasets/<id>/uploads in 8 MiB chunks. Each upload's URL
+// is kept in localStorage under the file's name, size and mtime, so an interrupted upload
+// (lost connection, page reload) resumes from the offset the server confirms (HEAD).
+(function () {
+  "use strict";
+  var CHUNK = 8 * 1024 * 1024;
+  // One file at a time: a single connection already fills the link, and concurrent
+  // cookie-authenticated writes contend for SQLite's write lock (see the report to the lead).
+  var PARALLEL = 1;
+  var zone = document.getElementById("dropzone");
+  if (!zone) return;
+  var datasetId = zone.getAttribute("data-dataset-id");
+  var base = "/api/v1/datasets/" + datasetId + "/uploads";
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var list = document.getElementById("upload-list");
+  var batchBox = document.getElementById("upload-batch");
+  var batchBar = document.getElementById("batch-progress");
+  var batchLabel = document.getElementById("batch-label");
+  var extractBox = document.getElementById("extract-after");
+  var batch = { total: 0, done: 0, files: 0, finished: 0, failed: 0 };
+  var queue = [];
+  var running = 0;
+
+  zone.style.border = "2px dashed #b9c0d4";
+  zone.style.borderRadius = "8px";
+  zone.style.padding = "16px";
+  zone.style.textAlign = "center";
+
+  function b64(text) {
+    return btoa(unescape(encodeURIComponent(text)));
+  }
+
+  function currentFolder() {
+    var browser = document.getElementById("browser");
+    return browser ? browser.getAttribute("data-path") || "" : zone.getAttribute("data-folder") || "";
+  }
+
+  function storageKey(item) {
+    return "labyard-tus:" + datasetId + ":" + item.folder + ":" + item.path + ":" +
+      item.file.size + ":" + item.file.lastModified;
+  }
+
+  function request(method, url, headers, body, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open(method, url);
+      xhr.setRequestHeader("Tus-Resumable", "1.0.0");
+      xhr.setRequestHeader("X-CSRF-Token", csrf);
+      Object.keys(headers).forEach(function (k) { xhr.setRequestHeader(k, headers[k]); });
+      if (onProgress) xhr.upload.onprogress = function (e) { onProgress(e.loaded); };
+      xhr.onload = function () { resolve(xhr); };
+      xhr.onerror = function () { reject(new Error("network error")); };
+      xhr.send(body || null);
+    });
+  }
+
+  function errorText(xhr) {
+    try { return JSON.parse(xhr.responseText).detail; } catch (e) { return "HTTP " + xhr.status; }
+  }
+
+  function addRow(item) {
+    var row = document.createElement("tr");
+    row.className = "upload-row";
+    var name = document.createElement("td");
+    name.textContent = item.path;  // shown as text, never as HTML
+    var barCell = document.createElement("td");
+    var bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = 0;
+    bar.className = "file-progress";
+    barCell.appendChild(bar);
+    var state = document.createElement("td");
+    state.className = "muted";
+    state.textContent = "waiting";
+    row.appendChild(name);
+    row.appendChild(barCell);
+    row.appendChild(state);
+    list.appendChild(row);
+    item.bar = bar;
+    item.state = state;
+    item.row = row;
+  }
+
+  function showBatch() {
+    batchBox.hidden = false;
+    batchBar.value = batch.total ? batch.done / batch.total : 0;
+    batchLabel.textContent = "Uploaded " + batch.finished + " of " + batch.files + " files" +
+      (batch.failed ? " (" + batch.failed + " failed)" : "");
+  }
+
+  function setProgress(item, sent) {
+    var delta = sent - item.sent;
+    item.sent = sent;
+    batch.done += delta;
+    item.bar.value = item.file.size ? sent / item.file.size : 1;
+    showBatch();
+  }
+
+  function refreshBrowser() {
+    if (!window.htmx) return;
+    var path = currentFolder();
+    htmx.ajax("GET", "/datasets/" + datasetId + "/browser?path=" + encodeURIComponent(path),
+      { target: "#browser", swap: "outerHTML" });
+  }
+
+  function refreshTasks() {
+    if (!window.htmx) return;
+    htmx.ajax("GET", "/datasets/" + datasetId + "/tasks", { target: "#tasks", swap: "outerHTML" });
+  }
+
+  async function create(item) {
+    var meta = "filename " + b64(item.file.name) + ",relativePath " + b64(item.path) +
+      ",folder " + b64(item.folder) + (item.extract ? ",extract " + b64("1") : "");
+    var xhr = await request("POST", base, {
+      "Upload-Length": String(item.file.size), "Upload-Metadata": meta }, null, null);
+    if (xhr.status !== 201) throw new Error(errorText(xhr));
+    return xhr;
+  }
+
+  async function offsetOf(url) {
+    var xhr = await request("HEAD", url, {}, null, null);
+    return xhr.status === 200 ? parseInt(xhr.getResponseHeader("Upload-Offset"), 10) : -1;
+  }
+
+  async function upload(item) {
+    var key = storageKey(item);
+    var url = localStorage.getItem(key);
+    var offset = url ? await offsetOf(url) : -1;
+    var last = null;
+    if (offset < 0) {
+      last = await create(item);
+      url = last.getResponseHeader("Location");
+      offset = 0;
+      localStorage.setItem(key, url);
+    }
+    setProgress(item, offset);
+    item.state.textContent = offset ? "resuming" : "uploading";
+    while (offset < item.file.size) {
+      var chunk = item.file.slice(offset, Math.min(offset + CHUNK, item.file.size));
+      var start = offset;
+      last = await request("PATCH", url, {
+        "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" },
+        chunk, function (loaded) { setProgress(item, start + loaded); });
+      if (last.status === 404) { localStorage.removeItem(key); throw new Error("the upload expired"); }
+      if (last.status !== 204) {
+        if (last.status === 409) { offset = await offsetOf(url); continue; }
+        throw new Error(errorText(last));
+      }
+      offset = parseInt(last.getResponseHeader("Upload-Offset"), 10);
+      setProgress(item, offset);
+    }
+    localStorage.removeItem(key);
+    return last;
+  }
+
+  async function run(item) {
+    try {
+      var last = await upload(item);
+      item.state.textContent = "done";
+      item.row.classList.add("done");
+      batch.finished += 1;
+      refreshBrowser();
+      if (last && last.getResponseHeader("Labyard-Task")) refreshTasks();
+    } catch (err) {
+      item.state.textContent = "failed: " + err.message;
+      item.row.classList.add("failed");
+      batch.failed += 1;
+    }
+    showBatch();
+  }
+
+  function pump() {
+    while (running < PARALLEL && queue.length) {
+      var item = queue.shift();
+      running += 1;
+      run(item).then(function () { running -= 1; pump(); });
+    }
+  }
+
+  function enqueue(file, path) {
+    var item = { file: file, path: path || file.name, folder: currentFolder(), sent: 0,
+      extract: extractBox ? extractBox.checked : false };
+    batch.total += file.size;
+    batch.files += 1;
+    addRow(item);
+    queue.push(item);
+  }
+
+  function readEntry(entry, prefix) {
+    return new Promise(function (resolve) {
+      if (entry.isFile) {
+        entry.file(function (file) { enqueue(file, prefix + file.name); resolve(); },
+          function () { resolve(); });
+      } else if (entry.isDirectory) {
+        var reader = entry.createReader();
+        var all = [];
+        var next = function () {
+          reader.readEntries(function (entries) {
+            if (!entries.length) {
+              Promise.all(all).then(function () { resolve(); });
+              return;
+            }
+            entries.forEach(function (e) { all.push(readEntry(e, prefix + entry.name + "/")); });
+            next();
+          }, function () { resolve(); });
+        };
+        next();
+      } else {
+        resolve();
+      }
+    });
+  }
+
+  zone.addEventListener("dragover", function (e) {
+    e.preventDefault();
+    zone.style.background = "#eef2ff";
+  });
+  zone.addEventListener("dragleave", function () { zone.style.background = ""; });
+  zone.addEventListener("drop", function (e) {
+    e.preventDefault();
+    zone.style.background = "";
+    var items = e.dataTransfer.items;
+    var pending = [];
+    if (items && items.length && items[0].webkitGetAsEntry) {
+      for (var i = 0; i < items.length; i++) {
+        var entry = items[i].webkitGetAsEntry();
+        if (entry) pending.push(readEntry(entry, ""));
+      }
+    } else {
+      Array.prototype.forEach.call(e.dataTransfer.files, function (f) { enqueue(f, f.name); });
+    }
+    Promise.all(pending).then(function () { showBatch(); pump(); });
+  });
+
+  function pick(input) {
+    if (!input) return;
+    input.addEventListener("change", function () {
+      Array.prototype.forEach.call(input.files, function (f) {
+        enqueue(f, f.webkitRelativePath || f.name);
+      });
+      input.value = "";
+      showBatch();
+      pump();
+    });
+  }
+  pick(document.getElementById("file-picker"));
+  pick(document.getElementById("folder-picker"));
+})();

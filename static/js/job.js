@@ -1,0 +1,349 @@
+// The job page: tabs, top panel (elapsed and ETA ticking), charts (uPlot), the live log,
+// all fed by ONE server-sent event stream that resumes from its Last-Event-ID.
+(function () {
+  "use strict";
+  var bootEl = document.getElementById("job-boot");
+  if (!bootEl) return;
+  var boot = JSON.parse(bootEl.getAttribute("data-boot"));
+  var jobId = boot.job_id;
+  var MAX_LOG_LINES = 20000;
+  var MAX_POINTS = 4000;
+  var COLORS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#c92a2a", "#7048e8", "#0c8599", "#d6336c", "#5c940d"];
+
+  // ------------------------------------------------------------------ tabs
+  function showTab(name) {
+    var found = false;
+    document.querySelectorAll("[data-panel]").forEach(function (panel) {
+      var on = panel.getAttribute("data-panel") === name;
+      panel.hidden = !on;
+      found = found || on;
+    });
+    if (!found) return showTab("metrics");
+    document.querySelectorAll("[data-tab]").forEach(function (a) {
+      if (a.getAttribute("data-tab") === name) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    });
+    if (name === "metrics") renderCharts();
+    if (name === "log") scrollLog();
+  }
+  window.addEventListener("hashchange", function () { showTab(location.hash.slice(1)); });
+
+  // ------------------------------------------------------------------ top panel
+  var state = null, stateAt = 0;
+  function duration(s) {
+    if (s === null || s === undefined || !isFinite(s)) return "–";
+    s = Math.max(0, Math.floor(s));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return h + ":" + (m < 10 ? "0" : "") + m + ":" + (sec < 10 ? "0" : "") + sec;
+  }
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el) el.textContent = value;
+  }
+  function applyState(s) {
+    state = s; stateAt = Date.now();
+    var badge = document.getElementById("job-status");
+    badge.textContent = s.status + (s.stop_requested && !s.final ? " (stopping)" : "");
+    badge.className = "badge status-" + s.status;
+    text("job-queue", s.queue_position ? "#" + s.queue_position + " in queue" : "");
+    text("job-exit", s.exit_code === null ? "–" : String(s.exit_code));
+    text("job-reason", s.reason || "–");
+    text("job-progress-line", s.progress_line || "");
+    var bar = document.getElementById("job-progress");
+    if (bar) bar.style.width = Math.round((s.progress || 0) * 100) + "%";
+    if (s.assigned_gpus && s.assigned_gpus.length) text("job-gpus", s.assigned_gpus.length + " (" + s.assigned_gpus.join(", ") + ")");
+    var stop = document.getElementById("job-stop");
+    if (stop) stop.disabled = !!s.final || !!s.stop_requested;
+    var del = document.getElementById("job-delete");
+    if (del) del.disabled = s.status === "running" || s.status === "starting";
+    tick();
+  }
+  function tick() {
+    if (!state) return;
+    var since = (Date.now() - stateAt) / 1000;
+    var live = state.status === "running";
+    var elapsed = state.elapsed_seconds === null ? null : state.elapsed_seconds + (live ? since : 0);
+    text("job-elapsed", duration(elapsed));
+    text("job-eta", live && state.eta_seconds !== null ? duration(state.eta_seconds - since) : "–");
+  }
+  setInterval(tick, 1000);
+
+  // ------------------------------------------------------------------ charts
+  var series = {};   // name -> {group, x_name, x: [], y: []}
+  var charts = {};   // group -> {plot, key}
+  var chartTimer = null;
+  boot.series.forEach(function (s) {
+    series[s.name] = { group: s.group, x_name: s.x_name, x: s.x.slice(), y: s.y.slice() };
+  });
+  function addPoints(points) {
+    points.forEach(function (p) {  // [name, x_name, x, value]
+      var s = series[p[0]];
+      if (!s) s = series[p[0]] = { group: p[0].split("_")[0], x_name: p[1], x: [], y: [] };
+      if (s.x.length && p[2] < s.x[s.x.length - 1]) { s.unsorted = true; }
+      s.x.push(p[2]); s.y.push(p[3]);
+      if (s.x.length > 2 * MAX_POINTS) decimate(s);
+    });
+    scheduleCharts();
+  }
+  function decimate(s) {  // keep first, last and each bucket's min and max (as the server does)
+    var n = s.x.length, buckets = Math.floor((MAX_POINTS - 2) / 2), size = (n - 2) / buckets;
+    var xs = [s.x[0]], ys = [s.y[0]];
+    for (var b = 0; b < buckets; b++) {
+      var lo = 1 + Math.floor(b * size), hi = 1 + Math.floor((b + 1) * size), iMin = lo, iMax = lo;
+      if (hi <= lo) continue;
+      for (var i = lo; i < hi; i++) { if (s.y[i] < s.y[iMin]) iMin = i; if (s.y[i] > s.y[iMax]) iMax = i; }
+      var a = Math.min(iMin, iMax), c = Math.max(iMin, iMax);
+      xs.push(s.x[a]); ys.push(s.y[a]);
+      if (c !== a) { xs.push(s.x[c]); ys.push(s.y[c]); }
+    }
+    xs.push(s.x[n - 1]); ys.push(s.y[n - 1]);
+    s.x = xs; s.y = ys;
+  }
+  function smooth(ys, weight) {  // TensorBoard's debiased EMA
+    if (!weight) return ys;
+    var out = new Array(ys.length), last = 0, count = 0;
+    for (var i = 0; i < ys.length; i++) {
+      if (ys[i] === null || !isFinite(ys[i])) { out[i] = ys[i]; continue; }
+      last = last * weight + (1 - weight) * ys[i]; count++;
+      out[i] = last / (1 - Math.pow(weight, count));
+    }
+    return out;
+  }
+  function scheduleCharts() {
+    if (chartTimer) return;
+    chartTimer = setTimeout(function () { chartTimer = null; renderCharts(); }, 250);
+  }
+  function sortSeries(s) {
+    var idx = s.x.map(function (_, i) { return i; }).sort(function (a, b) { return s.x[a] - s.x[b]; });
+    s.x = idx.map(function (i) { return s.x[i]; }); s.y = idx.map(function (i) { return s.y[i]; });
+    s.unsorted = false;
+  }
+  function groupsNow() {
+    var choice = document.getElementById("chart-x").value, groups = {};
+    Object.keys(series).sort().forEach(function (name) {
+      var s = series[name];
+      (groups[s.group] = groups[s.group] || []).push(name);
+    });
+    var out = {};
+    Object.keys(groups).forEach(function (g) {
+      var axis = choice;
+      if (axis === "auto") {
+        var counts = {};
+        groups[g].forEach(function (n) { counts[series[n].x_name] = (counts[series[n].x_name] || 0) + 1; });
+        axis = Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; })[0];
+      }
+      var names = groups[g].filter(function (n) { return series[n].x_name === axis; });
+      if (names.length) out[g] = { axis: axis, names: names };
+    });
+    return out;
+  }
+  function renderCharts() {
+    var box = document.getElementById("charts");
+    if (!box || box.closest("[data-panel]").hidden || typeof uPlot === "undefined") return;
+    var weight = parseFloat(document.getElementById("chart-smooth").value) || 0;
+    var groups = groupsNow(), order = ["Train", "Validation", "Test"];
+    var names = Object.keys(groups).sort(function (a, b) {
+      var ia = order.indexOf(a), ib = order.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || (a < b ? -1 : 1);
+    });
+    document.getElementById("charts-empty").hidden = names.length > 0;
+    Object.keys(charts).forEach(function (g) {
+      if (!groups[g]) { charts[g].plot.destroy(); charts[g].wrap.remove(); delete charts[g]; }
+    });
+    names.forEach(function (g) {
+      var spec = groups[g];
+      var tables = spec.names.map(function (n) {
+        var s = series[n];
+        if (s.unsorted) sortSeries(s);
+        return [s.x, smooth(s.y, weight)];
+      });
+      var data = uPlot.join(tables);
+      var key = spec.axis + "|" + spec.names.join(",");
+      var width = Math.max(300, box.clientWidth - 8);
+      var total = tables.reduce(function (n, t) { return n + t[0].length; }, 0);
+      if (charts[g] && charts[g].key === key) {
+        charts[g].plot.setData(data);
+        charts[g].wrap.setAttribute("data-points", total);
+        return;
+      }
+      if (charts[g]) { charts[g].plot.destroy(); charts[g].wrap.remove(); }
+      var wrap = document.createElement("div");
+      wrap.className = "chart";
+      wrap.setAttribute("data-group", g);
+      var title = document.createElement("h3");
+      title.textContent = g;
+      wrap.appendChild(title);
+      box.appendChild(wrap);
+      var opts = {
+        width: width, height: 260,
+        scales: { x: { time: false } },
+        axes: [{ label: spec.axis }, {}],
+        series: [{ label: spec.axis }].concat(spec.names.map(function (n, i) {
+          return { label: n, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false } };
+        })),
+        legend: { live: true },
+        cursor: { drag: { x: true, y: false } }
+      };
+      charts[g] = { plot: new uPlot(opts, data, wrap), key: key, wrap: wrap };
+      wrap.setAttribute("data-points", total);
+    });
+  }
+  document.getElementById("chart-x").addEventListener("change", renderCharts);
+  document.getElementById("chart-smooth").addEventListener("input", function (e) {
+    text("chart-smooth-value", e.target.value);
+    scheduleCharts();
+  });
+  window.addEventListener("resize", function () {
+    var box = document.getElementById("charts");
+    Object.keys(charts).forEach(function (g) {
+      charts[g].plot.setSize({ width: Math.max(300, box.clientWidth - 8), height: 260 });
+    });
+  });
+
+  // ------------------------------------------------------------------ log
+  var logBox = document.getElementById("log");
+  var filterInput = document.getElementById("log-filter");
+  var follow = document.getElementById("log-follow");
+  var STAMP = /^(\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)(\.\d+)?Z) /;
+  var SGR = /\x1b\[([0-9;]*)([A-Za-z])|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b[@-Z\\-_]/g;
+
+  function sgrApply(st, codes) {
+    var c = codes.length ? codes.split(";").map(Number) : [0];
+    for (var i = 0; i < c.length; i++) {
+      var n = c[i];
+      if (n === 0) { st.fg = st.bg = null; st.bold = st.dim = st.italic = st.under = false; }
+      else if (n === 1) st.bold = true;
+      else if (n === 2) st.dim = true;
+      else if (n === 3) st.italic = true;
+      else if (n === 4) st.under = true;
+      else if (n === 22) st.bold = st.dim = false;
+      else if (n === 23) st.italic = false;
+      else if (n === 24) st.under = false;
+      else if (n >= 30 && n <= 37) st.fg = n - 30;
+      else if (n >= 90 && n <= 97) st.fg = n - 90 + 8;
+      else if (n === 39) st.fg = null;
+      else if (n >= 40 && n <= 47) st.bg = n - 40;
+      else if (n >= 100 && n <= 107) st.bg = n - 100 + 8;
+      else if (n === 49) st.bg = null;
+      else if ((n === 38 || n === 48) && c[i + 1] === 5) {
+        var v = c[i + 2]; i += 2;
+        if (v < 16) { if (n === 38) st.fg = v; else st.bg = v; }
+      } else if ((n === 38 || n === 48) && c[i + 1] === 2) { i += 4; }
+    }
+  }
+  // Text with ANSI SGR colours -> DOM nodes (text via textContent only: nothing is parsed as HTML).
+  function ansiNodes(textValue, parent) {
+    var cr = textValue.lastIndexOf("\r", textValue.length - 2);
+    if (cr >= 0) textValue = textValue.slice(cr + 1);
+    var st = { fg: null, bg: null, bold: false, dim: false, italic: false, under: false };
+    var last = 0, m;
+    SGR.lastIndex = 0;
+    function emit(chunk) {
+      if (!chunk) return;
+      if (st.fg === null && st.bg === null && !st.bold && !st.dim && !st.italic && !st.under) {
+        parent.appendChild(document.createTextNode(chunk)); return;
+      }
+      var span = document.createElement("span");
+      var cls = [];
+      if (st.fg !== null) cls.push("ansi-fg-" + st.fg);
+      if (st.bg !== null) cls.push("ansi-bg-" + st.bg);
+      if (st.bold) cls.push("ansi-bold");
+      if (st.dim) cls.push("ansi-dim");
+      if (st.italic) cls.push("ansi-italic");
+      if (st.under) cls.push("ansi-under");
+      span.className = cls.join(" ");
+      span.textContent = chunk;
+      parent.appendChild(span);
+    }
+    while ((m = SGR.exec(textValue)) !== null) {
+      emit(textValue.slice(last, m.index));
+      if (m[2] === "m") sgrApply(st, m[1]);
+      last = SGR.lastIndex;
+    }
+    emit(textValue.slice(last).replace(/[\x00-\x08\x0b-\x1f]/g, ""));
+  }
+  function lineNode(raw) {
+    var div = document.createElement("div");
+    div.className = "ll";
+    var m = STAMP.exec(raw), body = raw;
+    if (m) {
+      var ts = document.createElement("span");
+      ts.className = "ts";
+      ts.title = m[1];
+      ts.textContent = m[2];
+      div.appendChild(ts);
+      body = raw.slice(m[0].length);
+    }
+    var content = document.createElement("span");
+    ansiNodes(body, content);
+    div.appendChild(content);
+    div.setAttribute("data-text", body.toLowerCase());
+    return div;
+  }
+  function matches(div) {
+    var q = filterInput.value.trim().toLowerCase();
+    return !q || div.getAttribute("data-text").indexOf(q) >= 0;
+  }
+  function appendLines(lines) {
+    var frag = document.createDocumentFragment();
+    lines.forEach(function (raw) {
+      var div = lineNode(raw);
+      if (!matches(div)) div.classList.add("hide");
+      frag.appendChild(div);
+    });
+    logBox.appendChild(frag);
+    var extra = logBox.childElementCount - MAX_LOG_LINES;
+    while (extra-- > 0) logBox.removeChild(logBox.firstElementChild);
+    scrollLog();
+  }
+  function scrollLog() {
+    if (follow.checked && !logBox.closest("[data-panel]").hidden) logBox.scrollTop = logBox.scrollHeight;
+  }
+  logBox.addEventListener("scroll", function () {
+    var atBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 24;
+    follow.checked = atBottom;
+  });
+  follow.addEventListener("change", scrollLog);
+  filterInput.addEventListener("input", function () {
+    for (var el = logBox.firstElementChild; el; el = el.nextElementSibling) {
+      el.classList.toggle("hide", !matches(el));
+    }
+  });
+  document.getElementById("log-search").addEventListener("click", function () {
+    var q = filterInput.value.trim(), box = document.getElementById("log-results");
+    if (!q) return;
+    fetch("/api/v1/jobs/" + jobId + "/log/search?q=" + encodeURIComponent(q), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (body) {
+        box.hidden = false;
+        box.textContent = "";
+        var head = document.createElement("p");
+        head.className = "muted";
+        head.textContent = body.matches ? body.matches.length + (body.truncated ? "+" : "") + " matching lines in the whole log" : String(body.detail);
+        box.appendChild(head);
+        (body.matches || []).forEach(function (m) {
+          var div = lineNode(m.text);
+          var num = document.createElement("span");
+          num.className = "ln";
+          num.textContent = m.line;
+          div.insertBefore(num, div.firstChild);
+          box.appendChild(div);
+        });
+      });
+  });
+
+  // ------------------------------------------------------------------ the stream
+  function connect() {
+    var source = new EventSource("/jobs/" + jobId + "/events?cursor=" + encodeURIComponent(boot.cursor));
+    source.addEventListener("log", function (e) { appendLines(JSON.parse(e.data).lines); });
+    source.addEventListener("metrics", function (e) { addPoints(JSON.parse(e.data).points); });
+    source.addEventListener("status", function (e) { applyState(JSON.parse(e.data)); });
+    source.addEventListener("end", function () { source.close(); document.body.setAttribute("data-stream", "ended"); });
+    source.addEventListener("open", function () { document.body.setAttribute("data-stream", "open"); });
+  }
+
+  applyState(boot.state);
+  appendLines(boot.log);
+  showTab(location.hash.slice(1) || "metrics");
+  connect();
+})();

@@ -1,0 +1,93 @@
+// The sweep page: a sortable table that is the chart's legend, all curves overlaid (uPlot).
+(function () {
+  "use strict";
+  var box = document.getElementById("sweep-chart");
+  var table = document.getElementById("sweep-table");
+  if (!box || !table) return;
+  var sweepId = box.getAttribute("data-sweep"), bestId = Number(box.getAttribute("data-best"));
+  var plot = null, seriesOfJob = {}, jobOfSeries = {};
+
+  function color(i) { return "hsl(" + Math.round((i * 137.508) % 360) + ",65%,45%)"; }
+
+  // ---------------------------------------------------------------- sorting
+  table.querySelectorAll("th[data-sort]").forEach(function (th) {
+    th.classList.add("sortable");
+    th.addEventListener("click", function () {
+      var index = Array.prototype.indexOf.call(th.parentNode.children, th);
+      var asc = th.getAttribute("data-dir") !== "asc";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("data-dir"); });
+      th.setAttribute("data-dir", asc ? "asc" : "desc");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      function key(tr) {
+        var td = tr.children[index]; if (!td) return "";
+        var v = td.hasAttribute("data-v") ? td.getAttribute("data-v") : td.textContent.trim();
+        if (v === "") return null;
+        var n = Number(v);
+        return isNaN(n) ? v.toLowerCase() : n;
+      }
+      var keyed = rows.map(function (tr) { return [key(tr), tr]; });
+      keyed.sort(function (a, b) {
+        if (a[0] === null) return 1; if (b[0] === null) return -1;
+        var r = a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+        return asc ? r : -r;
+      });
+      var frag = document.createDocumentFragment();
+      keyed.forEach(function (k) { frag.appendChild(k[1]); });
+      body.appendChild(frag);
+    });
+  });
+
+  // ---------------------------------------------------------------- chart
+  function highlight(jobId) {
+    table.querySelectorAll("tr.focus").forEach(function (tr) { tr.classList.remove("focus"); });
+    if (jobId) {
+      var tr = table.querySelector('tr[data-job="' + jobId + '"]');
+      if (tr) tr.classList.add("focus");
+    }
+  }
+  function draw(curves, metric) {
+    if (plot) { plot.destroy(); plot = null; }
+    box.textContent = "";
+    seriesOfJob = {}; jobOfSeries = {};
+    if (!curves.length || typeof uPlot === "undefined") {
+      var p = document.createElement("p"); p.className = "muted"; p.textContent = "No " + metric + " values yet.";
+      box.appendChild(p); return;
+    }
+    var data = uPlot.join(curves.map(function (c) { return [c.x, c.y]; }));
+    var series = [{ label: "x" }];
+    curves.forEach(function (c, i) {
+      var best = c.job_id === bestId;
+      seriesOfJob[c.job_id] = i + 1; jobOfSeries[i + 1] = c.job_id;
+      series.push({ label: "job " + c.job_id, stroke: best ? "#000" : color(i), width: best ? 3 : 1, spanGaps: true, points: { show: false } });
+      var tr = table.querySelector('tr[data-job="' + c.job_id + '"] .swatch');
+      if (tr) tr.style.background = best ? "#000" : color(i);
+    });
+    plot = new uPlot({
+      width: Math.max(300, box.clientWidth - 8), height: 320,
+      scales: { x: { time: false } },
+      axes: [{}, { label: metric }],
+      series: series,
+      legend: { show: false },
+      focus: { alpha: 0.15 },
+      cursor: { focus: { prox: 12 }, drag: { x: true, y: false } },
+      hooks: { setSeries: [function (u, idx) { highlight(idx ? jobOfSeries[idx] : null); }] }
+    }, data, box);
+  }
+  function load() {
+    var metric = document.getElementById("sweep-metric").value;
+    if (!metric) return;
+    fetch("/api/v1/sweeps/" + sweepId + "/curves?points=300&metric=" + encodeURIComponent(metric), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (body) { draw(body.curves || [], metric); });
+  }
+  table.addEventListener("mouseover", function (e) {
+    var tr = e.target.closest && e.target.closest("tr[data-job]");
+    if (!tr || !plot) return;
+    var idx = seriesOfJob[Number(tr.getAttribute("data-job"))];
+    if (idx) plot.setSeries(idx, { focus: true });
+  });
+  table.addEventListener("mouseleave", function () { if (plot) plot.setSeries(null, { focus: true }); });
+  var select = document.getElementById("sweep-metric");
+  if (select) select.addEventListener("change", load);
+  load();
+})();
