@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 BUNDLED = ("templates", "static", "lab_templates", "migrations", "runner")
-SKIP = {"__pycache__", ".pytest_cache"}
+SKIP = {"__pycache__", ".pytest_cache", "wheels"}  # runner/wheels: local build inputs
 
 
 class BuildWithResources(build_py):
@@ -21,9 +21,10 @@ class BuildWithResources(build_py):
         root = Path(__file__).resolve().parent
         for name in BUNDLED:
             for src in (root / name).rglob("*"):
-                if src.is_dir() or SKIP & set(src.parts) or src.suffix == ".pyc":
+                relative = src.relative_to(root)
+                if src.is_dir() or SKIP & set(relative.parts) or src.suffix in (".pyc", ".whl"):
                     continue
-                dest = Path(self.build_lib) / "labyard" / src.relative_to(root)
+                dest = Path(self.build_lib) / "labyard" / relative
                 self.mkpath(str(dest.parent))
                 self.copy_file(str(src), str(dest))
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
@@ -104,7 +105,15 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def optional_user(request: Request, db: SessionDep) -> User | None:
+# Declares the bearer scheme in OpenAPI (Swagger's "Authorize"); parsing stays ours.
+_openapi_bearer = HTTPBearer(auto_error=False, description="An access or personal token.")
+
+
+def optional_user(
+    request: Request,
+    db: SessionDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_openapi_bearer)] = None,
+) -> User | None:
     """The user behind this request's bearer token or session cookie, or None."""
     token = bearer_token(request)
     if token is not None:
