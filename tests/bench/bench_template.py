@@ -262,7 +262,7 @@ def parse() -> argparse.Namespace:
                    help="comma-separated sections")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 keeps CPU ratios stable on a shared machine)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size", type=int, default=64, help="recompute bench image size")
     p.add_argument("--batch", type=int, default=8, help="recompute bench batch size")

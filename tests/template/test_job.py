@@ -160,7 +160,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path, digits_dir: Path) -> None
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "train.py", "--data_dir", str(digits_dir), "--output_dir", str(out), "--num_epoch", "2",
          "--batch_size", "32", "--workers", "0"],
-        cwd=TEMPLATE, env=subprocess_env(OMP_NUM_THREADS="1"), capture_output=True, text=True,
+        cwd=TEMPLATE, env=subprocess_env(), capture_output=True, text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
