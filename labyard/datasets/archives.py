@@ -72,7 +72,7 @@ class Listing:
     @property
     def top_level(self) -> set[str]:
         """Names the archive puts directly into the target folder."""
-        return {m.parts[0] for m in self.members}
+        return {m.parts[0] for m in self.members if m.parts}
 
 
 def _refuse(name: str, reason: str) -> ArchiveRefused:
@@ -88,7 +88,7 @@ def _safe_parts(raw: str) -> tuple[str, ...]:
     if ".." in parts:
         raise _refuse(raw, "has a '..' component")
     if not parts:
-        raise _refuse(raw, "has an empty name")
+        return ()  # the archive's own root ("./"): only allowed for folders
     try:
         return tuple(clean_name(p) for p in parts)
     except InvalidInput as exc:
@@ -109,6 +109,8 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
     parts = _safe_parts(info.name)
     if info.isdir():
         return Member(parts, "dir", 0)
+    if not parts:
+        raise _refuse(info.name, "has an empty name")
     if info.issym():
         if _inside(parts, info.linkname) is None:
             raise _refuse(info.name, f"is a symlink leaving the folder (to {info.linkname!r})")
@@ -134,9 +136,8 @@ def _zip_member(info: zipfile.ZipInfo, archive: zipfile.ZipFile, limits: Limits)
     mode = info.external_attr >> 16
     if info.flag_bits & 0x1:
         raise _refuse(info.filename, "is encrypted")
-    if (
-        info.file_size >= RATIO_MIN_BYTES
-        and info.file_size > limits.max_ratio * max(info.compress_size, 1)
+    if info.file_size >= RATIO_MIN_BYTES and info.file_size > limits.max_ratio * max(
+        info.compress_size, 1
     ):
         raise _refuse(
             info.filename,
@@ -144,6 +145,8 @@ def _zip_member(info: zipfile.ZipInfo, archive: zipfile.ZipFile, limits: Limits)
         )
     if info.is_dir():
         return Member(parts, "dir", 0)
+    if not parts:
+        raise _refuse(info.filename, "has an empty name")
     kind = (mode >> 12) & 0o17
     if kind == 0o12:  # symlink: the target is the entry's content
         target = archive.read(info)[:4096].decode("utf-8", "replace")
@@ -222,13 +225,19 @@ class _Writer:
         self.progress = progress
         self.done_bytes = 0
         self.done_entries = 0
+        self.checked: dict[tuple[str, ...], Path] = {}
 
     def _parent(self, member: Member) -> Path:
-        parent = self.root.joinpath(*member.parts[:-1])
+        key = member.parts[:-1]
+        known = self.checked.get(key)
+        if known is not None:  # a folder stays a folder: links never replace one
+            return known
+        parent = self.root.joinpath(*key)
         parent.mkdir(parents=True, exist_ok=True)
         real = parent.resolve()
         if real != self.root and not real.is_relative_to(self.root):
             raise _refuse("/".join(member.parts), "would be written through a link")
+        self.checked[key] = real
         return real
 
     def _clear(self, path: Path) -> None:
@@ -238,6 +247,9 @@ class _Writer:
     def write(self, member: Member, source: Callable[[], Iterator[bytes]] | None) -> None:
         if self.cancel.is_set():
             raise ExtractionCancelled("The extraction was cancelled.")
+        if not member.parts:  # the archive's root folder
+            self.done_entries += 1
+            return
         target = self._parent(member) / member.parts[-1]
         if member.kind == "dir":
             if target.is_symlink():

@@ -62,8 +62,14 @@ def _count_images(folder: Path) -> tuple[int, list[Path]]:
 
 def _not_recognised(reason: str) -> InsightOut:
     return InsightOut(
-        recognised=False, format="unknown", reason=reason, classes=[], splits=[], sizes=[],
-        modes=[], sampled=0,
+        recognised=False,
+        format="unknown",
+        reason=reason,
+        classes=[],
+        splits=[],
+        sizes=[],
+        modes=[],
+        sampled=0,
     )
 
 
@@ -101,8 +107,13 @@ def analyse(root: Path) -> InsightOut:
             )
     sizes, modes = _image_summary(samples)
     return InsightOut(
-        recognised=True, format="classification", reason="", classes=sorted(train),
-        splits=splits, sizes=sizes.most_common(10), modes=modes.most_common(10),
+        recognised=True,
+        format="classification",
+        reason="",
+        classes=sorted(train),
+        splits=splits,
+        sizes=sizes.most_common(10),
+        modes=modes.most_common(10),
         sampled=sum(sizes.values()),
     )
 

@@ -94,8 +94,12 @@ def _detail_context(
 
 @router.get("/datasets/{dataset_id}")
 def dataset_page(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str = "",
 ) -> Response:
     """One dataset: drop zone, file browser, extraction tasks, insight."""
     context = _detail_context(db, settings, user, dataset_id, path)
@@ -105,8 +109,12 @@ def dataset_page(
 
 @router.get("/datasets/{dataset_id}/browser")
 def browser_fragment(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str = "",
 ) -> Response:
     """The file browser alone (refreshed after uploads)."""
     context = _detail_context(db, settings, user, dataset_id, path)
@@ -115,8 +123,12 @@ def browser_fragment(
 
 @router.get("/datasets/{dataset_id}/tasks")
 def tasks_fragment(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str = "",
 ) -> Response:
     """The extraction tasks alone (polled while one runs)."""
     context = _detail_context(db, settings, user, dataset_id, path)
@@ -132,8 +144,13 @@ def _browser(
 
 @router.post("/datasets/{dataset_id}/folders")
 def new_folder(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, name: Annotated[str, Form()], path: Annotated[str, Form()] = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    name: Annotated[str, Form()],
+    path: Annotated[str, Form()] = "",
 ) -> Response:
     """Create a folder in the current folder."""
     service.make_folder(db, settings, user=user, dataset_id=dataset_id, path=path, name=name)
@@ -142,22 +159,32 @@ def new_folder(
 
 @router.post("/datasets/{dataset_id}/rename")
 def rename_entry(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str, prompt: PromptHeader = None, folder: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str,
+    prompt: PromptHeader = None,
+    folder: str = "",
 ) -> Response:
     """Rename a file or folder (the new name comes from htmx's prompt)."""
     if not prompt:
         raise InvalidInput("Give the new name.", field="name")
-    service.move_entry(
-        db, settings, user=user, dataset_id=dataset_id, path=path, new_name=prompt
-    )
+    service.move_entry(db, settings, user=user, dataset_id=dataset_id, path=path, new_name=prompt)
     return _browser(request, db, settings, user, dataset_id, folder)
 
 
 @router.post("/datasets/{dataset_id}/move")
 def move_entry(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str, prompt: PromptHeader = None, folder: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str,
+    prompt: PromptHeader = None,
+    folder: str = "",
 ) -> Response:
     """Move a file or folder into another folder (its path comes from htmx's prompt)."""
     service.move_entry(
@@ -168,8 +195,13 @@ def move_entry(
 
 @router.post("/datasets/{dataset_id}/delete-entry")
 def delete_entry(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str, folder: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str,
+    folder: str = "",
 ) -> Response:
     """Delete a file or folder after the page's confirmation."""
     service.delete_entry(db, settings, user=user, dataset_id=dataset_id, path=path)
@@ -178,8 +210,13 @@ def delete_entry(
 
 @router.post("/datasets/{dataset_id}/extract")
 def extract(
-    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep,
-    settings: SettingsDep, path: str, folder: str = "",
+    request: Request,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: str,
+    folder: str = "",
 ) -> Response:
     """Start extracting an archive; answers the tasks block, which polls while it runs."""
     task = tasks.start_extraction(db, settings, user=user, dataset_id=dataset_id, path=path)
@@ -191,7 +228,11 @@ def extract(
 
 @router.post("/datasets/{dataset_id}/tasks/{task_id}/cancel")
 def cancel_task(
-    request: Request, dataset_id: int, task_id: int, user: CurrentUser, db: SessionDep,
+    request: Request,
+    dataset_id: int,
+    task_id: int,
+    user: CurrentUser,
+    db: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """Cancel an extraction."""
@@ -211,13 +252,15 @@ def delete_dataset(
 
 @router.get("/datasets/{dataset_id}/preview")
 def preview_page(
-    request: Request, dataset_id: int, path: str, user: CurrentUser, db: SessionDep,
+    request: Request,
+    dataset_id: int,
+    path: str,
+    user: CurrentUser,
+    db: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """One file: an image preview, its size, a download link."""
-    dataset, target = browse.open_entry(
-        db, settings, user=user, dataset_id=dataset_id, path=path
-    )
+    dataset, target = browse.open_entry(db, settings, user=user, dataset_id=dataset_id, path=path)
     if not target.is_file():
         raise InvalidInput(f"{path!r} is a folder.", field="path")
     folder = browse.list_folder(
@@ -225,6 +268,7 @@ def preview_page(
     )
     entry = next((e for e in folder.entries if e.name == target.name), None)
     return render(
-        request, "datasets_preview.html",
+        request,
+        "datasets_preview.html",
         {"dataset": dataset, "folder": folder, "entry": entry, "path": path, "quote": quote},
     )

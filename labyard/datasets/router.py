@@ -37,8 +37,13 @@ def create_dataset(
 ) -> DatasetOut:
     """Create an empty dataset in a project (WRITE), or a public one (admins)."""
     dataset = service.create_dataset(
-        db, settings, user=user, name=body.name, project_id=body.project_id,
-        description=body.description, public=body.public,
+        db,
+        settings,
+        user=user,
+        name=body.name,
+        project_id=body.project_id,
+        description=body.description,
+        public=body.public,
     )
     return dataset_out(dataset)
 
@@ -78,7 +83,10 @@ def publish_dataset(
 
 @router.get("/datasets/{dataset_id}/files", response_model=list[EntryOut])
 def list_files(
-    dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
     path: PathQuery = "",
 ) -> list[EntryOut]:
     """The entries of a folder (READ)."""
@@ -101,7 +109,10 @@ def download_response(settings: Any, db: Any, user: Any, dataset_id: int, path: 
 
 @router.get("/datasets/{dataset_id}/download")
 def download(
-    dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
     path: PathQuery = "",
 ) -> Response:
     """Download a file, or a folder (or the whole dataset) as a zip (READ)."""
@@ -110,19 +121,24 @@ def download(
 
 @router.get("/datasets/{dataset_id}/thumbnail")
 def thumbnail(
-    dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep,
-    path: PathQuery, size: str = "thumb",
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    path: PathQuery,
+    size: str = "thumb",
 ) -> Response:
     """A PNG thumbnail (size=thumb) or preview (size=preview) of an image (READ)."""
-    image = browse.thumbnail(
-        db, settings, user=user, dataset_id=dataset_id, path=path, size=size
-    )
+    image = browse.thumbnail(db, settings, user=user, dataset_id=dataset_id, path=path, size=size)
     return FileResponse(image, media_type="image/png", headers={"Cache-Control": "private"})
 
 
 @router.post("/datasets/{dataset_id}/folders", response_model=EntryOut, status_code=201)
 def make_folder(
-    dataset_id: int, body: FolderCreate, user: CurrentUser, db: SessionDep,
+    dataset_id: int,
+    body: FolderCreate,
+    user: CurrentUser,
+    db: SessionDep,
     settings: SettingsDep,
 ) -> EntryOut:
     """Create a folder (WRITE)."""
@@ -141,7 +157,12 @@ def move_entry(
 ) -> dict[str, str]:
     """Rename and/or move a file or folder (WRITE); answers the new path."""
     path = service.move_entry(
-        db, settings, user=user, dataset_id=dataset_id, path=body.path, to_folder=body.to,
+        db,
+        settings,
+        user=user,
+        dataset_id=dataset_id,
+        path=body.path,
+        to_folder=body.to,
         new_name=body.name,
     )
     return {"path": path}
@@ -149,7 +170,10 @@ def move_entry(
 
 @router.delete("/datasets/{dataset_id}/files", status_code=204)
 def delete_entry(
-    dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep,
+    dataset_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
     path: PathQuery,
 ) -> None:
     """Delete a file or folder (WRITE)."""
@@ -161,7 +185,11 @@ def delete_entry(
 
 @router.post("/datasets/{dataset_id}/extract", response_model=TaskOut, status_code=202)
 def extract(
-    dataset_id: int, body: PathBody, request: Request, user: CurrentUser, db: SessionDep,
+    dataset_id: int,
+    body: PathBody,
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
     settings: SettingsDep,
 ) -> TaskOut:
     """Extract an archive into its folder in the background; poll the task it answers."""

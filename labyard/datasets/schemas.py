@@ -63,7 +63,10 @@ class EntryOut(BaseModel):
 def entry_out(entry: Entry) -> EntryOut:
     """The JSON form of a listing entry."""
     return EntryOut(
-        name=entry.name, path=entry.path, type=entry.type, size=entry.size,
+        name=entry.name,
+        path=entry.path,
+        type=entry.type,
+        size=entry.size,
         modified=entry.modified,
     )
 

@@ -128,9 +128,7 @@ def list_tasks(db: Session, *, user: User, dataset_id: int) -> list[DatasetTask]
     return list(db.scalars(query.order_by(DatasetTask.id.desc()).limit(20)))
 
 
-def cancel_task(
-    db: Session, runner: TaskRunner, *, user: User, task_id: int
-) -> DatasetTask:
+def cancel_task(db: Session, runner: TaskRunner, *, user: User, task_id: int) -> DatasetTask:
     """Cancel a queued or running extraction (WRITE)."""
     task = db.get(DatasetTask, task_id)
     if task is None:
@@ -175,7 +173,10 @@ def run_task(settings: Settings, database: Database, task_id: int, cancel: threa
         _update(database, task_id, status="failed", message=exc.message, finished_at=utcnow())
     except Exception as exc:
         _update(
-            database, task_id, status="failed", message=f"Extraction failed: {exc}",
+            database,
+            task_id,
+            status="failed",
+            message=f"Extraction failed: {exc}",
             finished_at=utcnow(),
         )
         raise
@@ -198,9 +199,7 @@ def _extract_and_move(
     limits = limits_of(settings)
     listing = archives.inspect(archive, limits)
     _refuse_clashes(folder, listing.top_level)
-    _update(
-        database, task_id, total_bytes=listing.total_bytes, total_entries=len(listing.members)
-    )
+    _update(database, task_id, total_bytes=listing.total_bytes, total_entries=len(listing.members))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     last = [0.0]
@@ -215,8 +214,13 @@ def _extract_and_move(
     if cancel.is_set():
         raise archives.ExtractionCancelled("The extraction was cancelled.")
     _refuse_clashes(folder, {p.name for p in work.iterdir()})
-    _update(database, task_id, status="moving", done_bytes=listing.total_bytes,
-            done_entries=len(listing.members))
+    _update(
+        database,
+        task_id,
+        status="moving",
+        done_bytes=listing.total_bytes,
+        done_entries=len(listing.members),
+    )
     finish_move(settings, database, task_id, work, folder)
 
 

@@ -84,8 +84,14 @@ async def upload_files(
             raise InvalidInput("Send the file in the multipart field 'file'.", field="file")
         placed = [
             await _run(
-                uploads.place_file, db, settings, user=user, dataset=dataset,
-                work_file=part.path, folder=sink.fields.get("path", ""), name=part.filename,
+                uploads.place_file,
+                db,
+                settings,
+                user=user,
+                dataset=dataset,
+                work_file=part.path,
+                folder=sink.fields.get("path", ""),
+                name=part.filename,
                 extract=_truthy(sink.fields.get("extract")),
             )
             for part in sink.files
@@ -164,8 +170,14 @@ def tus_create(
     meta = parse_metadata(request.headers.get("upload-metadata", ""))
     name = meta.get("relativePath") or meta.get("filename") or ""
     upload = uploads.create_upload(
-        db, settings, user=user, dataset_id=dataset_id, length=length,
-        folder=meta.get("folder", ""), name=name, extract=_truthy(meta.get("extract")),
+        db,
+        settings,
+        user=user,
+        dataset_id=dataset_id,
+        length=length,
+        folder=meta.get("folder", ""),
+        name=name,
+        extract=_truthy(meta.get("extract")),
     )
     headers = _tus_headers(upload)
     headers["Location"] = f"/api/v1/datasets/{dataset_id}/uploads/{upload.id}"
@@ -181,9 +193,7 @@ def tus_head(
     dataset_id: int, upload_id: str, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> Response:
     """How many bytes of the upload the server holds."""
-    upload = uploads.get_upload(
-        db, settings, user=user, dataset_id=dataset_id, upload_id=upload_id
-    )
+    upload = uploads.get_upload(db, settings, user=user, dataset_id=dataset_id, upload_id=upload_id)
     return Response(status_code=200, headers=_tus_headers(upload))
 
 
@@ -242,7 +252,9 @@ async def _append(request: Request, settings: Any, upload: DatasetUpload) -> Non
     with path.open("ab") as out:
         try:
             await append_body(
-                request, out, limit=upload.length - start,
+                request,
+                out,
+                limit=upload.length - start,
                 message="The request sends more bytes than the upload's Upload-Length.",
             )
         except DomainError:

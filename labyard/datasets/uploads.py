@@ -7,6 +7,7 @@ file. Limits are checked before and while bytes arrive (see the HTTP side in tus
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def create_upload(
         id=secrets.token_hex(16),
         dataset_id=dataset.id,
         created_by_id=user.id,
-        target_path=f"{folder.strip('/')}\x00{name}",
+        target_path=json.dumps([folder.strip("/"), name]),
         length=length,
         offset=0,
         extract=extract,
@@ -145,12 +146,18 @@ def complete_upload(
     """Move a finished upload into its dataset and forget the record."""
     dataset = db.get(Dataset, upload.dataset_id)
     assert dataset is not None
-    folder, _, name = upload.target_path.partition("\x00")
+    folder, name = json.loads(upload.target_path)
     work = service.upload_file(settings, upload.id)
     db.delete(upload)
     db.flush()
     return place_file(
-        db, settings, user=user, dataset=dataset, work_file=work, folder=folder, name=name,
+        db,
+        settings,
+        user=user,
+        dataset=dataset,
+        work_file=work,
+        folder=folder,
+        name=name,
         extract=upload.extract,
     )
 

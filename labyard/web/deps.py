@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
@@ -177,7 +178,8 @@ async def csrf_protect(request: Request, db: SessionDep) -> None:
         bearer_token(request) is not None or request.url.path.startswith("/api/")
     ):
         return
-    expected = expected_csrf_token(request, db)
+    # a database call must not block the event loop (it may wait for SQLite's write lock)
+    expected = await run_in_threadpool(expected_csrf_token, request, db)
     provided = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "")
     if provided is None and content_type.startswith(

@@ -81,7 +81,11 @@ def tree(folder: Path) -> list[str]:
 
 
 def upload(
-    client: WebClient, headers: dict[str, str], dataset_id: int, name: str, data: bytes,
+    client: WebClient,
+    headers: dict[str, str],
+    dataset_id: int,
+    name: str,
+    data: bytes,
     **fields: str,
 ) -> object:
     """A plain multipart upload."""

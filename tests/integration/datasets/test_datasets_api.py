@@ -9,14 +9,16 @@ from sqlalchemy.orm import Session
 from labyard.config import Settings
 from labyard.datasets import service
 from labyard.db import Database
-from tests.factories import ADMIN_PASSWORD, WebClient, bearer_token, auth
+from tests.factories import ADMIN_PASSWORD, WebClient, auth, bearer_token
 from tests.integration.datasets.conftest import Team, dataset_root, tree, upload
 
 
-def test_create_list_get_delete(api: WebClient, team: Team, settings: Settings,
-                                database: Database) -> None:
+def test_create_list_get_delete(
+    api: WebClient, team: Team, settings: Settings, database: Database
+) -> None:
     created = api.post(
-        "/api/v1/datasets", json={"name": "mnist", "project_id": team.project_id},
+        "/api/v1/datasets",
+        json={"name": "mnist", "project_id": team.project_id},
         headers=team.writer,
     )
     assert created.status_code == 201, created.text
@@ -33,57 +35,73 @@ def test_create_list_get_delete(api: WebClient, team: Team, settings: Settings,
 
 
 def test_name_is_unique_per_project_and_checked(api: WebClient, team: Team) -> None:
-    again = api.post("/api/v1/datasets", json={"name": "ds", "project_id": team.project_id},
-                     headers=team.owner)
+    again = api.post(
+        "/api/v1/datasets", json={"name": "ds", "project_id": team.project_id}, headers=team.owner
+    )
     assert again.status_code == 409 and "already exists" in again.json()["detail"]
     for bad in ("", "../x", "a/b", ".hidden", "x" * 101, "name\u202eevil"):
-        response = api.post("/api/v1/datasets", json={"name": bad, "project_id": team.project_id},
-                            headers=team.owner)
+        response = api.post(
+            "/api/v1/datasets",
+            json={"name": bad, "project_id": team.project_id},
+            headers=team.owner,
+        )
         assert response.status_code == 422, bad
     names = [d["name"] for d in api.get("/api/v1/datasets", headers=team.owner).json()]
     assert names.count("ds") == 1 and len([n for n in names if n != "digits"]) == 1
 
 
-def test_permission_matrix(api: WebClient, team: Team, settings: Settings,
-                           database: Database) -> None:
+def test_permission_matrix(
+    api: WebClient, team: Team, settings: Settings, database: Database
+) -> None:
     ds = team.dataset_id
     # READ members browse and download, but do not upload, change or delete
     assert api.get(f"/api/v1/datasets/{ds}/files", headers=team.reader).status_code == 200
     assert upload(api, team.writer, ds, "a.txt", b"hello").status_code == 201
-    download = api.get(f"/api/v1/datasets/{ds}/download", params={"path": "a.txt"},
-                       headers=team.reader)
+    download = api.get(
+        f"/api/v1/datasets/{ds}/download", params={"path": "a.txt"}, headers=team.reader
+    )
     assert download.status_code == 200 and download.content == b"hello"
     refused = [
         upload(api, team.reader, ds, "b.txt", b"x"),
         api.post(f"/api/v1/datasets/{ds}/folders", json={"name": "f"}, headers=team.reader),
-        api.post(f"/api/v1/datasets/{ds}/move", json={"path": "a.txt", "name": "c.txt"},
-                 headers=team.reader),
+        api.post(
+            f"/api/v1/datasets/{ds}/move",
+            json={"path": "a.txt", "name": "c.txt"},
+            headers=team.reader,
+        ),
         api.delete(f"/api/v1/datasets/{ds}/files", params={"path": "a.txt"}, headers=team.reader),
         api.post(f"/api/v1/datasets/{ds}/extract", json={"path": "a.txt"}, headers=team.reader),
         api.delete(f"/api/v1/datasets/{ds}", headers=team.reader),
-        api.post("/api/v1/datasets", json={"name": "n", "project_id": team.project_id},
-                 headers=team.reader),
+        api.post(
+            "/api/v1/datasets",
+            json={"name": "n", "project_id": team.project_id},
+            headers=team.reader,
+        ),
     ]
     assert [r.status_code for r in refused] == [403] * len(refused)
     # non-members learn nothing: 404 everywhere
     for response in (
         api.get(f"/api/v1/datasets/{ds}", headers=team.outsider),
         api.get(f"/api/v1/datasets/{ds}/files", headers=team.outsider),
-        api.get(f"/api/v1/datasets/{ds}/download", params={"path": "a.txt"},
-                headers=team.outsider),
+        api.get(f"/api/v1/datasets/{ds}/download", params={"path": "a.txt"}, headers=team.outsider),
         upload(api, team.outsider, ds, "b.txt", b"x"),
         api.delete(f"/api/v1/datasets/{ds}", headers=team.outsider),
         api.get(f"/api/v1/datasets/{ds}/insight", headers=team.outsider),
     ):
         assert response.status_code == 404
-    assert "ds" not in {d["name"] for d in api.get("/api/v1/datasets", headers=team.outsider).json()}
+    assert "ds" not in {
+        d["name"] for d in api.get("/api/v1/datasets", headers=team.outsider).json()
+    }
     assert tree(dataset_root(settings, database, ds)) == ["a.txt"]
     assert api.get(f"/api/v1/datasets/{ds}").status_code == 401
 
 
 def _digits_id(api: WebClient, headers: dict[str, str]) -> int:
-    return next(d["id"] for d in api.get("/api/v1/datasets", headers=headers).json()
-                if d["name"] == "digits")
+    return next(
+        d["id"]
+        for d in api.get("/api/v1/datasets", headers=headers).json()
+        if d["name"] == "digits"
+    )
 
 
 def test_digits_is_seeded_public_read_only_and_recognised(
@@ -112,16 +130,25 @@ def test_public_dataset_refuses_every_write_even_for_admins(
     for headers in (team.owner, admin):
         responses = [
             upload(api, headers, digits, "x.txt", b"x"),
-            api.post(f"/api/v1/datasets/{digits}/uploads", headers={
-                **headers, "Tus-Resumable": "1.0.0", "Upload-Length": "1",
-                "Upload-Metadata": "filename eC50eHQ="}),
+            api.post(
+                f"/api/v1/datasets/{digits}/uploads",
+                headers={
+                    **headers,
+                    "Tus-Resumable": "1.0.0",
+                    "Upload-Length": "1",
+                    "Upload-Metadata": "filename eC50eHQ=",
+                },
+            ),
             api.post(f"/api/v1/datasets/{digits}/folders", json={"name": "f"}, headers=headers),
-            api.post(f"/api/v1/datasets/{digits}/move",
-                     json={"path": "train/0", "name": "zero"}, headers=headers),
-            api.delete(f"/api/v1/datasets/{digits}/files", params={"path": "train"},
-                       headers=headers),
-            api.post(f"/api/v1/datasets/{digits}/extract", json={"path": "train"},
-                     headers=headers),
+            api.post(
+                f"/api/v1/datasets/{digits}/move",
+                json={"path": "train/0", "name": "zero"},
+                headers=headers,
+            ),
+            api.delete(
+                f"/api/v1/datasets/{digits}/files", params={"path": "train"}, headers=headers
+            ),
+            api.post(f"/api/v1/datasets/{digits}/extract", json={"path": "train"}, headers=headers),
         ]
         for response in responses:
             assert response.status_code == 403, response.text
@@ -134,11 +161,12 @@ def test_public_dataset_refuses_every_write_even_for_admins(
 
 
 def test_only_admins_create_or_publish_public_datasets(api: WebClient, team: Team) -> None:
-    refused = api.post("/api/v1/datasets", json={"name": "pub", "public": True},
-                       headers=team.owner)
+    refused = api.post("/api/v1/datasets", json={"name": "pub", "public": True}, headers=team.owner)
     assert refused.status_code == 403
-    assert api.post(f"/api/v1/datasets/{team.dataset_id}/publish",
-                    headers=team.owner).status_code == 403
+    assert (
+        api.post(f"/api/v1/datasets/{team.dataset_id}/publish", headers=team.owner).status_code
+        == 403
+    )
     admin = auth(bearer_token(api, "admin", ADMIN_PASSWORD))
     upload(api, team.owner, team.dataset_id, "a.txt", b"a")
     published = api.post(f"/api/v1/datasets/{team.dataset_id}/publish", headers=admin)
@@ -178,8 +206,11 @@ def test_delete_is_refused_while_a_job_uses_the_dataset(
 def test_find_dataset_by_name_prefers_the_projects_own(
     api: WebClient, team: Team, database: Database
 ) -> None:
-    api.post("/api/v1/datasets", json={"name": "digits", "project_id": team.project_id},
-             headers=team.owner)
+    api.post(
+        "/api/v1/datasets",
+        json={"name": "digits", "project_id": team.project_id},
+        headers=team.owner,
+    )
     from labyard.auth.models import User
 
     with database.session() as db:

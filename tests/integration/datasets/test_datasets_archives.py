@@ -33,19 +33,30 @@ FILES = [("train/cat/1.png", b"one"), ("train/dog/2.png", b"two"), ("README.txt"
 
 
 def _extract(api: WebClient, team: Team, path: str) -> dict[str, object]:
-    started = api.post(f"/api/v1/datasets/{team.dataset_id}/extract", json={"path": path},
-                       headers=team.writer)
+    started = api.post(
+        f"/api/v1/datasets/{team.dataset_id}/extract", json={"path": path}, headers=team.writer
+    )
     assert started.status_code == 202, started.text
     return wait_task(api, team.writer, started.json()["id"])
 
 
 @pytest.mark.parametrize(
     ("name", "mode"),
-    [("a.tar", "w"), ("a.tar.gz", "w:gz"), ("a.tgz", "w:gz"), ("a.tar.bz2", "w:bz2"),
-     ("a.tar.xz", "w:xz"), ("a.zip", None)],
+    [
+        ("a.tar", "w"),
+        ("a.tar.gz", "w:gz"),
+        ("a.tgz", "w:gz"),
+        ("a.tar.bz2", "w:bz2"),
+        ("a.tar.xz", "w:xz"),
+        ("a.zip", None),
+    ],
 )
 def test_each_format_extracts_into_the_archives_folder(
-    api: WebClient, team: Team, settings: Settings, database: Database, name: str,
+    api: WebClient,
+    team: Team,
+    settings: Settings,
+    database: Database,
+    name: str,
     mode: str | None,
 ) -> None:
     data = zip_bytes(FILES) if mode is None else tar_bytes(list(FILES), mode)
@@ -56,8 +67,16 @@ def test_each_format_extracts_into_the_archives_folder(
     root = dataset_root(settings, database, team.dataset_id)
     assert (root / "train" / "dog" / "2.png").read_bytes() == b"two"
     assert sorted(tree(root)) == sorted(
-        [name, "README.txt", "train", "train/cat", "train/cat/1.png", "train/dog",
-         "train/dog/2.png"])
+        [
+            name,
+            "README.txt",
+            "train",
+            "train/cat",
+            "train/cat/1.png",
+            "train/dog",
+            "train/dog/2.png",
+        ]
+    )
     assert tree(service.work_dir(settings)) == []
 
 
@@ -74,24 +93,44 @@ def _device(name: str) -> tarfile.TarInfo:
 
 
 REFUSED = [
-    ("absolute.tar.gz", [("ok.txt", b"1"), ("/tmp/labyard-evil.txt", b"x")],
-     "'/tmp/labyard-evil.txt' has an absolute path"),
-    ("dotdot.tar.gz", [("ok.txt", b"1"), ("a/../../evil.txt", b"x")],
-     "'a/../../evil.txt' has a '..' component"),
-    ("symlink.tar.gz", [("ok.txt", b"1"), _link("up", "../../..", tarfile.SYMTYPE),
-                        ("up/evil.txt", b"x")], "'up' is a symlink leaving the folder"),
-    ("abslink.tar.gz", [_link("passwd", "/etc/passwd", tarfile.SYMTYPE)],
-     "'passwd' is a symlink leaving the folder"),
-    ("hardlink.tar.gz", [("ok.txt", b"1"), _link("h", "../../etc/passwd", tarfile.LNKTYPE)],
-     "'h' is a hardlink leaving the folder"),
+    (
+        "absolute.tar.gz",
+        [("ok.txt", b"1"), ("/tmp/labyard-evil.txt", b"x")],
+        "'/tmp/labyard-evil.txt' has an absolute path",
+    ),
+    (
+        "dotdot.tar.gz",
+        [("ok.txt", b"1"), ("a/../../evil.txt", b"x")],
+        "'a/../../evil.txt' has a '..' component",
+    ),
+    (
+        "symlink.tar.gz",
+        [("ok.txt", b"1"), _link("up", "../../..", tarfile.SYMTYPE), ("up/evil.txt", b"x")],
+        "'up' is a symlink leaving the folder",
+    ),
+    (
+        "abslink.tar.gz",
+        [_link("passwd", "/etc/passwd", tarfile.SYMTYPE)],
+        "'passwd' is a symlink leaving the folder",
+    ),
+    (
+        "hardlink.tar.gz",
+        [("ok.txt", b"1"), _link("h", "../../etc/passwd", tarfile.LNKTYPE)],
+        "'h' is a hardlink leaving the folder",
+    ),
     ("device.tar.gz", [("ok.txt", b"1"), _device("null")], "'null' is a device or special file"),
 ]
 
 
 @pytest.mark.parametrize(("name", "entries", "reason"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_unsafe_tar_is_refused_whole(
-    api: WebClient, team: Team, settings: Settings, database: Database, name: str,
-    entries: list[object], reason: str,
+    api: WebClient,
+    team: Team,
+    settings: Settings,
+    database: Database,
+    name: str,
+    entries: list[object],
+    reason: str,
 ) -> None:
     upload(api, team.owner, team.dataset_id, name, tar_bytes(entries))  # type: ignore[arg-type]
     outside_before = tree(settings.data_dir)
@@ -105,11 +144,19 @@ def test_unsafe_tar_is_refused_whole(
 
 @pytest.mark.parametrize(
     ("entry", "reason"),
-    [("/abs.txt", "has an absolute path"), ("../up.txt", "has a '..' component"),
-     ("..\\win.txt", "has a '..' component"), ("C:/x.txt", "has an absolute path")],
+    [
+        ("/abs.txt", "has an absolute path"),
+        ("../up.txt", "has a '..' component"),
+        ("..\\win.txt", "has a '..' component"),
+        ("C:/x.txt", "has an absolute path"),
+    ],
 )
 def test_unsafe_zip_is_refused_whole(
-    api: WebClient, team: Team, settings: Settings, database: Database, entry: str,
+    api: WebClient,
+    team: Team,
+    settings: Settings,
+    database: Database,
+    entry: str,
     reason: str,
 ) -> None:
     buffer = io.BytesIO()
@@ -128,7 +175,7 @@ def test_zip_symlink_leaving_the_folder_is_refused(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         info = zipfile.ZipInfo("link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         archive.writestr(info, "../../../../etc")
     upload(api, team.owner, team.dataset_id, "l.zip", buffer.getvalue())
     task = _extract(api, team, "l.zip")
@@ -150,8 +197,13 @@ def test_zip_bomb_by_ratio_is_refused(
 def test_tar_bomb_by_ratio_and_by_entry_count_are_refused(
     api: WebClient, team: Team, settings: Settings, database: Database
 ) -> None:
-    upload(api, team.owner, team.dataset_id, "zeros.tar.gz",
-           tar_bytes([("zeros.bin", b"\0" * (20 * 1024 * 1024))]))
+    upload(
+        api,
+        team.owner,
+        team.dataset_id,
+        "zeros.tar.gz",
+        tar_bytes([("zeros.bin", b"\0" * (20 * 1024 * 1024))]),
+    )
     task = _extract(api, team, "zeros.tar.gz")
     assert task["status"] == "failed" and "expand more than 200 times" in str(task["message"])
     settings.archive_max_entries = 50
@@ -159,8 +211,10 @@ def test_tar_bomb_by_ratio_and_by_entry_count_are_refused(
     upload(api, team.owner, team.dataset_id, "many.tar.gz", many)
     task = _extract(api, team, "many.tar.gz")
     assert task["status"] == "failed" and "more than 50 entries" in str(task["message"])
-    assert tree(dataset_root(settings, database, team.dataset_id)) == ["many.tar.gz",
-                                                                       "zeros.tar.gz"]
+    assert tree(dataset_root(settings, database, team.dataset_id)) == [
+        "many.tar.gz",
+        "zeros.tar.gz",
+    ]
 
 
 def test_clash_with_existing_files_refuses_and_keeps_them(
@@ -177,13 +231,20 @@ def test_clash_with_existing_files_refuses_and_keeps_them(
 def test_extract_after_upload_and_internal_links_work(
     api: WebClient, team: Team, settings: Settings, database: Database
 ) -> None:
-    data = tar_bytes([("d/a.txt", b"a"), _link("d/b.txt", "a.txt", tarfile.SYMTYPE),
-                      _link("d/c.txt", "d/a.txt", tarfile.LNKTYPE)])
+    data = tar_bytes(
+        [
+            ("d/a.txt", b"a"),
+            _link("d/b.txt", "a.txt", tarfile.SYMTYPE),
+            _link("d/c.txt", "d/a.txt", tarfile.LNKTYPE),
+        ]
+    )
     placed = upload(api, team.owner, team.dataset_id, "x.tgz", data, extract="1")
     task_id = placed.json()[0]["task_id"]  # type: ignore[attr-defined]
     assert wait_task(api, team.owner, task_id)["status"] == "done"
     root = dataset_root(settings, database, team.dataset_id)
-    assert (root / "d" / "b.txt").read_bytes() == b"a" and (root / "d" / "c.txt").read_bytes() == b"a"
+    assert (root / "d" / "b.txt").read_bytes() == b"a" and (
+        root / "d" / "c.txt"
+    ).read_bytes() == b"a"
 
 
 def test_extract_refuses_non_archives_and_traversal(api: WebClient, team: Team) -> None:
@@ -201,8 +262,13 @@ def test_cancel_stops_an_extraction_and_leaves_nothing(
     big = tar_bytes([(f"f{i}.bin", os.urandom(1024 * 1024)) for i in range(40)], "w")
     (root / "big.tar").write_bytes(big)
     with database.session() as db:
-        task = tasks.start_extraction(db, settings, user=db.merge(_owner(database)),
-                                      dataset_id=team.dataset_id, path="big.tar")
+        task = tasks.start_extraction(
+            db,
+            settings,
+            user=db.merge(_owner(database)),
+            dataset_id=team.dataset_id,
+            path="big.tar",
+        )
         task_id = task.id
     runner = tasks.runner_for(api.app)
     runner.cancel(task_id)  # cancelled before it starts: the first entry already stops it
@@ -214,8 +280,9 @@ def test_cancel_stops_an_extraction_and_leaves_nothing(
     body = wait_task(api, team.owner, task_id)
     assert body["status"] == "cancelled"
     assert tree(root) == ["big.tar"] and tree(service.work_dir(settings)) == []
-    started = api.post(f"/api/v1/datasets/{team.dataset_id}/extract", json={"path": "big.tar"},
-                       headers=team.owner).json()
+    started = api.post(
+        f"/api/v1/datasets/{team.dataset_id}/extract", json={"path": "big.tar"}, headers=team.owner
+    ).json()
     cancel = api.post(f"/api/v1/dataset-tasks/{started['id']}/cancel", headers=team.owner)
     assert cancel.status_code in (200, 409)
     final = wait_task(api, team.owner, started["id"])
@@ -248,13 +315,27 @@ def test_server_killed_mid_extraction_leaves_no_partial_files(
 ) -> None:
     root = dataset_root(settings, database, team.dataset_id)
     (root / "big.tar").write_bytes(
-        tar_bytes([(f"f{i:03}.bin", os.urandom(256 * 1024)) for i in range(400)], "w"))
+        tar_bytes([(f"f{i:03}.bin", os.urandom(256 * 1024)) for i in range(400)], "w")
+    )
     with database.session() as db:
-        task_id = tasks.start_extraction(db, settings, user=db.merge(_owner(database)),
-                                         dataset_id=team.dataset_id, path="big.tar").id
+        task_id = tasks.start_extraction(
+            db,
+            settings,
+            user=db.merge(_owner(database)),
+            dataset_id=team.dataset_id,
+            path="big.tar",
+        ).id
     work = tasks.temp_dir(settings, task_id)
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(settings.data_dir),
-                             settings.resolved_database_url, str(task_id)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILL_SCRIPT,
+            str(settings.data_dir),
+            settings.resolved_database_url,
+            str(task_id),
+        ]
+    )
     deadline = time.monotonic() + 60
     while not (work.exists() and len(list(work.iterdir())) >= 3):
         assert proc.poll() is None, "the extraction ended before it could be killed"
@@ -278,8 +359,9 @@ def test_recover_finishes_an_extraction_killed_while_moving_in(
     root = dataset_root(settings, database, team.dataset_id)
     (root / "a.zip").write_bytes(zip_bytes(FILES))
     with database.session() as db:
-        task = tasks.start_extraction(db, settings, user=db.merge(_owner(database)),
-                                      dataset_id=team.dataset_id, path="a.zip")
+        task = tasks.start_extraction(
+            db, settings, user=db.merge(_owner(database)), dataset_id=team.dataset_id, path="a.zip"
+        )
         task.status = "moving"  # every entry written, the renames had begun
         task_id = task.id
     work = tasks.temp_dir(settings, task_id)

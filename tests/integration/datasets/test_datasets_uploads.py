@@ -28,13 +28,15 @@ def _work_files(settings: Settings) -> list[str]:
 def test_plain_upload_into_a_folder_and_listing(
     api: WebClient, team: Team, settings: Settings, database: Database
 ) -> None:
-    api.post(f"/api/v1/datasets/{team.dataset_id}/folders", json={"name": "train"},
-             headers=team.owner)
+    api.post(
+        f"/api/v1/datasets/{team.dataset_id}/folders", json={"name": "train"}, headers=team.owner
+    )
     response = upload(api, team.owner, team.dataset_id, "cat.png", b"\x89PNG...", path="train")
     assert response.status_code == 201, response.text
     assert response.json() == [{"path": "train/cat.png", "size": 7, "task_id": None}]
-    listing = api.get(f"/api/v1/datasets/{team.dataset_id}/files", params={"path": "train"},
-                      headers=team.reader).json()
+    listing = api.get(
+        f"/api/v1/datasets/{team.dataset_id}/files", params={"path": "train"}, headers=team.reader
+    ).json()
     assert listing[0]["name"] == "cat.png" and listing[0]["path"] == "train/cat.png"
     assert listing[0]["type"] == "file" and listing[0]["size"] == 7
     body = api.get(f"/api/v1/datasets/{team.dataset_id}", headers=team.owner).json()
@@ -50,9 +52,7 @@ def test_plain_upload_into_a_folder_and_listing(
         ("sub/dir/x.txt", "sub/dir/x.txt"),
     ],
 )
-def test_unsafe_names_are_made_safe(
-    api: WebClient, team: Team, name: str, stored: str
-) -> None:
+def test_unsafe_names_are_made_safe(api: WebClient, team: Team, name: str, stored: str) -> None:
     response = upload(api, team.owner, team.dataset_id, name, b"x")
     assert response.status_code == 201, response.text
     assert response.json()[0]["path"] == stored
@@ -94,13 +94,17 @@ def test_size_limit_answers_413_while_streaming_and_leaves_nothing(
     # no Content-Length: the limit must be found while the body streams
     def body() -> object:
         boundary = b"--xyz"
-        yield boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+        yield (
+            boundary
+            + b'\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+        )
         for _ in range(10):
             yield b"x" * 500
         yield b"\r\n" + boundary + b"--\r\n"
 
     response = api.post(
-        f"/api/v1/datasets/{team.dataset_id}/files", content=body(),
+        f"/api/v1/datasets/{team.dataset_id}/files",
+        content=body(),
         headers={**team.owner, "Content-Type": "multipart/form-data; boundary=xyz"},
     )
     assert response.status_code == 413
@@ -156,15 +160,26 @@ def _meta(**values: str) -> str:
 def _create(api: WebClient, team: Team, length: int, **meta: str) -> object:
     return api.post(
         f"/api/v1/datasets/{team.dataset_id}/uploads",
-        headers={**team.owner, "Tus-Resumable": "1.0.0", "Upload-Length": str(length),
-                 "Upload-Metadata": _meta(filename="big.bin", **meta)},
+        headers={
+            **team.owner,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": str(length),
+            "Upload-Metadata": _meta(filename="big.bin", **meta),
+        },
     )
 
 
 def _patch(api: WebClient, team: Team, url: str, offset: int, data: object) -> object:
-    return api.patch(url, content=data, headers={
-        **team.owner, "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
-        "Content-Type": "application/offset+octet-stream"})
+    return api.patch(
+        url,
+        content=data,
+        headers={
+            **team.owner,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
 
 
 def test_tus_options_advertise_the_extensions(api: WebClient, team: Team) -> None:
@@ -172,16 +187,25 @@ def test_tus_options_advertise_the_extensions(api: WebClient, team: Team) -> Non
     assert response.status_code == 204
     assert response.headers["Tus-Version"] == "1.0.0"
     assert set(response.headers["Tus-Extension"].split(",")) == {
-        "creation", "termination", "expiration"}
+        "creation",
+        "termination",
+        "expiration",
+    }
 
 
-def _send_part_then_drop(live_url: str, url: str, headers: dict[str, str], part: bytes,
-                         length: int) -> None:
+def _send_part_then_drop(
+    live_url: str, url: str, headers: dict[str, str], part: bytes, length: int
+) -> None:
     """A PATCH announcing `length` bytes whose connection breaks after `part`."""
     host, port = live_url.split(":")
-    lines = [f"PATCH {url} HTTP/1.1", f"Host: {live_url}", f"Content-Length: {length}",
-             "Tus-Resumable: 1.0.0", "Upload-Offset: 0",
-             "Content-Type: application/offset+octet-stream"]
+    lines = [
+        f"PATCH {url} HTTP/1.1",
+        f"Host: {live_url}",
+        f"Content-Length: {length}",
+        "Tus-Resumable: 1.0.0",
+        "Upload-Offset: 0",
+        "Content-Type: application/offset+octet-stream",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + part)
@@ -226,11 +250,26 @@ def test_tus_refuses_bytes_past_the_length_and_wrong_requests(
     assert too_much.status_code == 413
     head = api.head(url, headers={**team.owner, "Tus-Resumable": "1.0.0"})
     assert head.headers["Upload-Offset"] == "0"
-    old = api.patch(url, content=b"x", headers={**team.owner, "Upload-Offset": "0",
-                    "Content-Type": "application/offset+octet-stream"})
+    old = api.patch(
+        url,
+        content=b"x",
+        headers={
+            **team.owner,
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
     assert old.status_code == 412
-    plain = api.patch(url, content=b"x", headers={**team.owner, "Tus-Resumable": "1.0.0",
-                      "Upload-Offset": "0", "Content-Type": "text/plain"})
+    plain = api.patch(
+        url,
+        content=b"x",
+        headers={
+            **team.owner,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Offset": "0",
+            "Content-Type": "text/plain",
+        },
+    )
     assert plain.status_code == 415
     assert _patch(api, team, url, 0, b"y" * 10).status_code == 204
     assert tree(dataset_root(settings, database, team.dataset_id)) == ["big.bin"]
@@ -267,15 +306,25 @@ def test_tus_with_a_browser_session_needs_the_csrf_header(
         ana = db.scalar(select(User).where(User.username == "ana"))
     assert ana is not None
     with session_client(app, database, ana) as client:
-        headers = {"Tus-Resumable": "1.0.0", "Upload-Length": "3",
-                   "Upload-Metadata": _meta(filename="s.txt")}
+        headers = {
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "3",
+            "Upload-Metadata": _meta(filename="s.txt"),
+        }
         url = f"/api/v1/datasets/{team.dataset_id}/uploads"
         assert client.post(url, headers=headers).status_code == 403
         created = client.post(url, headers={**headers, "X-CSRF-Token": client.csrf or ""})
         assert created.status_code == 201
-        done = client.patch(created.headers["Location"], content=b"abc", headers={
-            "Tus-Resumable": "1.0.0", "Upload-Offset": "0", "X-CSRF-Token": client.csrf or "",
-            "Content-Type": "application/offset+octet-stream"})
+        done = client.patch(
+            created.headers["Location"],
+            content=b"abc",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "X-CSRF-Token": client.csrf or "",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
         assert done.status_code == 204
     assert (dataset_root(settings, database, team.dataset_id) / "s.txt").read_bytes() == b"abc"
 
