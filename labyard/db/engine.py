@@ -41,6 +41,11 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def is_read_session(session: Session) -> bool:
+    """True for sessions made by Database.read_sessionmaker (deferred, read-only by intent)."""
+    return bool(session.get_bind().get_execution_options().get(READ_ONLY_OPTION, False))
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for `url` with Labyard's connection settings."""
     if url.startswith("sqlite"):

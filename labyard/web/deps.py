@@ -17,6 +17,7 @@ from labyard.auth import service as auth_service
 from labyard.auth.models import User, WebSession
 from labyard.config import Settings
 from labyard.db import Database
+from labyard.db.engine import is_read_session
 from labyard.errors import PermissionDenied, Unauthenticated
 
 SESSION_COOKIE = "labyard_session"
@@ -121,9 +122,9 @@ def optional_user(
         row = auth_service.live_token(db, token)
         user = row.user if row is not None else None
         if row is not None and auth_service.token_use_is_stale(row):
-            if request.method in SAFE_METHODS:  # the request's own session only reads
+            if is_read_session(db):  # write in a short transaction of its own
                 auth_service.note_token_use(get_database(request), row.id)
-            else:  # the request's session holds the write lock already: use it
+            else:  # this session writes anyway (a second writer would wait on it)
                 auth_service.mark_token_used(row)
     else:
         web_session = load_web_session(request, db)
