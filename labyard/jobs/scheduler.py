@@ -174,34 +174,54 @@ class Scheduler:
     # ------------------------------------------------------------------ follow
 
     def follow_live(self) -> None:
-        """Ingest logs of live jobs, deliver stop signals, finish exited jobs."""
-        with self.database.session() as db:
+        """Ingest logs of live jobs, deliver stop signals, finish exited jobs.
+
+        Executor calls (Docker API round trips, waiting for a log follower) happen outside
+        database transactions, so on SQLite no writer waits on Docker.
+        """
+        with self.database.read_session() as db:
             ids = list(db.scalars(select(Job.id).where(Job.status == S.RUNNING)))
         for job_id in ids:
             try:
-                with self.database.session() as db:
-                    job = db.get(Job, job_id)
-                    if job is not None and job.status == S.RUNNING:
-                        self._follow_one(db, job)
+                self._follow_one(job_id)
             except Exception:  # noqa: BLE001 - one broken job must not stop the others
                 log.exception("following job %s failed", job_id)
 
-    def _follow_one(self, db: Session, job: Job) -> None:
-        executor = self._executor_for(job)
-        ingest.ingest_log(db, job, job_dir(self.settings, job.id))
-        if job.stop_requested_at is not None:
-            waited = (utcnow() - job.stop_requested_at).total_seconds()
+    def _follow_one(self, job_id: int) -> None:
+        with self.database.session() as db:
+            job = db.get(Job, job_id)
+            if job is None or job.status != S.RUNNING:
+                return
+            ingest.ingest_log(db, job, job_dir(self.settings, job.id))
+            external_id, stop_requested_at = job.external_id, job.stop_requested_at
+            executor = self._executor_for(job)
+        if stop_requested_at is not None:
+            waited = (utcnow() - stop_requested_at).total_seconds()
             if waited >= self.settings.stop_grace_seconds:
-                executor.stop(job.id, job.external_id, force=True)
-            elif job.id not in self._term_sent:
-                executor.stop(job.id, job.external_id, force=False)
-                self._term_sent.add(job.id)
-        state = executor.poll(job.id, job.external_id)
-        if not state.running:
-            self._finish(db, job, executor, state)
+                executor.stop(job_id, external_id, force=True)
+            elif job_id not in self._term_sent:
+                executor.stop(job_id, external_id, force=False)
+                self._term_sent.add(job_id)
+        state = executor.poll(job_id, external_id)
+        if state.running:
+            return
+        executor.logs_complete(job_id)
+        with self.database.session() as db:
+            job = db.get(Job, job_id)
+            if job is None or job.status != S.RUNNING:
+                return
+            self._record_finish(db, job, state)
+        executor.cleanup(job_id, external_id)
 
     def _finish(self, db: Session, job: Job, executor: Executor, state: JobState) -> None:
+        """Finish a job inside the caller's transaction (used at adoption, once at start)."""
         executor.logs_complete(job.id)
+        self._record_finish(db, job, state)
+        db.flush()
+        executor.cleanup(job.id, job.external_id)
+
+    def _record_finish(self, db: Session, job: Job, state: JobState) -> None:
+        """The last log lines, then the final state: the one place a job's exit is judged."""
         ingest.ingest_log(db, job, job_dir(self.settings, job.id), final=True)
         code = state.exit_code
         if state.lost:
@@ -213,8 +233,6 @@ class Scheduler:
         else:
             transition(job, S.FAILED, reason=f"exited with code {code}", exit_code=code)
         self._term_sent.discard(job.id)
-        db.flush()
-        executor.cleanup(job.id, job.external_id)
 
     # ------------------------------------------------------------------ dispatch
 
