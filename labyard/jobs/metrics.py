@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from labyard.jobs.models import MetricPoint
@@ -85,7 +85,9 @@ def store_points(db: Session, job_id: int, points: list[tuple[Point, datetime]])
             }
             for p, ts in points
         ]
-        db.execute(insert(MetricPoint.__table__), rows)  # Core executemany: no ORM overhead
+        table = MetricPoint.__table__
+        assert isinstance(table, Table)
+        db.execute(insert(table), rows)  # Core executemany: no ORM overhead
 
 
 def series_names(db: Session, job_id: int) -> list[dict[str, object]]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.jobs import artifacts, live, service, views
+from labyard.jobs import ansi, artifacts, listing, live, service, views
 from labyard.jobs.models import Job, JobStatus
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
@@ -32,26 +32,21 @@ TABS = ("metrics", "log", "config", "files", "summary")
 # --------------------------------------------------------------------------- lists
 
 
-def _filters(
-    settings: Settings,
-    *,
-    project_id: int | None,
-    status: str,
-    lab_id: str,
-    sweep_id: str,
-    sort: str,
-    order: str,
-    page: int,
-) -> views.JobFilters:
-    return views.JobFilters(
+def _filters(request: Request, settings: Settings, project_id: int | None) -> listing.JobFilters:
+    q = request.query_params
+    status, lab_id, sweep_id = q.get("status", ""), q.get("lab_id", ""), q.get("sweep_id", "")
+    return listing.JobFilters(
         project_id=project_id,
         lab_id=int(lab_id) if lab_id.isdigit() else None,
         sweep_id=int(sweep_id) if sweep_id.isdigit() else None,
         status=JobStatus(status) if status in set(JobStatus) else None,
-        sort=sort,
-        descending=order != "asc",
-        page=page,
+        sort=q.get("sort", "id"),
+        descending=q.get("order", "desc") != "asc",
+        page=int(q["page"]) if q.get("page", "").isdigit() else 1,
         per_page=settings.jobs_per_page,
+        after=q.get("after") or None,
+        before=q.get("before") or None,
+        last=q.get("last") == "1",
     )
 
 
@@ -59,17 +54,7 @@ def _list(
     request: Request, db: SessionDep, user: User, settings: Settings, project_id: int | None
 ) -> Response:
     q = request.query_params
-    filters = _filters(
-        settings,
-        project_id=project_id,
-        status=q.get("status", ""),
-        lab_id=q.get("lab_id", ""),
-        sweep_id=q.get("sweep_id", ""),
-        sort=q.get("sort", "id"),
-        order=q.get("order", "desc"),
-        page=int(q["page"]) if q.get("page", "").isdigit() else 1,
-    )
-    page = views.jobs_page(db, user, filters=filters)
+    page = listing.jobs_page(db, user, filters=_filters(request, settings, project_id))
     project = require_project(db, user, project_id) if project_id is not None else None
     role = role_of(db, user, project_id) if project_id is not None else None
     context = {
@@ -78,7 +63,8 @@ def _list(
         "can_write": project is None or (role is not None and role >= Role.WRITE),
         "statuses": list(JobStatus),
         "base_url": request.url.path,
-        "query": dict(q),
+        "query": {k: v for k, v in q.items() if k not in ("after", "before", "last", "page")},
+        "current_query": dict(q),
     }
     block = (
         "table" if is_htmx(request) and request.headers.get("hx-target") == "jobs-table" else None
@@ -165,13 +151,13 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "cursor": str(live.Cursor(log_offset, charts["last_id"])),
         "state": views.row_state(job, position),
         "series": charts["series"],
-        "log": lines,
     }
     return {
         "job": job,
         "project": require_project(db, user, job.project_id),
         "sweep": db.get(service.Sweep, job.sweep_id) if job.sweep_id else None,
         "state": boot["state"],
+        "log_lines": ansi.log_lines(lines),
         "boot_json": json.dumps(boot, separators=(",", ":")).replace("</", "<\\/"),
         "config_text": artifacts.config_text(settings, job.id),
         "command_line": artifacts.command_line(job.command),

@@ -1,4 +1,4 @@
-"""Read models of the jobs pages: list pages with filters, sorting and paging, metric
+"""Read models of the jobs pages (the lists themselves are in `listing`): metric
 summaries (latest and best per series) for many jobs in one query, queue positions of a
 page of jobs, chart data, the sweep comparison, and page actions on a selection of jobs.
 
@@ -7,10 +7,10 @@ Nothing here changes a job except `bulk_action`, which calls the jobs service pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
@@ -19,17 +19,8 @@ from labyard.errors import DomainError, InvalidInput
 from labyard.jobs import service
 from labyard.jobs.metrics import downsample
 from labyard.jobs.models import Job, JobStatus, MetricPoint, Sweep
-from labyard.projects.service import require_project, visible_project_ids
+from labyard.projects.service import visible_project_ids
 
-SORTS = {
-    "id": Job.id,
-    "name": Job.name,
-    "status": Job.status,
-    "queued": Job.queued_at,
-    "started": Job.started_at,
-    "finished": Job.finished_at,
-    "gpus": Job.gpus,
-}
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "wer", "cer")
 PRIMARY_PREFERENCE = ("Validation_loss", "Validation_acc", "Test_acc", "Train_loss", "Train_acc")
 MAX_PARAM_COLUMNS = 8
@@ -51,95 +42,6 @@ class MetricSummary:
     latest: float
     best: float
     points: int
-
-
-@dataclass
-class JobFilters:
-    """What a jobs list shows: the query string of a list page, checked."""
-
-    project_id: int | None = None
-    lab_id: int | None = None
-    sweep_id: int | None = None
-    status: JobStatus | None = None
-    sort: str = "id"
-    descending: bool = True
-    page: int = 1
-    per_page: int = 50
-
-    def __post_init__(self) -> None:
-        if self.sort not in SORTS:
-            raise InvalidInput(f"Cannot sort by {self.sort!r}.", field="sort")
-        self.page = max(1, self.page)
-        self.per_page = max(1, min(self.per_page, 500))
-
-
-@dataclass
-class JobsPage:
-    """One page of a jobs list with everything its rows show."""
-
-    jobs: list[Job]
-    total: int
-    filters: JobFilters
-    queue_positions: dict[int, int]
-    metrics: dict[int, dict[str, MetricSummary]]
-    param_columns: list[str]
-    metric_columns: list[str]
-    sweeps: list[Sweep] = field(default_factory=list)
-
-    def elapsed(self, job: Job) -> float | None:
-        """The job's run time so far."""
-        return service.elapsed_seconds(job)
-
-    @property
-    def pages(self) -> int:
-        """How many pages the list has."""
-        return max(1, -(-self.total // self.filters.per_page))
-
-
-def _filtered(query: Select[Any], user_projects: list[int], filters: JobFilters) -> Select[Any]:
-    query = query.where(Job.project_id.in_(user_projects))
-    for column, value in (
-        (Job.project_id, filters.project_id),
-        (Job.lab_id, filters.lab_id),
-        (Job.sweep_id, filters.sweep_id),
-        (Job.status, filters.status),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    return query
-
-
-def jobs_page(db: Session, user: User, *, filters: JobFilters) -> JobsPage:
-    """One page of the jobs the user can see, filtered and sorted, with its rows' extras."""
-    if filters.project_id is not None:
-        require_project(db, user, filters.project_id)
-        projects = [filters.project_id]
-    else:
-        projects = visible_project_ids(db, user)
-    total = db.scalar(_filtered(select(func.count()).select_from(Job), projects, filters)) or 0
-    column = SORTS[filters.sort]
-    order: list[Any] = [column.desc() if filters.descending else column.asc()]
-    if filters.sort != "id":
-        order.append(Job.id.desc())
-    query = _filtered(select(Job), projects, filters).order_by(*order)
-    offset = (filters.page - 1) * filters.per_page
-    jobs = list(db.scalars(query.offset(offset).limit(filters.per_page)))
-    summaries = metric_summaries(db, [j.id for j in jobs])
-    sweeps = list(
-        db.scalars(
-            select(Sweep).where(Sweep.project_id.in_(projects)).order_by(Sweep.id.desc()).limit(200)
-        )
-    )
-    return JobsPage(
-        jobs=jobs,
-        total=total,
-        filters=filters,
-        queue_positions=queue_positions(db, jobs),
-        metrics=summaries,
-        param_columns=param_columns(jobs),
-        metric_columns=metric_columns(summaries),
-        sweeps=sweeps,
-    )
 
 
 def visible_jobs(db: Session, user: User, job_ids: list[int]) -> list[Job]:

@@ -99,16 +99,7 @@
     xs.push(s.x[n - 1]); ys.push(s.y[n - 1]);
     s.x = xs; s.y = ys;
   }
-  function smooth(ys, weight) {  // TensorBoard's debiased EMA
-    if (!weight) return ys;
-    var out = new Array(ys.length), last = 0, count = 0;
-    for (var i = 0; i < ys.length; i++) {
-      if (ys[i] === null || !isFinite(ys[i])) { out[i] = ys[i]; continue; }
-      last = last * weight + (1 - weight) * ys[i]; count++;
-      out[i] = last / (1 - Math.pow(weight, count));
-    }
-    return out;
-  }
+  var smooth = window.labyardSmooth;  // static/js/smooth.js
   function scheduleCharts() {
     if (chartTimer) return;
     chartTimer = setTimeout(function () { chartTimer = null; renderCharts(); }, 250);
@@ -343,7 +334,8 @@
   }
 
   applyState(boot.state);
-  appendLines(boot.log);
+  // The log's tail came rendered by the server (escaped, colours as classes); the stream
+  // continues after it (boot.cursor).
   showTab(location.hash.slice(1) || "metrics");
   connect();
 })();

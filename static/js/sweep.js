@@ -5,7 +5,8 @@
   var table = document.getElementById("sweep-table");
   if (!box || !table) return;
   var sweepId = box.getAttribute("data-sweep"), bestId = Number(box.getAttribute("data-best"));
-  var plot = null, seriesOfJob = {}, jobOfSeries = {};
+  var plot = null, seriesOfJob = {}, jobOfSeries = {}, curves = [], metricNow = "", pinned = null;
+  var smoothInput = document.getElementById("sweep-smooth");
 
   function color(i) { return "hsl(" + Math.round((i * 137.508) % 360) + ",65%,45%)"; }
 
@@ -45,7 +46,22 @@
       if (tr) tr.classList.add("focus");
     }
   }
-  function draw(curves, metric) {
+  function focusJob(jobId) {  // the curve of this job in front (null: all), its row marked
+    if (!plot) return;
+    var idx = jobId ? seriesOfJob[jobId] : null;
+    plot.setSeries(idx || null, { focus: true });
+    highlight(idx ? jobId : null);
+  }
+  function pin(jobId, scroll) {  // click: keep a job highlighted until clicked again
+    pinned = pinned === jobId ? null : jobId;
+    table.querySelectorAll("tr.pinned").forEach(function (tr) { tr.classList.remove("pinned"); });
+    var tr = pinned && table.querySelector('tr[data-job="' + pinned + '"]');
+    if (tr) { tr.classList.add("pinned"); if (scroll) tr.scrollIntoView({ block: "nearest" }); }
+    focusJob(pinned);
+  }
+  function draw() {
+    var metric = metricNow;
+    var weight = parseFloat(smoothInput ? smoothInput.value : "0") || 0;
     if (plot) { plot.destroy(); plot = null; }
     box.textContent = "";
     seriesOfJob = {}; jobOfSeries = {};
@@ -53,7 +69,7 @@
       var p = document.createElement("p"); p.className = "muted"; p.textContent = "No " + metric + " values yet.";
       box.appendChild(p); return;
     }
-    var data = uPlot.join(curves.map(function (c) { return [c.x, c.y]; }));
+    var data = uPlot.join(curves.map(function (c) { return [c.x, window.labyardSmooth(c.y, weight)]; }));
     var series = [{ label: "x" }];
     curves.forEach(function (c, i) {
       var best = c.job_id === bestId;
@@ -70,15 +86,21 @@
       legend: { show: false },
       focus: { alpha: 0.15 },
       cursor: { focus: { prox: 12 }, drag: { x: true, y: false } },
-      hooks: { setSeries: [function (u, idx) { highlight(idx ? jobOfSeries[idx] : null); }] }
+      hooks: { setSeries: [function (u, idx) { highlight(idx ? jobOfSeries[idx] : pinned); }] }
     }, data, box);
+    plot.over.addEventListener("click", function () {  // click a curve: pin it, show its row
+      var focused = null;
+      plot.series.forEach(function (s, i) { if (i && s._focus) focused = jobOfSeries[i]; });
+      if (focused) pin(focused, true);
+    });
+    if (pinned) focusJob(pinned);
   }
   function load() {
     var metric = document.getElementById("sweep-metric").value;
     if (!metric) return;
     fetch("/api/v1/sweeps/" + sweepId + "/curves?points=300&metric=" + encodeURIComponent(metric), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
-      .then(function (body) { draw(body.curves || [], metric); });
+      .then(function (body) { curves = body.curves || []; metricNow = metric; draw(); });
   }
   table.addEventListener("mouseover", function (e) {
     var tr = e.target.closest && e.target.closest("tr[data-job]");
@@ -86,7 +108,16 @@
     var idx = seriesOfJob[Number(tr.getAttribute("data-job"))];
     if (idx) plot.setSeries(idx, { focus: true });
   });
-  table.addEventListener("mouseleave", function () { if (plot) plot.setSeries(null, { focus: true }); });
+  table.addEventListener("mouseleave", function () { focusJob(pinned); });
+  table.addEventListener("click", function (e) {
+    if (e.target.closest("a, input, button, th")) return;
+    var tr = e.target.closest("tr[data-job]");
+    if (tr) pin(Number(tr.getAttribute("data-job")), false);
+  });
+  if (smoothInput) smoothInput.addEventListener("input", function () {
+    document.getElementById("sweep-smooth-value").textContent = smoothInput.value;
+    if (curves.length) draw();
+  });
   var select = document.getElementById("sweep-metric");
   if (select) select.addEventListener("change", load);
   load();

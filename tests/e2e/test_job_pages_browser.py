@@ -141,3 +141,44 @@ def test_two_tabs_both_receive_every_log_line(
         )
         assert shown == [line.replace("\x1b[1;32m", "").replace("\x1b[0m", "") for line in expected]
     other.close()
+
+
+def test_sweep_page_smoothing_and_legend_linked_to_table(
+    live_server: str, page: Any, database: Database, settings: Settings
+) -> None:
+    from labyard.jobs.models import Sweep
+    from tests.factories import make_job_row
+
+    no_favicon(page)
+    ana = make_users_fast(database, "ana")["ana"]
+    assert ana.default_project_id is not None
+    with database.session() as db:
+        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
+        db.add(sweep)
+        db.flush()
+        sweep_id = sweep.id
+    jobs = [
+        make_job_row(
+            database,
+            settings,
+            ana.default_project_id,
+            sweep_id=sweep_id,
+            points={"Validation_loss": [(x, (1 + x % 3) / (x + k)) for x in range(1, 40)]},
+        )
+        for k in (1, 2, 3)
+    ]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/sweeps/{sweep_id}")
+    page.wait_for_selector("#sweep-chart canvas")
+    best = page.locator("#sweep-table tr.best")
+    assert best.get_attribute("data-job") == str(jobs[2]) and best.locator(".best-badge").count()
+    page.locator("#sweep-smooth").fill("0.8")
+    page.wait_for_selector("#sweep-chart canvas")
+    assert page.locator("#sweep-smooth-value").text_content() == "0.8"
+    page.locator(f'#sweep-table tr[data-job="{jobs[0]}"] td').nth(2).click()
+    assert page.locator("#sweep-table tr.pinned").get_attribute("data-job") == str(jobs[0])
+    page.mouse.move(0, 0)  # leaving the table keeps the pinned job highlighted
+    assert page.locator("#sweep-table tr.focus").get_attribute("data-job") == str(jobs[0])
+    assert errors == []

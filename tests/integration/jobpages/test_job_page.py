@@ -69,11 +69,12 @@ def test_job_page_shows_panel_tabs_and_boot_data(
     for name in ("model.onnx", "tensorboard/events.out", "ckpt/last.pt"):
         assert f'/jobs/{job_id}/files/{name}"' in text
     assert "/static/css/jobs.css" in text and "/static/vendor/uPlot.iife.min.js" in text
-    assert "<script>alert(1)</script>" not in text  # log text only inside escaped JSON
+    assert "<script>alert(1)</script>" not in text  # log text only escaped
     boot = boot_of(text)
     assert [s["name"] for s in boot["series"]] == ["Train_loss", "Validation_acc"]
     assert boot["series"][0]["x"] == [1.0, 2.0] and boot["series"][0]["y"] == [1.0, 0.5]
-    assert len(boot["log"]) == len(LOG) and boot["log"][-1].endswith("Z done")
+    assert "log" not in boot  # the tail is rendered in the page (see the next test)
+    assert text.count('<div class="ll"') == len(LOG)
     assert boot["state"]["status"] == "succeeded" and boot["state"]["final"] is True
     log_size = (job_dir(clients["ana"].app.state.settings, job_id) / "job.log").stat().st_size
     assert boot["cursor"].split(".")[0] == str(log_size)
@@ -252,3 +253,31 @@ def test_charts_are_downsampled_for_many_points(
     assert 2 <= len(series["x"]) <= settings.chart_max_points
     assert series["x"][0] == 0.0 and series["x"][-1] == 19_999.0
     assert max(series["y"]) == 96.0 and min(series["y"]) == 0.0  # spikes survive
+
+
+def test_log_tail_is_rendered_escaped_with_ansi_classes(
+    clients: dict[str, WebClient], database: Database, settings: Settings, people: People
+) -> None:
+    job = make_job_row(
+        database,
+        settings,
+        people.project_id,
+        log_lines=[
+            "\x1b[1;31m<script>alert('x')</script>\x1b[0m & <b>bold</b>",
+            "plain \x1b]0;title\x07line \x1b[38;5;12mblue\x1b[39m",
+        ],
+    )
+    text = clients["ana"].get(f"/jobs/{job}").text
+    log = text[text.index('<div id="log"') : text.index("</section>", text.index('id="log"'))]
+    assert "<script>" not in log and "<b>" not in log and "\x1b" not in log
+    assert (
+        "<span class=\"ansi-fg-1 ansi-bold\">&lt;script&gt;alert('x')&lt;/script&gt;</span>"
+        " &amp; &lt;b&gt;bold&lt;/b&gt;"
+    ) in log
+    assert 'plain line <span class="ansi-fg-12">blue</span>' in log
+    assert re.search(r'<span class="ts" title="\d{4}-[^"]+Z">\d\d:\d\d:\d\d</span>', log)
+    assert 'data-text="&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold' in log
+    # the stream continues after the rendered tail: nothing of it is sent again
+    boot = boot_of(text)
+    events = parse_sse(clients["ana"].get(f"/jobs/{job}/events?cursor={boot['cursor']}").text)
+    assert [e["event"] for e in events if e["event"] == "log"] == []

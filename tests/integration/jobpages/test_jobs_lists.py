@@ -3,6 +3,7 @@ bulk actions (page and API) with per-job errors, and the sweep page."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from labyard.config import Settings
 from labyard.db import Database, utcnow
 from labyard.jobs import service
 from labyard.jobs.models import Job, Sweep
+from labyard.labs.models import Lab
 from tests.factories import WebClient, access_token_for, auth, make_job_row
 from tests.integration.jobpages.conftest import People, parse_sse
 
@@ -23,11 +25,19 @@ def row_ids(page: str) -> list[int]:
     return [int(i) for i in re.findall(r'<tr data-job="(\d+)"', page)]
 
 
+def link(page: str, rel: str) -> str | None:
+    """The pager's link with this rel (unescaped), or None."""
+    match = re.search(rf'href="([^"]+)" rel="{rel}"', page)
+    return html.unescape(match.group(1)) if match else None
+
+
 def bulk_jobs(database: Database, project_id: int, count: int, **fields: object) -> None:
-    """Insert `count` queued jobs in one statement."""
+    """Insert `count` queued jobs in one statement (`started`: a start time every 3rd job)."""
     now = utcnow()
+    started = fields.get("started")
     rows = [
         {
+            "started_at": now - timedelta(seconds=i % 97) if started and i % 3 else None,
             "project_id": project_id,
             "name": f"bulk {i}",
             "status": fields.get("status", "queued"),
@@ -53,7 +63,7 @@ def test_ten_thousand_jobs_page_filter_and_sort(
     assert first.status_code == 200
     ids = row_ids(first.text)
     assert len(ids) == settings.jobs_per_page and ids == sorted(ids, reverse=True)
-    assert "Page 1 of 200 · 10000 jobs" in first.text
+    assert "Jobs 1–50 of 10000" in first.text
     assert "#1 in queue" in first.text or "in queue" in first.text
     last = ana.get(f"/projects/{people.project_id}/jobs?page=200")
     assert len(row_ids(last.text)) == 50 and min(row_ids(last.text)) == 1
@@ -227,3 +237,138 @@ def test_sweep_page_table_best_job_and_apis(clients: dict[str, WebClient], sweep
         assert clients["rita"].get(route).status_code == 200
     filtered = clients["ana"].get(f"/jobs?sweep_id={sweep_id}")
     assert len(row_ids(filtered.text)) == 3
+
+
+def test_keyset_pages_of_ten_thousand_jobs(
+    clients: dict[str, WebClient], database: Database, people: People
+) -> None:
+    bulk_jobs(database, people.project_id, 10_000)
+    ana, base = clients["ana"], f"/projects/{people.project_id}/jobs"
+    first = ana.get(base).text
+    assert row_ids(first) == list(range(10_000, 9_950, -1))
+    assert link(first, "prev") is None and link(first, "first") is None
+    second = ana.get(link(first, "next") or "").text
+    assert row_ids(second) == list(range(9_950, 9_900, -1)) and "Jobs 51–100 of 10000" in second
+    assert row_ids(ana.get(link(second, "prev") or "").text) == row_ids(first)
+    last = ana.get(link(first, "last") or "").text
+    assert row_ids(last) == list(range(50, 0, -1)) and "Jobs 9951–10000 of 10000" in last
+    assert link(last, "next") is None and link(last, "last") is None
+    before_last = ana.get(link(last, "prev") or "").text
+    assert row_ids(before_last) == list(range(100, 50, -1))
+    assert row_ids(ana.get(link(before_last, "next") or "").text) == row_ids(last)
+    assert row_ids(ana.get(f"{base}?after=51").text) == list(range(50, 0, -1))
+    assert row_ids(ana.get(f"{base}?after=1").text) == []
+    oldest = ana.get(f"{base}?order=asc&last=1").text
+    assert row_ids(oldest) == list(range(9_951, 10_001))
+    assert ana.get(f"{base}?after=x1").status_code in (400, 422)
+
+
+def test_keyset_by_start_time_pages_through_every_job_once(
+    clients: dict[str, WebClient], database: Database, people: People, settings: Settings
+) -> None:
+    bulk_jobs(database, people.project_id, 260, started=True)  # ties and never-started ones
+    with database.session() as db:
+        jobs = db.query(Job).all()
+        never = {j.id for j in jobs if j.started_at is None}
+        expected = sorted(
+            jobs,
+            key=lambda j: (j.started_at is None, -(j.started_at or utcnow()).timestamp(), -j.id),
+        )
+    ana = clients["ana"]
+    for order in ("desc", "asc"):
+        url: str | None = f"/projects/{people.project_id}/jobs?sort=started&order={order}"
+        seen: list[int] = []
+        while url:
+            page = ana.get(url).text
+            seen += row_ids(page)
+            url = link(page, "next")
+        assert len(seen) == 260 and set(seen[-len(never) :]) == never  # NULLs last both ways
+        if order == "desc":
+            assert seen == [j.id for j in expected]
+        backwards: list[int] = []
+        url = f"/projects/{people.project_id}/jobs?sort=started&order={order}&last=1"
+        while url:
+            page = ana.get(url).text
+            backwards = row_ids(page) + backwards
+            url = link(page, "prev")
+        assert backwards == seen
+
+
+def test_sort_by_latest_and_best_of_a_metric(
+    clients: dict[str, WebClient], database: Database, people: People, settings: Settings
+) -> None:
+    acc = {
+        "a": [(1, 0.9), (2, 0.5)],  # best 0.9, latest 0.5
+        "b": [(1, 0.6), (2, 0.7)],  # best 0.7, latest 0.7
+        "c": [(1, 0.8), (2, 0.2), (3, 0.6)],  # best 0.8, latest 0.6
+    }
+    ids = {
+        name: make_job_row(
+            database, settings, people.project_id, name=name, points={"Validation_acc": pts}
+        )
+        for name, pts in acc.items()
+    }
+    ids["none"] = make_job_row(database, settings, people.project_id, name="none")
+    loss = make_job_row(
+        database, settings, people.project_id, name="l", points={"Train_loss": [(1, 0.3), (2, 0.1)]}
+    )
+    ana, base = clients["ana"], f"/projects/{people.project_id}/jobs"
+    order = [ids[n] for n in ("a", "c", "b")]
+    best_desc = ana.get(f"{base}?sort=best:Validation_acc").text
+    assert row_ids(best_desc) == order + [loss, ids["none"]]  # no value: last, newest first
+    assert 'class="sort sorted-desc">best</a>' in best_desc
+    best_asc = row_ids(ana.get(f"{base}?sort=best:Validation_acc&order=asc").text)
+    assert best_asc[:3] == order[::-1] and set(best_asc[3:]) == {loss, ids["none"]}
+    latest = row_ids(ana.get(f"{base}?sort=latest:Validation_acc").text)
+    assert latest[:3] == [ids["b"], ids["c"], ids["a"]]
+    # best of a loss is its minimum
+    assert row_ids(ana.get(f"{base}?sort=best:Train_loss&order=asc").text)[0] == loss
+    # the sorted metric is a column with its sort links even when the page has many metrics
+    assert '<th class="metric">Validation_acc' in best_desc
+    assert "sort=latest%3AValidation_acc" in best_desc
+    for bad in ("best:", "worst:Validation_acc", "best:x;drop", "latest:" + "x" * 101):
+        assert ana.get(f"{base}?sort={bad}").status_code == 422
+
+
+def test_metric_sort_pages_by_offset(
+    clients: dict[str, WebClient], database: Database, people: People, settings: Settings
+) -> None:
+    settings.jobs_per_page = 2
+    made = [
+        make_job_row(database, settings, people.project_id, points={"Train_acc": [(1, v / 10)]})
+        for v in range(5)
+    ]
+    ana, base = clients["ana"], f"/projects/{people.project_id}/jobs?sort=latest:Train_acc"
+    pages, url = [], base
+    while url:
+        page = ana.get(url).text
+        pages.append(row_ids(page))
+        url = link(page, "next")
+    assert pages == [made[4:2:-1], made[2:0:-1], made[:1]]
+
+
+def test_lab_filter_offers_lab_names(
+    clients: dict[str, WebClient], database: Database, people: People, settings: Settings
+) -> None:
+    other = people.otto.default_project_id
+    with database.session() as db:
+        labs = [
+            Lab(project_id=people.project_id, name=name, flavor="cpu")
+            for name in ("mnist", "<i>cifar")
+        ]
+        secret = Lab(project_id=other, name="otto-lab", flavor="cpu")
+        db.add_all([*labs, secret])
+        db.flush()
+        mnist, cifar = labs[0].id, labs[1].id
+    in_mnist = make_job_row(database, settings, people.project_id, lab_id=mnist)
+    make_job_row(database, settings, people.project_id, lab_id=cifar)
+    make_job_row(database, settings, people.project_id)
+    page = clients["ana"].get(f"/projects/{people.project_id}/jobs").text
+    assert f'<option value="{mnist}" >mnist</option>' in page
+    assert f'<option value="{cifar}" >&lt;i&gt;cifar</option>' in page
+    assert "<i>cifar" not in page and "otto-lab" not in page
+    filtered = clients["ana"].get(f"/projects/{people.project_id}/jobs?lab_id={mnist}").text
+    assert row_ids(filtered) == [in_mnist]
+    assert f'<option value="{mnist}" selected>mnist</option>' in filtered
+    everywhere = clients["ana"].get("/jobs").text  # all projects: the project is named too
+    assert re.search(rf'<option value="{mnist}" >mnist \(ana-default\)</option>', everywhere)
