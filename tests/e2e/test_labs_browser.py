@@ -38,6 +38,7 @@ def test_lab_from_template_to_four_jobs(live_server: str, page: Any) -> None:
     expect(page.locator("#attached")).to_contain_text("/mlsteam/input/digits")
 
     page.click("nav.subnav >> text=Parameters")
+    page.wait_for_load_state()  # htmx binds the form's triggers once the page has loaded
     expect(page.locator("#job-count")).to_have_text("1 job will be created")
     page.select_option("select[name='param.network']", ["lenet", "resnet18"])
     page.fill("input[name='param.batch_size']", "32, 64")

@@ -330,14 +330,15 @@ def test_wheel_installs_a_working_command_outside_the_repo(tmp_path: Path) -> No
     (Path(site) / "labyard-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABYARD_", "PYTHON"))}
     env.update(LABYARD_DATA_DIR=str(tmp_path / "data"), LABYARD_START_SCHEDULER="false")
-    where = subprocess.run(
+    found = subprocess.run(
         [str(python), "-c", "import labyard; print(labyard.__file__)"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
+    )
+    assert found.returncode == 0, found.stderr[-2000:]
+    where = found.stdout.strip()
     assert where.startswith(site) and not where.startswith(str(repo))
     with serve_command(str(venv / "bin" / "labyard"), env, tmp_path) as (base, printed):
         assert GENERATED.search(printed)
