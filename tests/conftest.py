@@ -7,6 +7,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,46 +44,72 @@ def _settings_for(url: str, data_dir: Path) -> Settings:
     )
 
 
+@dataclass(frozen=True)
+class _Templates:
+    """Databases every test's database is copied from: migrated, and migrated + seeded."""
+
+    empty_url: str
+    seeded_url: str
+    seeded_data_dir: Path
+
+
+def _pg_create(server: str, name: str, template: str | None = None) -> str:
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+    engine.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_drop(server: str, *names: str) -> None:
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for name in names:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def _template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database that every test's database is copied from."""
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
+    """Migrate once and seed once (admin, flavors, digits) for the whole session."""
+    seeded_dir = tmp_path_factory.mktemp("seeded-data")
     if USE_POSTGRES:
         server = services.require(services.postgres_url)
-        name = f"labyard_tpl_{os.getpid()}"
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(server).set(database=name).render_as_string(hide_password=False)
-        migrate(_settings_for(url, tmp_path_factory.mktemp("pgtpl")))
-        yield url
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        empty, seeded = f"labyard_tpl_{os.getpid()}", f"labyard_tpls_{os.getpid()}"
+        empty_url = _pg_create(server, empty)
+        migrate(_settings_for(empty_url, tmp_path_factory.mktemp("pgtpl")))
+        seeded_url = _pg_create(server, seeded, template=empty)
     else:
         folder = tmp_path_factory.mktemp("sqlite-template")
-        url = f"sqlite:///{folder / 'template.db'}"
-        migrate(_settings_for(url, folder))
-        yield url
+        empty_url = f"sqlite:///{folder / 'template.db'}"
+        migrate(_settings_for(empty_url, folder))
+        shutil.copyfile(folder / "template.db", folder / "seeded.db")
+        seeded_url = f"sqlite:///{folder / 'seeded.db'}"
+    database = Database(seeded_url)
+    seed(_settings_for(seeded_url, seeded_dir), database)
+    database.dispose()
+    yield _Templates(empty_url, seeded_url, seeded_dir)
+    if USE_POSTGRES:
+        _pg_drop(server, seeded, empty)
 
 
 @pytest.fixture
-def db_url(_template_database: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated, empty database for this test only."""
+def db_url(_templates: _Templates, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database for this test only: migrated and empty, or, for tests that use the
+    `database` fixture, also seeded like a first start."""
+    seeded = "database" in request.fixturenames
+    source = _templates.seeded_url if seeded else _templates.empty_url
     if USE_POSTGRES:
-        template = make_url(_template_database)
+        template = make_url(source)
+        server = template.set(database="postgres").render_as_string(hide_password=False)
         name = f"labyard_t_{os.getpid()}_{next(_counter)}"
-        admin = create_engine(template.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"'))
-        yield template.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        yield _pg_create(server, name, template=template.database)
+        _pg_drop(server, name)
     else:
-        source = Path(make_url(_template_database).database or "")
         target = tmp_path / "labyard.db"
-        shutil.copyfile(source, target)
+        shutil.copyfile(make_url(source).database or "", target)
         yield f"sqlite:///{target}"
 
 
@@ -93,10 +120,17 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def database(settings: Settings) -> Iterator[Database]:
-    """The test's database, seeded like a first start (admin, flavors)."""
+def database(settings: Settings, _templates: _Templates) -> Iterator[Database]:
+    """The test's database, seeded like a first start (admin, flavors, the digits dataset).
+
+    Seeding ran once into a template; the database was copied from it (see db_url) and the
+    seeded files are hard-linked here, which costs milliseconds instead of an argon2 hash and
+    1,797 PNG files per test.
+    """
+    shutil.copytree(
+        _templates.seeded_data_dir, settings.data_dir, copy_function=os.link, dirs_exist_ok=True
+    )
     database = Database(settings.resolved_database_url)
-    seed(settings, database)
     yield database
     database.dispose()
 

@@ -7,7 +7,6 @@ running job uses cannot be deleted.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -348,28 +347,6 @@ def delete_entry(
 # ---------------------------------------------------------------- seeding
 
 DIGITS = "digits"
-_seeded_copies: list[Path] = []  # digits folders this process wrote (tests seed many times)
-
-
-def _link_copy_of_earlier_seed(folder: Path) -> bool:
-    """Hard-link the digits written earlier by this process into `folder`, when possible.
-
-    Writing 1,797 PNG files takes seconds; linking them a few milliseconds. The files are
-    read-only, so sharing their inodes is safe. False when there is nothing to link from.
-    """
-    for source in reversed(_seeded_copies):
-        if not (source / "train").is_dir() or not (source / "test").is_dir():
-            continue
-        try:
-            shutil.copytree(source, folder, copy_function=os.link)
-        except OSError:
-            files.make_writable(folder)
-            shutil.rmtree(folder, ignore_errors=True)
-            continue
-        return True
-    return False
-
-
 def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
     """First start: the public read-only `digits` dataset (only when it does not exist)."""
     from labyard.seed.digits import write_digits_dataset
@@ -388,9 +365,7 @@ def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
     if folder.exists():  # a leftover of an interrupted earlier start
         files.make_writable(folder)
         shutil.rmtree(folder)
-    if not _link_copy_of_earlier_seed(folder):
-        write_digits_dataset(folder)
-        _seeded_copies.append(folder)
+    write_digits_dataset(folder)
     files.make_read_only(folder)
     refresh_stats(db, settings, dataset)
     return dataset
