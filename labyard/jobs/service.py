@@ -22,7 +22,7 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets.service import register_in_use_check
 from labyard.db import utcnow
-from labyard.errors import Conflict, InvalidInput, NotFound, TooLarge
+from labyard.errors import Conflict, InvalidInput, TooLarge
 from labyard.flavors.models import Flavor
 from labyard.jobs.inventory import Inventory, node_inventory
 from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus, Sweep
@@ -36,7 +36,12 @@ from labyard.mlsteam import (
     resolved_yaml,
 )
 from labyard.projects.models import Role
-from labyard.projects.service import clean_display_name, require_project, visible_project_ids
+from labyard.projects.service import (
+    clean_display_name,
+    require_owned,
+    require_project,
+    visible_project_ids,
+)
 
 S = JobStatus
 TRANSITIONS: dict[str, set[str]] = {
@@ -227,14 +232,7 @@ def list_sweeps(db: Session, user: User, *, project_id: int | None = None) -> li
 
 def get_sweep(db: Session, user: User, sweep_id: int) -> Sweep:
     """One sweep (READ on its project)."""
-    sweep = db.get(Sweep, sweep_id)
-    if sweep is None:
-        raise NotFound("No such sweep.")
-    try:
-        require_project(db, user, sweep.project_id)
-    except NotFound:
-        raise NotFound("No such sweep.") from None
-    return sweep
+    return require_owned(db, user, Sweep, sweep_id, noun="sweep")
 
 
 def sweep_counts(db: Session, sweep_id: int) -> dict[str, int]:
@@ -250,14 +248,7 @@ def sweep_counts(db: Session, sweep_id: int) -> dict[str, int]:
 
 def get_job(db: Session, user: User, job_id: int, need: Role = Role.READ) -> Job:
     """One job, if the user holds `need` in its project (non-members: NotFound)."""
-    job = db.get(Job, job_id)
-    if job is None:
-        raise NotFound("No such job.")
-    try:
-        require_project(db, user, job.project_id, need)
-    except NotFound:
-        raise NotFound("No such job.") from None
-    return job
+    return require_owned(db, user, Job, job_id, need, noun="job")
 
 
 def list_jobs(

@@ -26,7 +26,7 @@ from labyard.jobs.models import Job
 from labyard.labs.models import Lab, LabDataset
 from labyard.labs.templates_catalog import LabTemplate, get_template
 from labyard.projects.models import Role
-from labyard.projects.service import require_project, visible_project_ids
+from labyard.projects.service import require_owned, require_project, visible_project_ids
 
 LAB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,11}$")
 LAB_NAME_RULE = "Lab names are 1 to 11 characters: letters, digits, '-' and '_'."
@@ -76,14 +76,7 @@ def _require_flavor(db: Session, name: str) -> str:
 
 def get_lab(db: Session, user: User, lab_id: int, need: Role = Role.READ) -> Lab:
     """The lab if the user holds `need` in its project; NotFound for non-members."""
-    lab = db.get(Lab, lab_id)
-    if lab is None:
-        raise NotFound("No such lab.")
-    try:
-        require_project(db, user, lab.project_id, need)
-    except NotFound:
-        raise NotFound("No such lab.") from None
-    return lab
+    return require_owned(db, user, Lab, lab_id, need, noun="lab")
 
 
 def list_labs(db: Session, user: User, *, project_id: int | None = None) -> list[Lab]:

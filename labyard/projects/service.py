@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.projects.models import Membership, Project, Role
 
 MAX_NAME = 100
+OwnedT = TypeVar("OwnedT", bound="ProjectOwned")
 
 
 def clean_display_name(value: str, *, field: str = "name", max_length: int = MAX_NAME) -> str:
@@ -63,6 +65,31 @@ def require_project(db: Session, user: User, project_id: int, need: Role = Role.
     if role < need:
         raise PermissionDenied(f"This needs {need.name} access to project {project.name!r}.")
     return project
+
+
+class ProjectOwned(Protocol):
+    """A row that belongs to a project (a lab, a job, a sweep, a TensorBoard...)."""
+
+    @property
+    def project_id(self) -> int: ...
+
+
+def require_owned(
+    db: Session, user: User, model: type[OwnedT], row_id: int, need: Role = Role.READ, *, noun: str
+) -> OwnedT:
+    """The `model` row `row_id` if `user` holds `need` in its project.
+
+    A missing row and a non-member get the same NotFound ("No such <noun>."), so nothing leaks;
+    a member with too low a role gets PermissionDenied.
+    """
+    row = db.get(model, row_id)
+    if row is None:
+        raise NotFound(f"No such {noun}.")
+    try:
+        require_project(db, user, row.project_id, need)
+    except NotFound:
+        raise NotFound(f"No such {noun}.") from None
+    return row
 
 
 def visible_project_ids(db: Session, user: User) -> list[int]:

@@ -29,7 +29,7 @@ from labyard.jobs import service as jobs_service
 from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.projects.models import Role
-from labyard.projects.service import require_project, role_of, visible_project_ids
+from labyard.projects.service import require_owned, role_of, visible_project_ids
 from labyard.tensorboard import process
 from labyard.tensorboard.models import LIVE_STATUSES, TensorBoardInstance, TensorBoardStatus
 
@@ -192,14 +192,7 @@ def _check_alive(instance: TensorBoardInstance) -> bool:
 
 def get_instance(db: Session, user: User, instance_id: int) -> TensorBoardInstance:
     """One instance, if the user may READ its project (else NotFound, as if absent)."""
-    instance = db.get(TensorBoardInstance, instance_id)
-    if instance is None:
-        raise NotFound("No such TensorBoard.")
-    try:
-        require_project(db, user, instance.project_id, Role.READ)
-    except NotFound:
-        raise NotFound("No such TensorBoard.") from None
-    return instance
+    return require_owned(db, user, TensorBoardInstance, instance_id, noun="TensorBoard")
 
 
 def list_instances(db: Session, user: User) -> list[TensorBoardInstance]:
