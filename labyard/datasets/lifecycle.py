@@ -4,11 +4,11 @@ the extraction thread pool, recovery of interrupted extractions, the upload reap
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from labyard.background import run_every
 from labyard.config import Settings
 from labyard.datasets import tasks, uploads
 from labyard.db import Database
@@ -24,20 +24,12 @@ def start(app: FastAPI) -> Callable[[], None]:
     tasks.recover(settings, database)
     uploads.reap_expired(settings, database)
     runner = tasks.runner_for(app)
-    stop = threading.Event()
-
-    def reap_forever() -> None:
-        while not stop.wait(REAP_EVERY_S):
-            try:
-                uploads.reap_expired(settings, database)
-            except Exception:  # noqa: BLE001 - keep reaping after a transient error
-                log.exception("reaping expired uploads failed")
-
-    reaper = threading.Thread(target=reap_forever, name="labyard-upload-reaper", daemon=True)
-    reaper.start()
+    stop_reaper = run_every(
+        REAP_EVERY_S, lambda: uploads.reap_expired(settings, database), name="labyard-upload-reaper"
+    )
 
     def stopper() -> None:
-        stop.set()
+        stop_reaper()
         runner.shutdown()
         app.state.dataset_runner = None
 

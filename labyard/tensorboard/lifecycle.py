@@ -5,11 +5,11 @@ reaper thread stops idle ones; on stop, the processes this server started are st
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from labyard.background import run_every
 from labyard.config import Settings
 from labyard.db import Database
 from labyard.tensorboard import service
@@ -29,21 +29,12 @@ def start(app: FastAPI) -> Callable[[], None]:
     settings: Settings = app.state.settings
     database: Database = app.state.db
     reap_once(settings, database)
-    stop = threading.Event()
-
-    def reap_forever() -> None:
-        while not stop.wait(REAP_EVERY_S):
-            try:
-                reap_once(settings, database)
-            except Exception:  # noqa: BLE001 - keep reaping after a transient error
-                log.exception("reaping idle TensorBoards failed")
-
-    reaper = threading.Thread(target=reap_forever, name="labyard-tensorboard-reaper", daemon=True)
-    reaper.start()
+    stop_reaper = run_every(
+        REAP_EVERY_S, lambda: reap_once(settings, database), name="labyard-tensorboard-reaper"
+    )
 
     def stopper() -> None:
-        stop.set()
-        reaper.join(timeout=5)
+        stop_reaper()
         try:
             with database.session() as db:
                 service.stop_children(db)
