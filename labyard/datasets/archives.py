@@ -1,32 +1,44 @@
-"""Safe archive extraction (tar, tar.gz/tgz, tar.bz2, tar.xz, zip).
+"""Safe archive extraction (tar, tar.gz/tgz, tar.bz2, tar.xz, zip) in one pass.
 
-Two passes. `inspect` reads the listing and refuses the archive whole, naming the entry and
-the reason, for: absolute paths, '..' components, links leaving the folder, device files,
-and the bomb limits (entry count, total bytes, compression ratio). `extract` then writes
-into a fresh temporary folder, checking every entry again (the file could have changed) and
-never writing through a link; the caller moves the result into the dataset on success.
+Every entry is checked as it streams in, before any of its bytes are written, and written
+into a fresh temporary folder that the caller discards on any error, so a refusal that comes
+late still leaves nothing in the dataset. Refused whole, naming the entry and the reason:
+absolute paths, '..' components, links leaving the folder, device files, the bomb limits
+(entry count, total bytes, compression ratio), and any entry whose path goes through a link.
+
+Why no entry needs `resolve()`: symlinks are only collected while streaming and are created
+after every other entry is written, so during the pass the temporary folder holds nothing but
+real folders and files made here, and a checked relative name is its real location. Each
+link target is stored normalized (leading '..' only, then names), never climbing above the
+link's own depth, so it cannot leave the folder however other links are arranged.
 """
 
 from __future__ import annotations
 
-import functools
+import lzma
 import os
 import posixpath
 import shutil
+import struct
 import tarfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from labyard.datasets.files import clean_name
+from labyard.datasets.files import MAX_COMPONENT, clean_name
 from labyard.errors import DomainError, InvalidInput, TooLarge
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 COPY_CHUNK = 1024 * 1024
 RATIO_MIN_BYTES = 1024 * 1024  # per-entry ratio is checked for entries at least this large
+REPORT_ENTRIES = 256  # progress is reported every this many entries ...
+REPORT_BYTES = 16 * COPY_CHUNK  # ... or this many bytes, whichever comes first
+FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+NOUNS = {"dir": "folder", "file": "file", "symlink": "link", "hardlink": "file"}
 
 
 def is_archive(name: str) -> bool:
@@ -35,7 +47,7 @@ def is_archive(name: str) -> bool:
 
 
 class ArchiveRefused(InvalidInput):
-    """The archive is unsafe or malformed; nothing was written."""
+    """The archive is unsafe or malformed; nothing was written into the dataset."""
 
 
 class ExtractionCancelled(DomainError):
@@ -58,25 +70,37 @@ class Member:
     parts: tuple[str, ...]
     kind: str  # file, dir, symlink, hardlink
     size: int
-    link: str = ""  # symlink target as written, or hardlink target's relative path
+    link: str = ""  # normalized symlink target, or hardlink target's relative path
     mtime: float | None = None
 
 
 @dataclass(frozen=True)
-class Listing:
-    """The checked content of an archive."""
+class Extracted:
+    """What an extraction wrote: entries, bytes, and the names directly in the folder."""
 
-    members: list[Member]
+    entries: int
     total_bytes: int
+    top_level: set[str] = field(default_factory=set)
 
-    @property
-    def top_level(self) -> set[str]:
-        """Names the archive puts directly into the target folder."""
-        return {m.parts[0] for m in self.members if m.parts}
+
+# (done bytes, done entries, total bytes, total entries); for tar the totals are estimates
+# from how much of the archive file was read, exact once the extraction ends.
+Progress = Callable[[int, int, int, int], None]
 
 
 def _refuse(name: str, reason: str) -> ArchiveRefused:
     return ArchiveRefused(f"Archive refused, nothing was extracted: entry {name!r} {reason}.")
+
+
+def _plain(part: str) -> bool:
+    """True when clean_name would answer `part` unchanged (printable ASCII, no edge spaces)."""
+    return (
+        part.isascii()
+        and part.isprintable()
+        and len(part) <= MAX_COMPONENT
+        and part[0] != " "
+        and part[-1] != " "
+    )
 
 
 def _safe_parts(raw: str) -> tuple[str, ...]:
@@ -87,22 +111,65 @@ def _safe_parts(raw: str) -> tuple[str, ...]:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise _refuse(raw, "has a '..' component")
-    if not parts:
-        return ()  # the archive's own root ("./"): only allowed for folders
     try:
-        return tuple(clean_name(p) for p in parts)
+        return tuple(p if _plain(p) else clean_name(p) for p in parts)
     except InvalidInput as exc:
         raise _refuse(raw, f"has an invalid name ({exc.message})") from None
 
 
-def _inside(parts: tuple[str, ...], target: str) -> str | None:
-    """The link target resolved against the entry's folder, or None when it leaves the root."""
-    if target.startswith("/") or "\x00" in target:
+def _link_target(parts: tuple[str, ...], target: str) -> str | None:
+    """The symlink target normalized (leading '..' only), or None when it leaves the root."""
+    if not target or target.startswith("/") or "\x00" in target:
         return None
-    joined = posixpath.normpath(posixpath.join("/".join(parts[:-1]), target))
-    if joined == ".." or joined.startswith("../") or joined.startswith("/"):
-        return None
-    return joined
+    normal = posixpath.normpath(target)
+    ups = 0
+    for part in normal.split("/"):
+        if part != "..":
+            break
+        ups += 1
+    return None if ups > len(parts) - 1 else normal
+
+
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")  # one 512-byte header
+_FAST_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
+
+
+def _number(field: bytes) -> int:
+    """tarfile.nti for an octal field (ValueError for anything else)."""
+    return int(field.partition(b"\0")[0].strip() or b"0", 8)
+
+
+class _FastTarInfo(tarfile.TarInfo):
+    """tarfile's TarInfo with a faster header parser for the common case: a plain file or
+    folder header with octal numbers and an unsigned checksum. Any other header (links,
+    pax, GNU long names, sparse, base-256 numbers, any doubt) goes to tarfile's own parser,
+    so the result is always what `tarfile.TarInfo.frombuf` answers."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _FastTarInfo:
+        if len(buf) != tarfile.BLOCKSIZE or buf[156:157] not in _FAST_TYPES:
+            return super().frombuf(buf, encoding, errors)
+        fields = _USTAR.unpack(buf)
+        try:  # a base-256 number or any non-octal byte is a ValueError here
+            numbers = [_number(fields[i]) for i in (1, 2, 3, 4, 5, 6, 12, 13)]
+        except ValueError:
+            return super().frombuf(buf, encoding, errors)
+        if numbers[5] != 256 + sum(buf) - sum(buf[148:156]):  # the unsigned checksum
+            return super().frombuf(buf, encoding, errors)
+        name, link, uname, gname, prefix = (
+            fields[i].partition(b"\0")[0].decode(encoding, errors) for i in (0, 8, 10, 11, 14)
+        )
+        obj = cls()
+        obj.name, obj.linkname, obj.uname, obj.gname, obj.type = name, link, uname, gname, fields[7]
+        obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, obj.chksum = numbers[:6]
+        obj.devmajor, obj.devminor = numbers[6:]
+        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
+            obj.type = tarfile.DIRTYPE
+        if obj.type == tarfile.DIRTYPE:
+            obj.name = obj.name.rstrip("/")
+        if prefix:
+            obj.name = prefix + "/" + obj.name
+        return obj
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:
@@ -112,12 +179,13 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
     if not parts:
         raise _refuse(info.name, "has an empty name")
     if info.issym():
-        if _inside(parts, info.linkname) is None:
+        target = _link_target(parts, info.linkname)
+        if target is None:
             raise _refuse(info.name, f"is a symlink leaving the folder (to {info.linkname!r})")
-        return Member(parts, "symlink", 0, info.linkname)
+        return Member(parts, "symlink", 0, target)
     if info.islnk():
         link = info.linkname.replace("\\", "/")
-        if _inside(("",), link) is None or ".." in link.split("/"):
+        if link.startswith("/") or "\x00" in link or ".." in link.split("/"):
             raise _refuse(info.name, f"is a hardlink leaving the folder (to {info.linkname!r})")
         try:
             target = "/".join(_safe_parts(link))
@@ -139,189 +207,248 @@ def _zip_member(info: zipfile.ZipInfo, archive: zipfile.ZipFile, limits: Limits)
     if info.file_size >= RATIO_MIN_BYTES and info.file_size > limits.max_ratio * max(
         info.compress_size, 1
     ):
-        raise _refuse(
-            info.filename,
-            f"expands more than {limits.max_ratio} times (a zip bomb?)",
-        )
+        raise _refuse(info.filename, f"expands more than {limits.max_ratio} times (a zip bomb?)")
     if info.is_dir():
         return Member(parts, "dir", 0)
     if not parts:
         raise _refuse(info.filename, "has an empty name")
     kind = (mode >> 12) & 0o17
     if kind == 0o12:  # symlink: the target is the entry's content
-        target = archive.read(info)[:4096].decode("utf-8", "replace")
-        if _inside(parts, target) is None:
-            raise _refuse(info.filename, f"is a symlink leaving the folder (to {target!r})")
+        with archive.open(info) as stream:
+            written = stream.read(4096).decode("utf-8", "replace")
+        target = _link_target(parts, written)
+        if target is None:
+            raise _refuse(info.filename, f"is a symlink leaving the folder (to {written!r})")
         return Member(parts, "symlink", 0, target)
     if kind not in (0, 0o10):
         raise _refuse(info.filename, "is a device or special file")
     return Member(parts, "file", info.file_size)
 
 
-def _check_totals(name: str, count: int, total: int, limits: Limits) -> None:
-    if count > limits.max_entries:
-        raise TooLarge(
-            f"Archive refused, nothing was extracted: more than {limits.max_entries} entries."
-        )
-    if total > limits.max_bytes:
-        raise TooLarge(
-            f"Archive refused, nothing was extracted: it would extract more than "
-            f"{limits.max_bytes} bytes (at entry {name!r})."
-        )
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
-def _raw_entries(path: Path, limits: Limits) -> Iterator[tuple[str, Member]]:
-    if path.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            for zinfo in archive.infolist():
-                yield zinfo.filename, _zip_member(zinfo, archive, limits)
-        return
-    with tarfile.open(path, "r:*") as tar:
-        for tinfo in tar:
-            yield tinfo.name, _tar_member(tinfo)
+class _Tree:
+    """The temporary folder being filled: what each written path is, links still to make."""
 
+    def __init__(self, root: Path, limits: Limits, archive_size: int, cancel: threading.Event,
+                 progress: Progress, on_top_level: Callable[[str], None]) -> None:  # fmt: skip
+        self.root = os.path.realpath(root)
+        self.limits, self.archive_size = limits, max(archive_size, 1)
+        self.cancel, self.progress, self.on_top_level = cancel, progress, on_top_level
+        self.kinds: dict[str, str] = {}  # relative path -> dir, file or symlink
+        self.sizes: dict[str, int] = {}  # written files, for hardlink copies
+        self.ready: set[str] = {""}  # folders known to be real folders made here
+        self.links: dict[str, str] = {}  # symlinks to make at the end: path -> target
+        self.top_level: set[str] = set()
+        self.entries = self.total = self.done_entries = self.done_bytes = 0
+        self.expected: tuple[int, int] | None = None  # exact totals when known up front
+        self.read_fraction: Callable[[], float] = lambda: 0.0
+        self.next_entries, self.next_bytes = REPORT_ENTRIES, REPORT_BYTES
 
-def inspect(path: Path, limits: Limits) -> Listing:
-    """Check every entry of the archive at `path`; ArchiveRefused or TooLarge if unsafe."""
-    members: list[Member] = []
-    total = 0
-    archive_size = max(path.stat().st_size, 1)
-    try:
-        for raw, member in _raw_entries(path, limits):
-            members.append(member)
-            total += member.size
-            _check_totals(raw, len(members), total, limits)
-            if total >= RATIO_MIN_BYTES and total > limits.max_ratio * archive_size:
-                raise _refuse(raw, f"makes the archive expand more than {limits.max_ratio} times")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ArchiveRefused(f"Cannot read the archive: {exc}.") from None
-    _check_link_targets(members)
-    return Listing(members, total)
+    # -- limits
 
+    def count(self, raw: str, member: Member) -> None:
+        """Count one entry against the bomb limits, before anything of it is written."""
+        self.entries += 1
+        self.add_bytes(raw, member.size)
 
-def _check_link_targets(members: list[Member]) -> None:
-    """Hardlinks must point at a regular file that comes earlier in the archive."""
-    seen: set[str] = set()
-    for member in members:
-        rel = "/".join(member.parts)
-        if member.kind == "hardlink" and member.link not in seen:
-            raise _refuse(rel, f"is a hardlink to {member.link!r}, not an earlier file")
-        if member.kind == "file":
-            seen.add(rel)
+    def add_bytes(self, raw: str, size: int) -> None:
+        self.total += size
+        limits = self.limits
+        if self.entries > limits.max_entries:
+            raise TooLarge(
+                f"Archive refused, nothing was extracted: more than {limits.max_entries} entries."
+            )
+        if self.total > limits.max_bytes:
+            raise TooLarge(
+                f"Archive refused, nothing was extracted: it would extract more than "
+                f"{limits.max_bytes} bytes (at entry {raw!r})."
+            )
+        if self.total >= RATIO_MIN_BYTES and self.total > limits.max_ratio * self.archive_size:
+            raise _refuse(raw, f"makes the archive expand more than {limits.max_ratio} times")
 
+    # -- placing entries
 
-# ---------------------------------------------------------------- writing
+    def _parents(self, raw: str, parts: tuple[str, ...]) -> None:
+        key = ""
+        for part in parts[:-1]:
+            key = f"{key}/{part}" if key else part
+            if key in self.ready:
+                continue
+            kind = self.kinds.get(key)
+            if kind == "symlink":
+                raise _refuse(raw, f"goes through the link {key!r}")
+            if kind == "file":
+                raise _refuse(raw, f"is inside {key!r}, which is a file")
+            os.mkdir(f"{self.root}/{key}")
+            self.kinds[key] = "dir"
+            self.ready.add(key)
 
-
-Progress = Callable[[int, int], None]  # (bytes written, entries written)
-
-
-class _Writer:
-    """Writes checked members under `root`, never following a link already written."""
-
-    def __init__(self, root: Path, cancel: threading.Event, progress: Progress) -> None:
-        self.root = root.resolve()
-        self.cancel = cancel
-        self.progress = progress
-        self.done_bytes = 0
-        self.done_entries = 0
-        self.checked: dict[tuple[str, ...], Path] = {}
-
-    def _parent(self, member: Member) -> Path:
-        key = member.parts[:-1]
-        known = self.checked.get(key)
-        if known is not None:  # a folder stays a folder: links never replace one
-            return known
-        parent = self.root.joinpath(*key)
-        parent.mkdir(parents=True, exist_ok=True)
-        real = parent.resolve()
-        if real != self.root and not real.is_relative_to(self.root):
-            raise _refuse("/".join(member.parts), "would be written through a link")
-        self.checked[key] = real
-        return real
-
-    def _clear(self, path: Path) -> None:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-
-    def write(self, member: Member, source: Callable[[], Iterator[bytes]] | None) -> None:
+    def place(self, raw: str, member: Member) -> str:
+        """Check `member` against what is already written; answer its absolute path."""
         if self.cancel.is_set():
             raise ExtractionCancelled("The extraction was cancelled.")
-        if not member.parts:  # the archive's root folder
-            self.done_entries += 1
-            return
-        target = self._parent(member) / member.parts[-1]
-        if member.kind == "dir":
-            if target.is_symlink():
-                raise _refuse("/".join(member.parts), "is a folder replacing a link")
-            target.mkdir(exist_ok=True)
-        elif member.kind == "symlink":
-            self._clear(target)
-            os.symlink(member.link, target)
-        elif member.kind == "hardlink":
-            self._clear(target)
-            original = (self.root / member.link).resolve()
-            if not original.is_relative_to(self.root) or not original.is_file():
-                raise _refuse("/".join(member.parts), "is a hardlink to a missing file")
-            shutil.copyfile(original, target, follow_symlinks=False)
+        parts = member.parts
+        if not parts:  # the archive's root folder
+            return self.root
+        if parts[0] not in self.top_level:
+            self.on_top_level(parts[0])
+            self.top_level.add(parts[0])
+        parent = "/".join(parts[:-1])
+        if parent not in self.ready:
+            self._parents(raw, parts)
+        key = f"{parent}/{parts[-1]}" if parent else parts[-1]
+        path = f"{self.root}/{key}"
+        before, kind = self.kinds.get(key), member.kind
+        if kind == "dir":
+            if before is None:
+                os.mkdir(path)
+                self.kinds[key] = "dir"
+                self.ready.add(key)
+            elif before != "dir":
+                raise _refuse(raw, f"is a folder replacing a {NOUNS[before]}")
+            return path
+        if before == "dir":
+            raise _refuse(raw, f"is a {NOUNS[kind]} replacing a folder")
+        if kind == "hardlink":
+            if member.link == key or self.kinds.get(member.link) != "file":
+                raise _refuse(key, f"is a hardlink to {member.link!r}, not an earlier file")
+            self.add_bytes(raw, self.sizes[member.link])  # its copy counts as new bytes
+        if before == "symlink":
+            del self.links[key]
+        elif before == "file":
+            os.unlink(path)
+        if kind == "symlink":
+            self.kinds[key] = "symlink"
+            self.links[key] = member.link
         else:
-            self._clear(target)
-            self._write_file(target, source() if source else iter(()), member)
-        self.done_entries += 1
-        self.progress(self.done_bytes, self.done_entries)
+            self.kinds[key] = "file"
+            self.sizes[key] = self.sizes[member.link] if kind == "hardlink" else member.size
+        return path
 
-    def _write_file(self, target: Path, chunks: Iterator[bytes], member: Member) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        fd = os.open(target, flags, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
+    # -- writing
+
+    def write(self, raw: str, path: str, size: int, source: IO[bytes], mtime: float | None) -> None:
+        """Copy `size` bytes from `source` into the new file `path`."""
+        fd = os.open(path, FILE_FLAGS, 0o644)
+        try:
+            left = size
+            while left > 0:
+                chunk = source.read(min(left, COPY_CHUNK))
+                if not chunk:
+                    raise ArchiveRefused(f"Cannot read the archive: entry {raw!r} is truncated.")
+                _write_all(fd, chunk)
+                left -= len(chunk)
                 self.done_bytes += len(chunk)
-                if len(chunk) == COPY_CHUNK:
+                if left:
                     if self.cancel.is_set():
                         raise ExtractionCancelled("The extraction was cancelled.")
-                    self.progress(self.done_bytes, self.done_entries)
-        if member.mtime is not None:
-            os.utime(target, (member.mtime, member.mtime))
+                    self.report()
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
+        finally:
+            os.close(fd)
+
+    def copy(self, member: Member, path: str) -> None:
+        """A hardlink becomes a copy of the earlier file (never a link to anything)."""
+        shutil.copyfile(f"{self.root}/{member.link}", path)
+        self.done_bytes += self.sizes[member.link]
+
+    def entry_done(self) -> None:
+        self.done_entries += 1
+        if self.done_entries >= self.next_entries or self.done_bytes >= self.next_bytes:
+            self.report()
+
+    def report(self) -> None:
+        self.next_entries = self.done_entries + REPORT_ENTRIES
+        self.next_bytes = self.done_bytes + REPORT_BYTES
+        if self.expected is not None:
+            total_bytes, total_entries = self.expected
+        else:
+            fraction = self.read_fraction()
+            scale = 1 / fraction if fraction > 0 else 0
+            total_bytes = max(self.done_bytes, int(self.done_bytes * scale))
+            total_entries = max(self.done_entries, int(self.done_entries * scale))
+        self.progress(self.done_bytes, self.done_entries, total_bytes, total_entries)
+
+    def finish(self) -> Extracted:
+        """Make the collected symlinks (nothing else is written after them)."""
+        if self.cancel.is_set():
+            raise ExtractionCancelled("The extraction was cancelled.")
+        for key, target in self.links.items():
+            os.symlink(target, f"{self.root}/{key}")
+        self.expected = (self.total, self.entries)
+        self.report()
+        return Extracted(self.entries, self.total, self.top_level)
 
 
-def _chunks(stream: IO[bytes] | None) -> Iterator[bytes]:
-    if stream is None:
-        return
-    with stream:
-        while chunk := stream.read(COPY_CHUNK):
-            yield chunk
+def _extract_tar(path: Path, tree: _Tree) -> None:
+    with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:*", tarinfo=_FastTarInfo) as tar:
+        tree.read_fraction = lambda: raw.tell() / tree.archive_size
+        source = tar.fileobj
+        assert source is not None
+        for info in tar:
+            member = _tar_member(info)
+            tree.count(info.name, member)
+            target = tree.place(info.name, member)
+            if member.kind == "file":
+                if source.tell() != info.offset_data:  # tarfile leaves it there already
+                    source.seek(info.offset_data)
+                tree.write(info.name, target, member.size, source, member.mtime)  # type: ignore[arg-type]
+            elif member.kind == "hardlink":
+                tree.copy(member, target)
+            tree.entry_done()
 
 
-def _zip_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
-    return _chunks(archive.open(info))
-
-
-def _tar_chunks(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterator[bytes]:
-    return _chunks(tar.extractfile(info))
+def _extract_zip(path: Path, tree: _Tree) -> None:
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        members = []
+        for info in infos:  # the central directory: every entry checked before any write
+            member = _zip_member(info, archive, tree.limits)
+            tree.count(info.filename, member)
+            members.append(member)
+        tree.expected = (tree.total, tree.entries)
+        tree.report()
+        for info, member in zip(infos, members, strict=True):
+            target = tree.place(info.filename, member)
+            if member.kind == "file":
+                with archive.open(info) as stream:
+                    tree.write(info.filename, target, member.size, stream, None)
+            tree.entry_done()
 
 
 def extract(
-    path: Path, dest: Path, limits: Limits, *, cancel: threading.Event, progress: Progress
-) -> int:
-    """Write the archive's checked entries under the empty folder `dest`; answer the count."""
-    writer = _Writer(dest, cancel, progress)
-    count = total = 0
+    path: Path,
+    dest: Path,
+    limits: Limits,
+    *,
+    cancel: threading.Event,
+    progress: Progress,
+    on_top_level: Callable[[str], None] = lambda name: None,
+) -> Extracted:
+    """Check and write the archive's entries under the empty folder `dest` in one pass.
+
+    Raises ArchiveRefused / TooLarge (unsafe), ExtractionCancelled, or whatever
+    `on_top_level` raises for a name the archive puts directly into the folder. On any
+    error `dest` may hold part of the archive: the caller removes it.
+    """
+    tree = _Tree(dest, limits, path.stat().st_size, cancel, progress, on_top_level)
+    if cancel.is_set():
+        raise ExtractionCancelled("The extraction was cancelled.")
     try:
         if path.name.lower().endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    member = _zip_member(info, archive, limits)
-                    count, total = count + 1, total + member.size
-                    _check_totals(info.filename, count, total, limits)
-                    writer.write(member, functools.partial(_zip_chunks, archive, info))
+            _extract_zip(path, tree)
         else:
-            with tarfile.open(path, "r:*") as tar:
-                for tinfo in tar:
-                    member = _tar_member(tinfo)
-                    count, total = count + 1, total + member.size
-                    _check_totals(tinfo.name, count, total, limits)
-                    writer.write(member, functools.partial(_tar_chunks, tar, tinfo))
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+            _extract_tar(path, tree)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveRefused(f"Cannot read the archive: {exc}.") from None
-    return count
+    except OSError as exc:
+        if exc.errno is not None:  # the disk, not the archive (gzip/bz2/lzma set none)
+            raise
+        raise ArchiveRefused(f"Cannot read the archive: {exc}.") from None
+    return tree.finish()

@@ -1,8 +1,9 @@
 """Background extraction: a thread pool in the server, task state in the `dataset_tasks` table.
 
-A task goes queued -> running -> moving -> done (or failed / cancelled). Entries are written
-to `.work/extract-<task id>` on the datasets' filesystem; only when all of them are written
-does the task become `moving` and rename the top-level entries into the dataset. On start,
+A task goes queued -> running -> moving -> done (or failed / cancelled). Entries are checked
+and written in one pass to `.work/extract-<task id>` on the datasets' filesystem (removed on
+any failure); only when all of them are written does the task become `moving` and rename the
+top-level entries into the dataset. On start,
 `recover` fails tasks a server stop interrupted (removing their temporary folders) and
 finishes the renames of tasks that had reached `moving`, so a dataset never holds a part.
 """
@@ -196,21 +197,31 @@ def _extract_and_move(
 ) -> None:
     archive = files.resolve_existing(root, source)
     folder = files.resolve_existing(root, target)
-    limits = limits_of(settings)
-    listing = archives.inspect(archive, limits)
-    _refuse_clashes(folder, listing.top_level)
-    _update(database, task_id, total_bytes=listing.total_bytes, total_entries=len(listing.members))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     last = [0.0]
 
-    def progress(done_bytes: int, done_entries: int) -> None:
-        now = time.monotonic()
+    def progress(done_bytes: int, done_entries: int, total_bytes: int, total_entries: int) -> None:
+        now = time.monotonic()  # the extractor calls this in batches; the DB at most every 0.5 s
         if now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            _update(database, task_id, done_bytes=done_bytes, done_entries=done_entries)
+            _update(
+                database,
+                task_id,
+                done_bytes=done_bytes,
+                done_entries=done_entries,
+                total_bytes=total_bytes,
+                total_entries=total_entries,
+            )
 
-    archives.extract(archive, work, limits, cancel=cancel, progress=progress)
+    result = archives.extract(
+        archive,
+        work,
+        limits_of(settings),
+        cancel=cancel,
+        progress=progress,
+        on_top_level=lambda name: _refuse_clashes(folder, {name}),
+    )
     if cancel.is_set():
         raise archives.ExtractionCancelled("The extraction was cancelled.")
     _refuse_clashes(folder, {p.name for p in work.iterdir()})
@@ -218,8 +229,10 @@ def _extract_and_move(
         database,
         task_id,
         status="moving",
-        done_bytes=listing.total_bytes,
-        done_entries=len(listing.members),
+        total_bytes=result.total_bytes,
+        done_bytes=result.total_bytes,
+        total_entries=result.entries,
+        done_entries=result.entries,
     )
     finish_move(settings, database, task_id, work, folder)
 

@@ -372,3 +372,112 @@ def test_recover_finishes_an_extraction_killed_while_moving_in(
     assert tree(root) == ["README.txt", "a.zip", "train", "train/x.png"]
     with database.session() as db:
         assert db.get(DatasetTask, task_id).status == "done"  # type: ignore[union-attr]
+
+
+def test_entry_through_an_in_archive_symlink_is_refused_whole(
+    api: WebClient, team: Team, settings: Settings, database: Database
+) -> None:
+    data = tar_bytes(
+        [("real/a.txt", b"a"), _link("d", "real", tarfile.SYMTYPE), ("d/evil.txt", b"x")]
+    )
+    upload(api, team.owner, team.dataset_id, "through.tar.gz", data)
+    task = _extract(api, team, "through.tar.gz")
+    assert task["status"] == "failed", task
+    assert "'d/evil.txt' goes through the link 'd'" in str(task["message"])
+    assert "nothing was extracted" in str(task["message"])
+    assert tree(dataset_root(settings, database, team.dataset_id)) == ["through.tar.gz"]
+    assert tree(service.work_dir(settings)) == []
+
+
+def test_chained_symlinks_cannot_point_outside(
+    api: WebClient, team: Team, settings: Settings, database: Database
+) -> None:
+    # Each target alone stays inside, but read through the other links they would climb out:
+    # 'sub/up' -> '..' is the root, so 'esc' -> 'sub/up/..' is the root's parent on disk, and
+    # 'late' -> 'x/y/..' would be too once 'x/y' -> '..' exists. Targets are stored normalized.
+    data = tar_bytes(
+        [
+            _link("late", "x/y/..", tarfile.SYMTYPE),
+            ("sub/f.txt", b"f"),
+            _link("sub/up", "..", tarfile.SYMTYPE),
+            _link("esc", "sub/up/..", tarfile.SYMTYPE),
+            ("x/g.txt", b"g"),
+            _link("x/y", "..", tarfile.SYMTYPE),
+        ]
+    )
+    upload(api, team.owner, team.dataset_id, "chain.tar.gz", data)
+    task = _extract(api, team, "chain.tar.gz")
+    assert task["status"] == "done", task
+    root = dataset_root(settings, database, team.dataset_id).resolve()
+    assert os.readlink(root / "esc") == "sub" and os.readlink(root / "late") == "x"
+    for name in ("late", "sub/up", "esc", "x/y"):
+        real = (root / name).resolve()
+        assert real == root or real.is_relative_to(root), name
+
+
+def test_hardlink_copies_count_against_the_byte_limit(
+    api: WebClient, team: Team, settings: Settings, database: Database
+) -> None:
+    settings.archive_max_bytes = 10_000
+    links = [_link(f"h{i}", "big.bin", tarfile.LNKTYPE) for i in range(3)]
+    data = tar_bytes([("big.bin", b"x" * 4000), *links], "w")
+    upload(api, team.owner, team.dataset_id, "h.tar", data)
+    task = _extract(api, team, "h.tar")
+    assert task["status"] == "failed" and "more than 10000 bytes" in str(task["message"])
+    assert tree(dataset_root(settings, database, team.dataset_id)) == ["h.tar"]
+
+
+def _headers(fmt: int) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as archive:
+        for name, size in [
+            ("plain.txt", 3),
+            ("d/" + "n" * 120 + "/long-enough-for-a-prefix.bin", 5),
+            ("ünïcode/名前.txt", 1),
+            ("x" * (300 if fmt != tarfile.USTAR_FORMAT else 99), 2),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uname = size, 1_700_000_000, "ü"
+            info.uid = 1000 if fmt == tarfile.USTAR_FORMAT else 4_000_000  # base-256 in GNU
+            archive.addfile(info, io.BytesIO(b"z" * size))
+        folder = tarfile.TarInfo("folder/")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)
+        archive.addfile(_link("s", "plain.txt", tarfile.SYMTYPE))
+    return buffer.getvalue()
+
+
+def test_fast_tar_header_parser_answers_what_tarfile_answers() -> None:
+    import random
+
+    from labyard.datasets.archives import _FastTarInfo
+
+    def parse(cls: type[tarfile.TarInfo], buf: bytes) -> object:
+        try:
+            info = cls.frombuf(buf, "utf-8", "surrogateescape")
+        except Exception as exc:  # noqa: BLE001 - the error class is part of the answer
+            return type(exc)
+        return (info.get_info(), info.chksum, getattr(info, "_sparse_structs", None))
+
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        data = _headers(fmt)
+        with tarfile.open(fileobj=io.BytesIO(data)) as plain:
+            expected = [(m.get_info(), m.offset, m.offset_data) for m in plain]
+        with tarfile.open(fileobj=io.BytesIO(data), tarinfo=_FastTarInfo) as fast:
+            assert [(m.get_info(), m.offset, m.offset_data) for m in fast] == expected
+        blocks = [data[i : i + 512] for i in range(0, len(data), 512)]
+        rng = random.Random(fmt)
+        for block in blocks:
+            assert parse(_FastTarInfo, block) == parse(tarfile.TarInfo, block)
+            for _ in range(200):  # damaged headers: same answer or the same error
+                damaged = bytearray(block)
+                for _ in range(rng.randint(1, 4)):
+                    damaged[rng.randrange(512)] = rng.choice(b"\0 07/\x80\xff\x1ca")
+                if rng.random() < 0.5:  # keep the checksum right for the damage
+                    chk = 256 + sum(damaged) - sum(damaged[148:156])
+                    damaged[148:156] = b"%06o\0 " % chk
+                header = bytes(damaged)
+                assert parse(_FastTarInfo, header) == parse(tarfile.TarInfo, header)
+    v7 = tarfile.TarInfo("old-dir/").tobuf(tarfile.USTAR_FORMAT)
+    v7 = v7[:156] + b"\0" + v7[157:]  # a V7 folder: an AREGTYPE whose name ends in '/'
+    assert parse(_FastTarInfo, v7) == parse(tarfile.TarInfo, v7)
