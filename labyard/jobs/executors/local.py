@@ -6,7 +6,9 @@ before every signal so a recycled pid is never hit. Datasets appear as symlinks 
 `<job>/input/<name>`: the local executor cannot enforce read-only (the job runs as the
 server's user), Docker does. Flavor CPU and memory sizes are reserved by the scheduler but
 not enforced here. The job gets the server's environment minus every LABYARD_* variable
-(no secrets, no database URL), plus the job contract's variables.
+(no secrets, no database URL), plus the job contract's variables, and with the folder of
+the server's own interpreter first on PATH: `python train.py` runs in the environment Labyard
+was installed into (with torch), not whatever `python` the shell that started it had.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def job_environment(spec: LaunchSpec) -> dict[str, str]:
         CUDA_VISIBLE_DEVICES=",".join(spec.gpus),
         PYTHONUNBUFFERED="1",
         LABYARD_JOB_ID=str(spec.job_id),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
     return env
 

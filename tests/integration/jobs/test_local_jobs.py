@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,25 @@ def test_a_dataset_used_by_a_queued_job_cannot_be_deleted(
     assert (service.job_dir(settings, job_id) / "input" / "mnist").resolve() == folder.resolve()
     with database.session() as db:
         datasets.delete_dataset(db, settings, user=db.get(service.User, ana.id), dataset_id=ds_id)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("flavors")
+def test_plain_python_in_the_command_is_the_platforms_interpreter(
+    database: Database, settings: Settings, tmp_path: Path, make_scheduler, monkeypatch
+) -> None:
+    """`command: python train.py` must run where Labyard (and torch) is installed, even when
+    the server was started as `.venv/bin/labyard serve` with another `python` first on PATH."""
+    decoy = tmp_path / "decoy-bin"
+    decoy.mkdir()
+    (decoy / "python").write_text("#!/bin/sh\necho 'decoy python'; exit 9\n")
+    (decoy / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{decoy}{os.pathsep}{os.environ.get('PATH', '')}")
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "probe.py").write_text("import sys\nprint('PREFIX', sys.prefix)\n")
+    (lab / "mlsteam.yml").write_text("command: python probe.py\nparams: {}\n")
+    submit(database, settings, lab)
+    [job] = run_until(make_scheduler(inventory=FOUR_GPUS), database, all_final)
+    log = (service.job_dir(settings, job.id) / "job.log").read_text()
+    assert job.status == "succeeded", log
+    assert f"PREFIX {sys.prefix}" in log
