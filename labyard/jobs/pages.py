@@ -17,6 +17,7 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.jobs import ansi, artifacts, listing, live, service, views
 from labyard.jobs.models import Job, JobStatus
+from labyard.labs.models import Lab
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
 from labyard.tensorboard.pages import parse_ids
@@ -156,6 +157,7 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "job": job,
         "project": require_project(db, user, job.project_id),
         "sweep": db.get(service.Sweep, job.sweep_id) if job.sweep_id else None,
+        "lab": db.get(Lab, job.lab_id) if job.lab_id else None,  # None once the lab is deleted
         "state": boot["state"],
         "log_lines": ansi.log_lines(lines),
         "boot_json": json.dumps(boot, separators=(",", ":")).replace("</", "<\\/"),

@@ -281,3 +281,22 @@ def test_log_tail_is_rendered_escaped_with_ansi_classes(
     boot = boot_of(text)
     events = parse_sse(clients["ana"].get(f"/jobs/{job}/events?cursor={boot['cursor']}").text)
     assert [e["event"] for e in events if e["event"] == "log"] == []
+
+
+def test_job_page_names_its_lab_and_survives_the_labs_deletion(
+    clients: dict[str, WebClient], database: Database, settings: Settings, people: People
+) -> None:
+    from labyard.labs.models import Lab
+
+    with database.session() as db:
+        lab = Lab(project_id=people.project_id, name="l<i>1", flavor="cpu")
+        db.add(lab)
+        db.flush()
+        lab_id = lab.id
+    job = make_job_row(database, settings, people.project_id, lab_id=lab_id)
+    text = clients["ana"].get(f"/jobs/{job}").text
+    assert f'<a href="/labs/{lab_id}">l&lt;i&gt;1</a>' in text
+    with database.session() as db:
+        db.delete(db.get(Lab, lab_id))
+    text = clients["ana"].get(f"/jobs/{job}").text
+    assert f"deleted lab #{lab_id}" in text
