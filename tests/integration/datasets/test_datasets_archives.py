@@ -450,7 +450,7 @@ def _headers(fmt: int) -> bytes:
 def test_fast_tar_header_parser_answers_what_tarfile_answers() -> None:
     import random
 
-    from labyard.datasets.archives import _FastTarInfo
+    from labyard.datasets.tarheaders import FastTarInfo as _FastTarInfo
 
     def parse(cls: type[tarfile.TarInfo], buf: bytes) -> object:
         try:
