@@ -23,19 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
@@ -47,6 +43,7 @@ from labyard.jobs.logs import LogWriter
 from labyard.jobs.models import Job, MetricPoint, Sweep
 from labyard.jobs.service import job_dir
 from tests.factories import access_token_for, make_users_fast, session_client
+from tests.serving import free_port, serve_in_thread
 
 MLFLOW = Path("/tmp/mlflow-venv/bin/mlflow")
 VIEWERS = 20
@@ -63,13 +60,6 @@ def timed(fn: Callable[[], Any], repeat: int = 7) -> float:
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make_job(database: Database, settings: Settings, project_id: int, **fields: Any) -> int:
@@ -184,26 +174,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port (its base URL); stopped on exit."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def bench_live(app: Any, database: Database, settings: Settings, user: Any) -> None:
     token = access_token_for(app, database, user)
     figures = {}
-    with serving(app) as base:
+    with serve_in_thread(app) as base:
         for viewers in (1, VIEWERS):
             job_id = make_job(database, settings, user.default_project_id, status="running")
             path = job_dir(settings, job_id) / "job.log"
@@ -406,7 +380,7 @@ def bench_sweep(app: Any, database: Database, user: Any) -> None:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    with serving(app) as ours_base, httpx.Client(timeout=120) as client:
+    with serve_in_thread(app) as ours_base, httpx.Client(timeout=120) as client:
         url = f"{ours_base}/api/v1/sweeps/{sweep_id}/compare"
         compare_http = timed(lambda: client.get(url, headers=headers).raise_for_status())
         ours = ours_fetch(client, ours_base, sweep_id, token)

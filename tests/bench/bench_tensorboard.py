@@ -15,18 +15,15 @@ server (SQLite) and real TensorBoard processes:
 
 from __future__ import annotations
 
-import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from labyard.app import create_app
 from labyard.auth import service as auth_service
@@ -38,34 +35,18 @@ from labyard.tensorboard import process
 from labyard.tensorboard import service as tb_service
 from labyard.web.deps import SESSION_COOKIE, cookie_signer
 from tests.factories import make_job_with_scalars, make_users_fast
+from tests.serving import free_port, serve_in_thread
 
 ROUNDS = 3
 POLL_S = 0.05
 PROXY_REQUESTS = 50
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def live_server(settings: Settings, database: Database) -> Iterator[str]:
     """A real uvicorn server of the app in a thread; its base URL."""
-    port = free_port()
-    app = create_app(settings, database=database)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(settings, database=database)) as base:
+        yield base
 
 
 def logged_in_client(base: str, settings: Settings, database: Database, user: User) -> httpx.Client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.serving import free_port
 
 LABYARD = str(Path(sys.executable).with_name("labyard"))
 GENERATED = re.compile(r"password '([^']+)' \(shown once")
@@ -104,17 +105,11 @@ def _token_via_app(env: dict[str, str], username: str, password: str) -> str:
     return str(response.json()["access_token"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve_command(command: str, env: dict[str, str], cwd: Path) -> Iterator[tuple[str, str]]:
     """Run `<command> serve` on a free port as a subprocess; yield (base URL, what it printed
     before listening, admin password included); stopped (SIGTERM, then SIGKILL) afterwards."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [command, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

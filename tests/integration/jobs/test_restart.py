@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from tests.factories import ADMIN_PASSWORD
 from tests.integration.jobs.conftest import all_final, run_until
 from tests.integration.jobs.test_docker_jobs import docker_lab
 from tests.integration.jobs.test_local_jobs import FOUR_GPUS, submit
+from tests.serving import free_port
 
 WAIT_SCRIPT = """\
 import os, sys, time
@@ -39,12 +39,6 @@ while not os.path.exists(os.path.join(out, "go")):
 for step in range(1, 6):
     print(f"Train step={step} loss={1 / step:.3f}", flush=True)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -62,7 +56,7 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], subproce
             "LABYARD_EXECUTOR": settings.executor,
             "LABYARD_DOCKER_NETWORK": "none",
             "LABYARD_SCHEDULER_INTERVAL_SECONDS": "0.2",
-            "LABYARD_PORT": str(_free_port()),
+            "LABYARD_PORT": str(free_port()),
         }
         log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
