@@ -23,6 +23,7 @@ from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.projects.models import Role
 from labyard.projects.service import (
     clean_display_name,
+    register_project_storage,
     require_project,
     role_of,
     visible_project_ids,
@@ -347,6 +348,8 @@ def delete_entry(
 # ---------------------------------------------------------------- seeding
 
 DIGITS = "digits"
+
+
 def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
     """First start: the public read-only `digits` dataset (only when it does not exist)."""
     from labyard.seed.digits import write_digits_dataset
@@ -369,3 +372,11 @@ def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
     files.make_read_only(folder)
     refresh_stats(db, settings, dataset)
     return dataset
+
+
+def _project_dataset_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    rows = db.scalars(select(Dataset).where(Dataset.project_id == project_id))
+    return [dataset_dir(settings, dataset) for dataset in rows]
+
+
+register_project_storage(_project_dataset_folders)

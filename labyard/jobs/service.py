@@ -38,6 +38,7 @@ from labyard.mlsteam import (
 from labyard.projects.models import Role
 from labyard.projects.service import (
     clean_display_name,
+    register_project_storage,
     require_owned,
     require_project,
     visible_project_ids,
@@ -368,3 +369,20 @@ def dataset_in_use(db: Session, dataset_id: int) -> str | None:
 
 
 register_in_use_check(dataset_in_use)
+
+
+def _project_job_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    ids = db.scalars(select(Job.id).where(Job.project_id == project_id))
+    return [job_dir(settings, job_id) for job_id in ids]
+
+
+def _project_jobs_active(db: Session, project_id: int) -> str | None:
+    active = db.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.project_id == project_id, Job.status.in_([S.QUEUED, *LIVE_STATUSES]))
+    )
+    return f"{active} of its jobs are queued or running; stop them first" if active else None
+
+
+register_project_storage(_project_job_folders, _project_jobs_active)

@@ -26,7 +26,12 @@ from labyard.jobs.models import Job
 from labyard.labs.models import Lab, LabDataset
 from labyard.labs.templates_catalog import LabTemplate, get_template
 from labyard.projects.models import Role
-from labyard.projects.service import require_owned, require_project, visible_project_ids
+from labyard.projects.service import (
+    register_project_storage,
+    require_owned,
+    require_project,
+    visible_project_ids,
+)
 
 LAB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,11}$")
 LAB_NAME_RULE = "Lab names are 1 to 11 characters: letters, digits, '-' and '_'."
@@ -279,3 +284,11 @@ def dataset_suggestions(db: Session, user: User, lab_id: int, *, prefix: str) ->
         and d.name.lower().startswith(prefix)
         and (d.is_public or d.project_id == lab.project_id)
     ][:10]
+
+
+def _project_lab_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    ids = db.scalars(select(Lab.id).where(Lab.project_id == project_id))
+    return [lab_dir(settings, lab_id) for lab_id in ids]
+
+
+register_project_storage(_project_lab_folders)

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from labyard.projects import service
 from labyard.projects.models import Role
-from labyard.web.deps import CurrentUser, SessionDep
+from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -80,9 +80,11 @@ def rename_project(
 
 
 @router.post("/projects/{project_id}/delete")
-def delete_project(project_id: int, user: CurrentUser, db: SessionDep) -> Response:
+def delete_project(
+    project_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
     """Delete a project (OWN) after the page's confirmation."""
-    service.delete_project(db, user, project_id)
+    service.delete_project(db, user, project_id, settings=settings)
     return Response(status_code=204, headers={"HX-Redirect": "/projects"})
 
 

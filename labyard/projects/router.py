@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from labyard.projects import service
 from labyard.projects.models import Membership, Project, Role
 from labyard.projects.schemas import MemberOut, MemberSet, ProjectCreate, ProjectOut, ProjectUpdate
-from labyard.web.deps import CurrentUser, SessionDep
+from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -60,9 +60,11 @@ def update_project(
 
 
 @router.delete("/{project_id}", status_code=204)
-def delete_project(project_id: int, user: CurrentUser, db: SessionDep) -> None:
+def delete_project(
+    project_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> None:
     """Delete a project and everything in it (OWN)."""
-    service.delete_project(db, user, project_id)
+    service.delete_project(db, user, project_id, settings=settings)
 
 
 @router.get("/{project_id}/members", response_model=list[MemberOut])

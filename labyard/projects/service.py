@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import unicodedata
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,6 +15,9 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.projects.models import Membership, Project, Role
+
+if TYPE_CHECKING:
+    from labyard.config import Settings
 
 MAX_NAME = 100
 OwnedT = TypeVar("OwnedT", bound="ProjectOwned")
@@ -124,12 +131,51 @@ def update_project(
     return project
 
 
-def delete_project(db: Session, user: User, project_id: int) -> None:
-    """Delete a project and everything in it (OWN); a user's default project stays."""
+# Domains that keep files for a project's rows say where (datasets, labs, jobs), and why the
+# project cannot go right now (a running job). They register when their service is imported.
+FolderFinder = Callable[[Session, "Settings", int], list[Path]]
+DeleteBlocker = Callable[[Session, int], str | None]
+_folder_finders: list[FolderFinder] = []
+_delete_blockers: list[DeleteBlocker] = []
+
+
+def register_project_storage(finder: FolderFinder, blocker: DeleteBlocker | None = None) -> None:
+    """Have delete_project remove the folders `finder` names (and ask `blocker` first)."""
+    _folder_finders.append(finder)
+    if blocker is not None:
+        _delete_blockers.append(blocker)
+
+
+def delete_project(db: Session, user: User, project_id: int, *, settings: Settings) -> None:
+    """Delete a project, its rows and their files (OWN); a user's default project stays,
+    and so does a project with queued or running jobs."""
     project = require_project(db, user, project_id, Role.OWN)
     if db.scalar(select(User.id).where(User.default_project_id == project.id)) is not None:
         raise Conflict("A user's default project cannot be deleted.")
+    for blocker in _delete_blockers:
+        reason = blocker(db, project.id)
+        if reason:
+            raise Conflict(f"Project {project.name!r} cannot be deleted now: {reason}")
+    folders = [folder for find in _folder_finders for folder in find(db, settings, project.id)]
     db.delete(project)
+    db.flush()
+    for folder in folders:
+        remove_tree(folder)
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove a folder even where it was made read-only (public or snapshot files)."""
+
+    def make_writable_and_retry(func: Callable[[str], object], path: str, _exc: object) -> None:
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+        func(path)
+
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder, onerror=make_writable_and_retry)
 
 
 def list_members(db: Session, user: User, project_id: int) -> list[Membership]:
