@@ -135,7 +135,6 @@ def make_job_flavors(database: Database) -> None:
             db.add(Flavor(name=name, gpus=gpus, cpus=0.1, memory_mb=64, description=name))
 
 
-
 # --------------------------------------------------------------------------- tensorboard
 
 from pathlib import Path  # noqa: E402 - appended section
@@ -271,4 +270,3 @@ def make_job_row(
         writer.write_line(line.encode())
     writer.close()
     return job_id
-

@@ -22,9 +22,12 @@ from cls.export import load_model  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="predict.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
+    p = argparse.ArgumentParser(
+        prog="predict.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     p.add_argument("--model", required=True, help="model.pt written by train.py")
     p.add_argument("--input", required=True, help="an image or a folder (searched recursively)")
     p.add_argument("--output", default="predictions.csv", help="CSV file to write")
@@ -39,8 +42,13 @@ def list_images(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise SystemExit(f"error: {root} does not exist")
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     if not files:
         raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {root}")
     return sorted(files)
@@ -48,11 +56,12 @@ def list_images(root: Path) -> list[Path]:
 
 def batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(paths), size):
-        yield paths[start:start + size]
+        yield paths[start : start + size]
 
 
-def predict(model_path: Path, paths: list[Path], batch_size: int = 128,
-            device: str = "cpu") -> list[tuple[Path, str, float]]:
+def predict(
+    model_path: Path, paths: list[Path], batch_size: int = 128, device: str = "cpu"
+) -> list[tuple[Path, str, float]]:
     """(path, class name, confidence) for every image."""
     model, meta = load_model(model_path, device)
     channels, size, names = meta["in_channels"], meta["image_size"], meta["class_names"]
@@ -62,8 +71,9 @@ def predict(model_path: Path, paths: list[Path], batch_size: int = 128,
             x = torch.stack([torch.from_numpy(load_image(p, channels, size)) for p in chunk])
             probs = model(x.to(device).float() / 255.0).softmax(1)
             conf, pred = probs.max(1)
-            rows += [(p, names[int(i)], float(c)) for p, i, c in zip(chunk, pred, conf,
-                                                                     strict=True)]
+            rows += [
+                (p, names[int(i)], float(c)) for p, i, c in zip(chunk, pred, conf, strict=True)
+            ]
     return rows
 
 

@@ -73,8 +73,9 @@ def template_rate(model: Classifier, batches: Batches, rt: Runtime, **kw: Any) -
     return seen / (time.perf_counter() - start)
 
 
-def plain_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
-               amp: bool = False) -> float:
+def plain_rate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, amp: bool = False
+) -> float:
     """The simplest loop: pre-made float tensors, SGD momentum, cross-entropy."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     model.train()
@@ -83,7 +84,7 @@ def plain_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: 
     for i in range(0, len(y), batch):
         opt.zero_grad()
         with torch.autocast("cuda", torch.bfloat16, enabled=amp):
-            loss = F.cross_entropy(model(x[i:i + batch]), y[i:i + batch])
+            loss = F.cross_entropy(model(x[i : i + batch]), y[i : i + batch])
         loss.backward()
         opt.step()
     sync(x.device)
@@ -106,10 +107,15 @@ def bench_step(digits: Path, repeats: int) -> list[str]:
         loader = TensorLoader(images[:n], labels[:n], 64, shuffle=True)
         floats = images[:n].float() / 255.0
         model = make_model(name, 1, 32, cpu.device)
-        ours, plain = compare(partial(template_rate, model, loader, cpu),
-                              partial(plain_rate, model, floats, labels[:n], 64), repeats)
-        rows.append(f"step/{name:8s} template {ours:8.0f} img/s   plain loop {plain:8.0f} img/s"
-                    f"   ratio {ours / plain:.2f}  (aim >= 1.0)")
+        ours, plain = compare(
+            partial(template_rate, model, loader, cpu),
+            partial(plain_rate, model, floats, labels[:n], 64),
+            repeats,
+        )
+        rows.append(
+            f"step/{name:8s} template {ours:8.0f} img/s   plain loop {plain:8.0f} img/s"
+            f"   ratio {ours / plain:.2f}  (aim >= 1.0)"
+        )
     return rows
 
 
@@ -120,18 +126,34 @@ def bench_pipeline(digits: Path, repeats: int, workers: int) -> list[str]:
     cpu = Runtime(torch.device("cpu"))
     model = make_model("lenet", 1, 32, cpu.device)
     synthetic_x = torch.randint(0, 256, images.shape, dtype=torch.uint8)
-    synthetic = [(synthetic_x[i:i + 64], labels[i:i + 64]) for i in range(0, len(labels), 64)]
+    synthetic = [(synthetic_x[i : i + 64], labels[i : i + 64]) for i in range(0, len(labels), 64)]
     memory = TensorLoader(images, labels, 64, shuffle=True)
-    stream = StreamLoader(FolderDataset(split, 1, 32), 64, shuffle=True, seed=0, rank=0,
-                          world=1, workers=workers, pin=False)
-    mem, synth = compare(lambda: template_rate(model, memory, cpu),
-                         lambda: template_rate(model, synthetic, cpu), repeats)
-    streamed, synth2 = compare(lambda: template_rate(model, stream, cpu),
-                               lambda: template_rate(model, synthetic, cpu), repeats)
-    return [f"pipeline/memory   {mem:8.0f} img/s   synthetic {synth:8.0f} img/s   ratio "
-            f"{mem / synth:.2f}  (aim >= 0.9; the path used for digits)",
-            f"pipeline/streamed {streamed:8.0f} img/s   synthetic {synth2:8.0f} img/s   ratio "
-            f"{streamed / synth2:.2f}  ({workers} workers decoding PNGs)"]
+    stream = StreamLoader(
+        FolderDataset(split, 1, 32),
+        64,
+        shuffle=True,
+        seed=0,
+        rank=0,
+        world=1,
+        workers=workers,
+        pin=False,
+    )
+    mem, synth = compare(
+        lambda: template_rate(model, memory, cpu),
+        lambda: template_rate(model, synthetic, cpu),
+        repeats,
+    )
+    streamed, synth2 = compare(
+        lambda: template_rate(model, stream, cpu),
+        lambda: template_rate(model, synthetic, cpu),
+        repeats,
+    )
+    return [
+        f"pipeline/memory   {mem:8.0f} img/s   synthetic {synth:8.0f} img/s   ratio "
+        f"{mem / synth:.2f}  (aim >= 0.9; the path used for digits)",
+        f"pipeline/streamed {streamed:8.0f} img/s   synthetic {synth2:8.0f} img/s   ratio "
+        f"{streamed / synth2:.2f}  ({workers} workers decoding PNGs)",
+    ]
 
 
 def memory_child(mode: str, device: str, size: int, batch: int) -> dict[str, float]:
@@ -217,22 +239,37 @@ class RssSampler:
 def bench_recompute(device: str, size: int, batch: int, steps: int) -> list[str]:
     results = {}
     for mode in ("none", "recomputing"):
-        cmd = [sys.executable, "-m", "tests.bench.bench_template", "--_memory_child", mode,
-               "--threads", str(torch.get_num_threads()),
-               "--device", device, "--size", str(size), "--batch", str(batch)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.bench.bench_template",
+            "--_memory_child",
+            mode,
+            "--threads",
+            str(torch.get_num_threads()),
+            "--device",
+            device,
+            "--size",
+            str(size),
+            "--batch",
+            str(batch),
+        ]
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True,
-                             env=env).stdout
+        out = subprocess.run(
+            cmd, cwd=REPO, capture_output=True, text=True, check=True, env=env
+        ).stdout
         results[mode] = json.loads(out.strip().splitlines()[-1])
     none, rec = results["none"], results["recomputing"]
     none["step_s"], rec["step_s"] = recompute_times(device, size, batch, steps)
     kind = "CUDA peak allocated" if device == "cuda" else "peak RSS growth"
-    return [f"recompute/resnet50 {size}px b{batch}: {kind} none {none['peak_mb']:.0f} MB, "
-            f"recomputing {rec['peak_mb']:.0f} MB, ratio {rec['peak_mb'] / none['peak_mb']:.2f}"
-            f"  (aim <= 0.6)",
-            f"recompute/resnet50 {size}px b{batch}: step none {none['step_s'] * 1000:.0f} ms, "
-            f"recomputing {rec['step_s'] * 1000:.0f} ms, ratio "
-            f"{rec['step_s'] / none['step_s']:.2f}  (aim <= 1.35)"]
+    return [
+        f"recompute/resnet50 {size}px b{batch}: {kind} none {none['peak_mb']:.0f} MB, "
+        f"recomputing {rec['peak_mb']:.0f} MB, ratio {rec['peak_mb'] / none['peak_mb']:.2f}"
+        f"  (aim <= 0.6)",
+        f"recompute/resnet50 {size}px b{batch}: step none {none['step_s'] * 1000:.0f} ms, "
+        f"recomputing {rec['step_s'] * 1000:.0f} ms, ratio "
+        f"{rec['step_s'] / none['step_s']:.2f}  (aim <= 1.35)",
+    ]
 
 
 def bench_cuda(digits: Path, batch: int, steps: int) -> list[str]:
@@ -248,20 +285,31 @@ def bench_cuda(digits: Path, batch: int, steps: int) -> list[str]:
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     loader = TensorLoader(images, labels, batch, shuffle=True)
     x = torch.rand(n, 1, 224, 224, device=dev).contiguous(memory_format=torch.channels_last)
-    ours, ceiling = compare(lambda: template_rate(model, loader, rt),
-                            lambda: plain_rate(model, x, labels, batch, amp=True), 3)
-    return [f"cuda/resnet50 224px b{batch} bf16 channels_last: template {ours:.0f} img/s, "
-            f"synthetic ceiling {ceiling:.0f} img/s, ratio {ours / ceiling:.2f}"]
+    ours, ceiling = compare(
+        lambda: template_rate(model, loader, rt),
+        lambda: plain_rate(model, x, labels, batch, amp=True),
+        3,
+    )
+    return [
+        f"cuda/resnet50 224px b{batch} bf16 channels_last: template {ours:.0f} img/s, "
+        f"synthetic ceiling {ceiling:.0f} img/s, ratio {ours / ceiling:.2f}"
+    ]
 
 
 def parse() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--only", default="step,recompute,pipeline,cuda",
-                   help="comma-separated sections")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1 keeps CPU ratios stable on a shared machine)")
+    p.add_argument(
+        "--only", default="step,recompute,pipeline,cuda", help="comma-separated sections"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 keeps CPU ratios stable on a shared machine)",
+    )
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size", type=int, default=64, help="recompute bench image size")
@@ -279,15 +327,16 @@ def main() -> None:
         print(json.dumps(memory_child(args._memory_child, args.device, args.size, args.batch)))
         return
     only = set(args.only.split(","))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}",
-          flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         digits = Path(tmp) / "digits"
         write_digits_dataset(digits)
         sections: list[tuple[str, Callable[[], list[str]]]] = [
             ("step", lambda: bench_step(digits, args.repeats)),
-            ("recompute", lambda: bench_recompute(args.device, args.size, args.batch,
-                                                  args.steps)),
+            ("recompute", lambda: bench_recompute(args.device, args.size, args.batch, args.steps)),
             ("pipeline", lambda: bench_pipeline(digits, args.repeats, args.workers)),
         ]
         if args.device == "cuda":

@@ -26,8 +26,9 @@ from labyard.seed.digits import write_digits_dataset  # noqa: E402
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEAM_")}
-    env.update({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-                **extra})
+    env.update(
+        {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **extra}
+    )
     return env
 
 
@@ -61,10 +62,17 @@ def run_job(tmp: Path, dataset: Path, overrides: dict[str, Any], timeout: int = 
     input_dir.mkdir()
     output.mkdir()
     (input_dir / dataset.name).symlink_to(dataset, target_is_directory=True)
-    env = subprocess_env(MLSTEAM_INPUT_DIR=str(input_dir), MLSTEAM_OUTPUT_DIR=str(output),
-                         MLSTEAM_LAB_DIR=str(lab))
-    proc = subprocess.run(platform_argv(lab, overrides), cwd=lab, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env = subprocess_env(
+        MLSTEAM_INPUT_DIR=str(input_dir), MLSTEAM_OUTPUT_DIR=str(output), MLSTEAM_LAB_DIR=str(lab)
+    )
+    proc = subprocess.run(
+        platform_argv(lab, overrides),
+        cwd=lab,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return JobRun(lab, input_dir, output, proc.stdout, proc.stderr, proc.returncode)
 
 

@@ -68,9 +68,20 @@ def test_train_py_reports_a_bad_layout_and_exits_nonzero(tmp_path: Path) -> None
     _image(tmp_path / "ds" / "train" / "a" / "1.png")
     (tmp_path / "ds" / "train" / "b").mkdir()
     proc = subprocess.run(
-        [sys.executable, "train.py", "--data_dir", str(tmp_path / "ds"), "--output_dir",
-         str(tmp_path / "out")], cwd=TEMPLATE, env=subprocess_env(), capture_output=True,
-        text=True, timeout=120)
+        [
+            sys.executable,
+            "train.py",
+            "--data_dir",
+            str(tmp_path / "ds"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=TEMPLATE,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert f"class folder {tmp_path / 'ds' / 'train' / 'b'} has no images" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -108,8 +119,9 @@ def test_streamed_batches_equal_in_memory_batches(digits_dir: Path) -> None:
     images = decode_all(split, 1, 16)
     labels = torch.tensor(split.labels)
     memory = TensorLoader(images, labels, 50, shuffle=True, seed=7)
-    stream = StreamLoader(FolderDataset(split, 1, 16), 50, shuffle=True, seed=7, rank=0, world=1,
-                          workers=2, pin=False)
+    stream = StreamLoader(
+        FolderDataset(split, 1, 16), 50, shuffle=True, seed=7, rank=0, world=1, workers=2, pin=False
+    )
     for epoch in (0, 1):
         memory.set_epoch(epoch)
         stream.set_epoch(epoch)
@@ -119,5 +131,4 @@ def test_streamed_batches_equal_in_memory_batches(digits_dir: Path) -> None:
             assert torch.equal(xm, xs) and torch.equal(ym, ys)
     first = [y for _, y in memory]
     memory.set_epoch(2)
-    assert not all(torch.equal(a, b) for a, b in zip(first, [y for _, y in memory],
-                                                      strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, [y for _, y in memory], strict=True))

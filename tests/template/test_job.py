@@ -33,7 +33,8 @@ def test_job_prints_metrics_progress_and_summary(lenet_job: JobRun) -> None:
     train = [ln for ln in metrics if ln.startswith("Train step=")]
     assert train[0].startswith("Train step=10 loss=") and " acc=" in train[0]
     assert [ln.split()[1] for ln in metrics if ln.startswith("Validation")] == [
-        f"epoch={e}" for e in range(1, 6)]
+        f"epoch={e}" for e in range(1, 6)
+    ]
     progress = [ln for ln in lines if ln.startswith("Progress ")]
     assert progress[-1] == "Progress epoch=5/5 step=105/105"
     assert all(re.fullmatch(r"Progress epoch=\d+/5 step=\d+/105", ln) for ln in progress)
@@ -46,8 +47,14 @@ def test_job_prints_metrics_progress_and_summary(lenet_job: JobRun) -> None:
 
 def test_job_writes_models_checkpoints_and_reports(lenet_job: JobRun) -> None:
     out = lenet_job.output_dir
-    for name in ("model.pt", "model.onnx", "best.pt", "checkpoint.pt", "confusion_matrix.png",
-                 "confusion_matrix.json"):
+    for name in (
+        "model.pt",
+        "model.onnx",
+        "best.pt",
+        "checkpoint.pt",
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+    ):
         assert (out / name).is_file(), name
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
     assert ckpt["epoch"] == 5 and {"model", "optimizer", "scheduler", "rng"} <= set(ckpt)
@@ -66,8 +73,16 @@ def test_job_writes_models_checkpoints_and_reports(lenet_job: JobRun) -> None:
 def test_job_writes_tensorboard_scalars_and_images(lenet_job: JobRun) -> None:
     events = EventAccumulator(str(lenet_job.output_dir / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"Train/loss", "Train/acc", "Train/lr", "Validation/loss", "Validation/acc",
-            "Test/acc", "Test/loss", "Test/acc_class_3"} <= scalars
+    assert {
+        "Train/loss",
+        "Train/acc",
+        "Train/lr",
+        "Validation/loss",
+        "Validation/acc",
+        "Test/acc",
+        "Test/loss",
+        "Test/acc_class_3",
+    } <= scalars
     assert {"Train/samples", "Test/confusion_matrix"} <= set(events.Tags()["images"])
     assert len(events.Scalars("Validation/acc")) == 5
 
@@ -88,9 +103,22 @@ def test_onnx_agrees_with_pytorch(lenet_job: JobRun, digits_dir: Path) -> None:
 def test_predict_writes_a_csv(lenet_job: JobRun, digits_dir: Path, tmp_path: Path) -> None:
     csv_path = tmp_path / "preds" / "out.csv"
     proc = subprocess.run(
-        [sys.executable, "predict.py", "--model", str(lenet_job.output_dir / "model.pt"),
-         "--input", str(digits_dir / "test"), "--output", str(csv_path)],
-        cwd=lenet_job.lab, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "predict.py",
+            "--model",
+            str(lenet_job.output_dir / "model.pt"),
+            "--input",
+            str(digits_dir / "test"),
+            "--output",
+            str(csv_path),
+        ],
+        cwd=lenet_job.lab,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     with csv_path.open() as fh:
         rows = list(csv.DictReader(fh))
@@ -102,9 +130,22 @@ def test_predict_writes_a_csv(lenet_job: JobRun, digits_dir: Path, tmp_path: Pat
 
 def test_unknown_flag_fails_loudly(tmp_path: Path, digits_dir: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "train.py", "--data_dir", str(digits_dir), "--output_dir",
-         str(tmp_path), "--num_epochs", "3"], cwd=TEMPLATE, env=subprocess_env(),
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "train.py",
+            "--data_dir",
+            str(digits_dir),
+            "--output_dir",
+            str(tmp_path),
+            "--num_epochs",
+            "3",
+        ],
+        cwd=TEMPLATE,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "unrecognized arguments: --num_epochs 3" in proc.stderr
     assert not list(tmp_path.iterdir())
 
@@ -128,8 +169,17 @@ def test_mlsteam_yml_params_are_flags_with_the_same_options() -> None:
 
 def test_config_file_with_flags_overriding(tmp_path: Path, digits_dir: Path) -> None:
     conf = tmp_path / "conf.yml"
-    conf.write_text(yaml.safe_dump({"network": ["resnet18"], "lr": 0.2, "num_epoch": 7,
-                                    "compile": False, "data_dir": str(digits_dir)}))
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "network": ["resnet18"],
+                "lr": 0.2,
+                "num_epoch": 7,
+                "compile": False,
+                "data_dir": str(digits_dir),
+            }
+        )
+    )
     args = parse_args(["--config", str(conf), "--lr", "0.01", "--output_dir", str(tmp_path)])
     assert (args.network, args.lr, args.num_epoch, args.compile) == ("resnet18", 0.01, 7, False)
     args = parse_args(["--config", str(TEMPLATE / "mlsteam.yml"), "--data_dir", "x"])
@@ -139,8 +189,9 @@ def test_config_file_with_flags_overriding(tmp_path: Path, digits_dir: Path) -> 
         parse_args(["--config", str(conf), "--data_dir", "x"])
 
 
-def test_data_dir_defaults_follow_the_job_contract(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_defaults_follow_the_job_contract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "in" / "flowers" / "train").mkdir(parents=True)
     monkeypatch.setenv("MLSTEAM_INPUT_DIR", str(tmp_path / "in"))
     monkeypatch.setenv("MLSTEAM_OUTPUT_DIR", str(tmp_path / "out"))
@@ -157,11 +208,30 @@ def test_data_dir_defaults_follow_the_job_contract(tmp_path: Path,
 def test_ddp_on_cpu_with_two_processes(tmp_path: Path, digits_dir: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "train.py", "--data_dir", str(digits_dir), "--output_dir", str(out), "--num_epoch", "2",
-         "--batch_size", "32", "--workers", "0"],
-        cwd=TEMPLATE, env=subprocess_env(), capture_output=True, text=True,
-        timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "train.py",
+            "--data_dir",
+            str(digits_dir),
+            "--output_dir",
+            str(out),
+            "--num_epoch",
+            "2",
+            "--batch_size",
+            "32",
+            "--workers",
+            "0",
+        ],
+        cwd=TEMPLATE,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
     assert proc.stdout.count("Validation epoch=1 ") == 1  # rank 0 prints
@@ -181,10 +251,19 @@ def test_platform_command_with_a_colour_dataset(tmp_path: Path) -> None:
                 img[4:12, 4:12] = colour
                 (data / split / f"c{c}").mkdir(parents=True, exist_ok=True)
                 Image.fromarray(img).save(data / split / f"c{c}" / f"{i}.jpg")
-    job: JobRun = run_job(tmp_path, data, {"num_epoch": 2, "network": "mobilenet_v2",
-                                           "image_size": 24, "batch_size": 8,
-                                           "memory_saving_method": "recomputing",
-                                           "small_chunk": 2, "aug_list": "both"})
+    job: JobRun = run_job(
+        tmp_path,
+        data,
+        {
+            "num_epoch": 2,
+            "network": "mobilenet_v2",
+            "image_size": 24,
+            "batch_size": 8,
+            "memory_saving_method": "recomputing",
+            "small_chunk": 2,
+            "aug_list": "both",
+        },
+    )
     assert job.returncode == 0, job.stderr[-3000:]
     assert "2 classes, 3 channel(s), train 48, val 12, test 12 images" in job.stdout
     assert "Validation epoch=2 " in job.stdout and "Test epoch=2 " in job.stdout

@@ -41,8 +41,10 @@ def test_written_layout_is_stratified_and_complete(digits_dir: Path) -> None:
 def test_split_is_deterministic_and_seeded(tmp_path: Path, digits_dir: Path) -> None:
     write_digits_dataset(tmp_path / "same", seed=0)
     write_digits_dataset(tmp_path / "other", seed=1)
+
     def listing(root: Path) -> list[str]:
         return sorted(p.relative_to(root).as_posix() for p in root.glob("test/*/*.png"))
+
     assert listing(tmp_path / "same") == listing(digits_dir)
     assert listing(tmp_path / "other") != listing(digits_dir)
 

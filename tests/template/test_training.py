@@ -30,16 +30,18 @@ def _model(name: str, seed: int = 0, size: int = 32) -> Classifier:
     return Classifier(build_network(name, 1, 10, size), [0.3], [0.4])
 
 
-def _losses(name: str, data: tuple[torch.Tensor, torch.Tensor], *, recompute: bool,
-            steps: int = 4) -> tuple[list[float], Classifier]:
+def _losses(
+    name: str, data: tuple[torch.Tensor, torch.Tensor], *, recompute: bool, steps: int = 4
+) -> tuple[list[float], Classifier]:
     model = _model(name)
     model.recompute = recompute
-    trainer = Trainer(model, make_optimizer(model, "sgd_momentum", 0.05, 1e-4), CPU,
-                      aug="both", seed=1)
+    trainer = Trainer(
+        model, make_optimizer(model, "sgd_momentum", 0.05, 1e-4), CPU, aug="both", seed=1
+    )
     gen = trainer.aug_generator(0)
     losses = []
     for i in range(steps):
-        x, y = data[0][i * 32:(i + 1) * 32], data[1][i * 32:(i + 1) * 32]
+        x, y = data[0][i * 32 : (i + 1) * 32], data[1][i * 32 : (i + 1) * 32]
         loss_sum, _ = trainer.train_step(x, y, gen)
         losses.append(float(loss_sum) / 32)
     return losses, model
@@ -47,7 +49,8 @@ def _losses(name: str, data: tuple[torch.Tensor, torch.Tensor], *, recompute: bo
 
 @pytest.mark.parametrize("name", ["lenet", "resnet18"])
 def test_recomputing_gives_the_same_losses_and_bn_stats(
-        name: str, digits_tensors: tuple[torch.Tensor, torch.Tensor]) -> None:
+    name: str, digits_tensors: tuple[torch.Tensor, torch.Tensor]
+) -> None:
     plain, m1 = _losses(name, digits_tensors, recompute=False)
     recomputed, m2 = _losses(name, digits_tensors, recompute=True)
     assert len(set(plain)) == len(plain) and all(0 < v < 10 for v in plain)
@@ -64,7 +67,8 @@ def _grads(model: nn.Module, chunks: int, x: torch.Tensor, y: torch.Tensor) -> l
 
 
 def test_small_chunk_gives_the_full_batch_gradient_for_lenet(
-        digits_tensors: tuple[torch.Tensor, torch.Tensor]) -> None:
+    digits_tensors: tuple[torch.Tensor, torch.Tensor],
+) -> None:
     x, y = digits_tensors[0][:64], digits_tensors[1][:64]
     full = _grads(_model("lenet"), 1, x, y)
     chunked = _grads(_model("lenet"), 4, x, y)
@@ -76,16 +80,35 @@ def test_small_chunk_gives_the_full_batch_gradient_for_lenet(
     # BatchNorm sees per-chunk statistics, so ResNet's gradients do differ (README says so)
     res_full = _grads(_model("resnet18"), 1, x, y)
     res_chunked = _grads(_model("resnet18"), 4, x, y)
-    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(res_full, res_chunked,
-                                                                     strict=True))
+    assert not all(
+        torch.allclose(a, b, atol=1e-6) for a, b in zip(res_full, res_chunked, strict=True)
+    )
 
 
-def test_each_augmentation_mode_trains(digits_dir: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_each_augmentation_mode_trains(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for mode in ("none", "color_distortion", "flip_random", "both"):
         out = tmp_path / mode
-        assert main(["--data_dir", str(digits_dir), "--output_dir", str(out), "--num_epoch", "1",
-                     "--aug_list", mode, "--max_steps_per_epoch", "5", "--log_every", "5"]) == 0
+        assert (
+            main(
+                [
+                    "--data_dir",
+                    str(digits_dir),
+                    "--output_dir",
+                    str(out),
+                    "--num_epoch",
+                    "1",
+                    "--aug_list",
+                    mode,
+                    "--max_steps_per_epoch",
+                    "5",
+                    "--log_every",
+                    "5",
+                ]
+            )
+            == 0
+        )
         assert (out / "model.pt").is_file()
     text = capsys.readouterr().out
     assert text.count("Train step=5 ") == 4
@@ -106,24 +129,49 @@ def test_augmentations_change_images_within_range() -> None:
         augment(x, "rotate", torch.Generator())
 
 
-def test_resume_continues_exactly(digits_dir: Path, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    common = ["--data_dir", str(digits_dir), "--aug_list", "both", "--lr_schedule", "step",
-              "--optimizer", "sgd_momentum", "--max_steps_per_epoch", "8", "--log_every", "4"]
+def test_resume_continues_exactly(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [
+        "--data_dir",
+        str(digits_dir),
+        "--aug_list",
+        "both",
+        "--lr_schedule",
+        "step",
+        "--optimizer",
+        "sgd_momentum",
+        "--max_steps_per_epoch",
+        "8",
+        "--log_every",
+        "4",
+    ]
     assert main([*common, "--output_dir", str(tmp_path / "a"), "--num_epoch", "3"]) == 0
     straight = capsys.readouterr().out
-    assert main([*common, "--output_dir", str(tmp_path / "b"), "--num_epoch", "3",
-                 "--max_epochs_this_run", "1"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--output_dir",
+                str(tmp_path / "b"),
+                "--num_epoch",
+                "3",
+                "--max_epochs_this_run",
+                "1",
+            ]
+        )
+        == 0
+    )
     first = capsys.readouterr().out
     shutil.copy(tmp_path / "b" / "checkpoint.pt", tmp_path / "epoch1.pt")
-    assert main([*common, "--output_dir", str(tmp_path / "b"), "--num_epoch", "3",
-                 "--resume"]) == 0
+    assert main([*common, "--output_dir", str(tmp_path / "b"), "--num_epoch", "3", "--resume"]) == 0
     resumed = capsys.readouterr().out
     assert "Resume: continuing after epoch 1" in resumed
     assert "Validation epoch=2 " not in first
 
     def metric_lines(text: str) -> list[str]:
         return [ln for ln in text.splitlines() if ln.startswith(("Train ", "Validation "))]
+
     assert metric_lines(first) + metric_lines(resumed) == metric_lines(straight)
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["model"]
@@ -134,7 +182,8 @@ def test_resume_continues_exactly(digits_dir: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("name,size", [("resnet50", 32), ("vgg16", 32), ("mobilenet_v2", 32)])
 def test_big_networks_take_training_steps(
-        name: str, size: int, digits_tensors: tuple[torch.Tensor, torch.Tensor]) -> None:
+    name: str, size: int, digits_tensors: tuple[torch.Tensor, torch.Tensor]
+) -> None:
     model = _model(name, size=size)
     model.recompute = True
     trainer = Trainer(model, make_optimizer(model, "sgd_momentum", 0.01, 1e-4), CPU, small_chunk=2)
@@ -155,7 +204,8 @@ def test_vgg16_rejects_images_too_small_to_pool() -> None:
 
 
 def test_initial_weights_reinitialise_a_mismatched_head(
-        digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     five = tmp_path / "five"
     for split in ("train", "test"):
         for d in range(5):
@@ -163,9 +213,25 @@ def test_initial_weights_reinitialise_a_mismatched_head(
     source = _model("lenet", seed=11)
     torch.save(source.state_dict(), tmp_path / "ten_classes.pt")
     out = tmp_path / "out"
-    assert main(["--data_dir", str(five), "--output_dir", str(out), "--num_epoch", "1",
-                 "--max_steps_per_epoch", "1", "--lr", "0", "--weights",
-                 str(tmp_path / "ten_classes.pt")]) == 0
+    assert (
+        main(
+            [
+                "--data_dir",
+                str(five),
+                "--output_dir",
+                str(out),
+                "--num_epoch",
+                "1",
+                "--max_steps_per_epoch",
+                "1",
+                "--lr",
+                "0",
+                "--weights",
+                str(tmp_path / "ten_classes.pt"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "Weights: re-initialised classifier.5.weight: shape (10, 84)" in text
     assert "Weights: loaded 8/10 tensors" in text

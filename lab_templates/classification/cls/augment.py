@@ -12,8 +12,9 @@ MODES = ("none", "color_distortion", "flip_random", "both")
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _uniform(n: int, low: float, high: float, gen: torch.Generator,
-             device: torch.device) -> torch.Tensor:
+def _uniform(
+    n: int, low: float, high: float, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
     values = torch.rand(n, generator=gen) * (high - low) + low
     return values.to(device, non_blocking=True).view(n, 1, 1, 1)
 

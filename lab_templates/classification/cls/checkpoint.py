@@ -22,8 +22,11 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def rng_states() -> dict[str, Any]:
     """Every random generator a training run touches."""
-    states: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                              "python": random.getstate()}
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -37,18 +40,40 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int,
-                    global_step: int, best_acc: float, meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    epoch: int,
+    global_step: int,
+    best_acc: float,
+    meta: dict[str, Any],
+) -> None:
     """``epoch`` is the number of completed epochs."""
-    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "epoch": epoch,
-                 "global_step": global_step, "best_acc": best_acc, "rng": rng_states(),
-                 **meta}, path)
+    atomic_save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "global_step": global_step,
+            "best_acc": best_acc,
+            "rng": rng_states(),
+            **meta,
+        },
+        path,
+    )
 
 
-def load_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> dict[str, Any]:
     """Restore model/optimizer/scheduler/RNG; returns the checkpoint dict."""
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint to resume at {path}")
@@ -111,12 +136,16 @@ def load_initial_weights(net: nn.Module, path: Path, log: Any = print) -> list[s
             log(f"Weights: {name} adapted from {src.shape[1]} to {tensor.shape[1]} channels")
         else:
             reinit.append(name)
-            log(f"Weights: re-initialised {name}: shape {tuple(src.shape)} in {path.name} "
-                f"does not fit {tuple(tensor.shape)} (head for another class count?)")
+            log(
+                f"Weights: re-initialised {name}: shape {tuple(src.shape)} in {path.name} "
+                f"does not fit {tuple(tensor.shape)} (head for another class count?)"
+            )
     if not loaded:
         raise ValueError(f"{path}: no tensor matches the network's parameter names")
     missing = [n for n in own if n not in weights]
     net.load_state_dict(loaded, strict=False)
-    log(f"Weights: loaded {len(loaded)}/{len(own)} tensors from {path}"
-        + (f"; {len(missing)} not in the file (kept initialised)" if missing else ""))
+    log(
+        f"Weights: loaded {len(loaded)}/{len(own)} tensors from {path}"
+        + (f"; {len(missing)} not in the file (kept initialised)" if missing else "")
+    )
     return reinit + missing

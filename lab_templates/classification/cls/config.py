@@ -49,74 +49,167 @@ def _add_params(p: argparse.ArgumentParser) -> None:
     """The flags that are also ``mlsteam.yml`` params."""
     g = p.add_argument_group("params (mlsteam.yml)")
     g.add_argument("--network", default="lenet", choices=NETWORKS, help="network architecture")
-    g.add_argument("--aug_list", default="none", choices=AUGMENTATIONS,
-                   help="training augmentation (random horizontal flip, colour distortion)")
+    g.add_argument(
+        "--aug_list",
+        default="none",
+        choices=AUGMENTATIONS,
+        help="training augmentation (random horizontal flip, colour distortion)",
+    )
     g.add_argument("--num_epoch", type=positive_int, default=10, help="epochs to train")
-    g.add_argument("--batch_size", type=positive_int, default=64,
-                   help="images per optimizer step per process (global batch = batch_size x GPUs)")
+    g.add_argument(
+        "--batch_size",
+        type=positive_int,
+        default=64,
+        help="images per optimizer step per process (global batch = batch_size x GPUs)",
+    )
     g.add_argument("--lr", type=float, default=0.05, help="initial learning rate")
-    g.add_argument("--optimizer", default="sgd_momentum", choices=OPTIMIZERS,
-                   help="sgd, sgd_momentum (0.9), adam or adamw")
-    g.add_argument("--lr_schedule", default="cosine", choices=SCHEDULES,
-                   help="none, step (x0.1 every num_epoch/3 epochs) or cosine (to 0)")
+    g.add_argument(
+        "--optimizer",
+        default="sgd_momentum",
+        choices=OPTIMIZERS,
+        help="sgd, sgd_momentum (0.9), adam or adamw",
+    )
+    g.add_argument(
+        "--lr_schedule",
+        default="cosine",
+        choices=SCHEDULES,
+        help="none, step (x0.1 every num_epoch/3 epochs) or cosine (to 0)",
+    )
     g.add_argument("--weight_decay", type=float, default=1e-4, help="L2 / decoupled weight decay")
-    g.add_argument("--image_size", type=positive_int, default=32,
-                   help="images are resized to image_size x image_size")
+    g.add_argument(
+        "--image_size",
+        type=positive_int,
+        default=32,
+        help="images are resized to image_size x image_size",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed for init, split, order, augmentation")
-    g.add_argument("--memory_saving_method", default="none", choices=MEMORY_METHODS,
-                   help="recomputing: activation checkpointing over the network's stages")
-    g.add_argument("--small_chunk", type=positive_int, default=1,
-                   help="split each batch into k chunks (gradient accumulation, one step)")
+    g.add_argument(
+        "--memory_saving_method",
+        default="none",
+        choices=MEMORY_METHODS,
+        help="recomputing: activation checkpointing over the network's stages",
+    )
+    g.add_argument(
+        "--small_chunk",
+        type=positive_int,
+        default=1,
+        help="split each batch into k chunks (gradient accumulation, one step)",
+    )
 
 
 def _add_io(p: argparse.ArgumentParser) -> None:
     """Where data and outputs live."""
     g = p.add_argument_group("data and outputs")
-    g.add_argument("--data_dir", default=None,
-                   help="dataset folder (train/<class>/..., test/<class>/..., optional val/); "
-                        "default $MLSTEAM_INPUT_DIR/<dataset>, else its first dataset folder")
-    g.add_argument("--dataset", default=None,
-                   help=f"dataset name under $MLSTEAM_INPUT_DIR (default {DEFAULT_DATASET})")
-    g.add_argument("--output_dir", default=None,
-                   help="outputs (checkpoints, model.pt, model.onnx, tensorboard/); "
-                        "default $MLSTEAM_OUTPUT_DIR, else ./output")
+    g.add_argument(
+        "--data_dir",
+        default=None,
+        help="dataset folder (train/<class>/..., test/<class>/..., optional val/); "
+        "default $MLSTEAM_INPUT_DIR/<dataset>, else its first dataset folder",
+    )
+    g.add_argument(
+        "--dataset",
+        default=None,
+        help=f"dataset name under $MLSTEAM_INPUT_DIR (default {DEFAULT_DATASET})",
+    )
+    g.add_argument(
+        "--output_dir",
+        default=None,
+        help="outputs (checkpoints, model.pt, model.onnx, tensorboard/); "
+        "default $MLSTEAM_OUTPUT_DIR, else ./output",
+    )
     g.add_argument("--config", default=None, help="YAML file of flag values; flags override it")
-    g.add_argument("--weights", default=None,
-                   help="initial weights (.pt/.pth state dict, model.pt or checkpoint.pt); "
-                        "tensors whose shape differs (e.g. the head) are re-initialised")
-    g.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from a checkpoint.pt (no value: <output_dir>/checkpoint.pt)")
-    g.add_argument("--max_epochs_this_run", type=int, default=0,
-                   help="stop after this many epochs (0 = no limit) and leave checkpoint.pt "
-                        "for a later --resume; model.pt and the test report are skipped")
-    g.add_argument("--val_fraction", type=float, default=0.1,
-                   help="share of train/ held out for validation when there is no val/")
-    g.add_argument("--channels", default="auto", choices=["auto", "1", "3"],
-                   help="1 = grayscale, 3 = RGB; auto looks at the images")
-    g.add_argument("--cache_max_mb", type=float, default=2048.0,
-                   help="decode the dataset once into memory when it fits in this many MB")
+    g.add_argument(
+        "--weights",
+        default=None,
+        help="initial weights (.pt/.pth state dict, model.pt or checkpoint.pt); "
+        "tensors whose shape differs (e.g. the head) are re-initialised",
+    )
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="continue from a checkpoint.pt (no value: <output_dir>/checkpoint.pt)",
+    )
+    g.add_argument(
+        "--max_epochs_this_run",
+        type=int,
+        default=0,
+        help="stop after this many epochs (0 = no limit) and leave checkpoint.pt "
+        "for a later --resume; model.pt and the test report are skipped",
+    )
+    g.add_argument(
+        "--val_fraction",
+        type=float,
+        default=0.1,
+        help="share of train/ held out for validation when there is no val/",
+    )
+    g.add_argument(
+        "--channels",
+        default="auto",
+        choices=["auto", "1", "3"],
+        help="1 = grayscale, 3 = RGB; auto looks at the images",
+    )
+    g.add_argument(
+        "--cache_max_mb",
+        type=float,
+        default=2048.0,
+        help="decode the dataset once into memory when it fits in this many MB",
+    )
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
     """Devices, speed and logging."""
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    g.add_argument("--compile", type=str2bool, nargs="?", const=True, default=False,
-                   help="torch.compile the model")
-    g.add_argument("--amp", type=str2bool, nargs="?", const=True, default=True,
-                   help="bf16 autocast on GPU (ignored on CPU)")
-    g.add_argument("--channels_last", type=str2bool, nargs="?", const=True, default=True,
-                   help="channels_last memory format on GPU (ignored on CPU)")
-    g.add_argument("--ddp", default="auto", choices=["auto", "off"],
-                   help="auto: several visible GPUs -> re-launch under torchrun, one process each")
-    g.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="DataLoader worker processes for datasets streamed from disk")
-    g.add_argument("--log_every", type=positive_int, default=10,
-                   help="print a Train line every N steps")
-    g.add_argument("--max_steps_per_epoch", type=int, default=0,
-                   help="stop each epoch after N steps (0 = full epoch); for smoke tests")
-    g.add_argument("--sample_images", type=int, default=16,
-                   help="training images written to TensorBoard")
+    g.add_argument(
+        "--compile",
+        type=str2bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="torch.compile the model",
+    )
+    g.add_argument(
+        "--amp",
+        type=str2bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="bf16 autocast on GPU (ignored on CPU)",
+    )
+    g.add_argument(
+        "--channels_last",
+        type=str2bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="channels_last memory format on GPU (ignored on CPU)",
+    )
+    g.add_argument(
+        "--ddp",
+        default="auto",
+        choices=["auto", "off"],
+        help="auto: several visible GPUs -> re-launch under torchrun, one process each",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="DataLoader worker processes for datasets streamed from disk",
+    )
+    g.add_argument(
+        "--log_every", type=positive_int, default=10, help="print a Train line every N steps"
+    )
+    g.add_argument(
+        "--max_steps_per_epoch",
+        type=int,
+        default=0,
+        help="stop each epoch after N steps (0 = full epoch); for smoke tests",
+    )
+    g.add_argument(
+        "--sample_images", type=int, default=16, help="training images written to TensorBoard"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,8 +18,18 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
-                    ".pgm"}
+IMAGE_EXTENSIONS = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -66,7 +76,8 @@ def _class_dirs(split_dir: Path) -> list[Path]:
     if loose:
         raise DatasetLayoutError(
             f"{split_dir} holds images directly ({loose[0].name}, ...); "
-            f"put them in class folders: {split_dir}/<class>/<image>")
+            f"put them in class folders: {split_dir}/<class>/<image>"
+        )
     dirs = [e for e in entries if e.is_dir()]
     if not dirs:
         raise DatasetLayoutError(f"{split_dir} has no class folders; expected {split_dir}/<class>/")
@@ -81,10 +92,12 @@ def scan_split(split_dir: Path, classes: Sequence[str] | None = None) -> tuple[l
         images = _class_images(folder)
         if not images:
             raise DatasetLayoutError(
-                f"class folder {folder} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+                f"class folder {folder} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
         if classes is not None and folder.name not in classes:
             raise DatasetLayoutError(
-                f"{folder} is not a class of train/ (train classes: {', '.join(classes)})")
+                f"{folder} is not a class of train/ (train classes: {', '.join(classes)})"
+            )
         index = classes.index(folder.name) if classes is not None else len(names)
         names.append(folder.name)
         split.paths += images
@@ -100,7 +113,8 @@ def scan_dataset(root: Path) -> Layout:
     if not (root / "train").is_dir():
         raise DatasetLayoutError(
             f"{root} has no train/ folder; expected {root}/train/<class>/<image>, "
-            f"{root}/test/<class>/<image> and optionally {root}/val/<class>/<image>")
+            f"{root}/test/<class>/<image> and optionally {root}/val/<class>/<image>"
+        )
     classes, train = scan_split(root / "train")
     if len(classes) < 2:
         raise DatasetLayoutError(f"{root / 'train'} has {len(classes)} class; need at least 2")
@@ -163,8 +177,9 @@ def decode_all(split: Split, channels: int, size: int, threads: int = 4) -> torc
     return torch.from_numpy(out)
 
 
-def epoch_indices(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0,
-                  world: int = 1, pad: bool = True) -> torch.Tensor:
+def epoch_indices(
+    n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world: int = 1, pad: bool = True
+) -> torch.Tensor:
     """This rank's sample order for an epoch (seeded by seed + epoch, as DistributedSampler)."""
     if shuffle:
         gen = torch.Generator().manual_seed(seed + epoch)
@@ -179,8 +194,17 @@ def epoch_indices(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0
 class TensorLoader:
     """Batches from tensors held in memory (optionally on the GPU already)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
-                 shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world, self.epoch = rank, world, 0
@@ -189,9 +213,15 @@ class TensorLoader:
         self.epoch = epoch
 
     def _order(self) -> torch.Tensor:
-        return epoch_indices(len(self.labels), shuffle=self.shuffle, seed=self.seed,
-                             epoch=self.epoch, rank=self.rank, world=self.world,
-                             pad=self.shuffle).to(self.images.device)
+        return epoch_indices(
+            len(self.labels),
+            shuffle=self.shuffle,
+            seed=self.seed,
+            epoch=self.epoch,
+            rank=self.rank,
+            world=self.world,
+            pad=self.shuffle,
+        ).to(self.images.device)
 
     def __len__(self) -> int:
         n = len(self._order())
@@ -201,7 +231,7 @@ class TensorLoader:
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             if self.shuffle and len(idx) < 2:  # a batch of one breaks BatchNorm
                 break
             yield self.images[idx], self.labels[idx]
@@ -224,19 +254,36 @@ class FolderDataset(Dataset[tuple[torch.Tensor, int]]):
 class StreamLoader:
     """A DataLoader over a FolderDataset with workers, pinned memory, persistent workers."""
 
-    def __init__(self, dataset: FolderDataset, batch_size: int, *, shuffle: bool, seed: int,
-                 rank: int, world: int, workers: int, pin: bool) -> None:
+    def __init__(
+        self,
+        dataset: FolderDataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        rank: int,
+        world: int,
+        workers: int,
+        pin: bool,
+    ) -> None:
         if shuffle:
             self.sampler: DistributedSampler | None = DistributedSampler(
-                dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+                dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed
+            )
             sampler: Sequence[int] | DistributedSampler = self.sampler
         else:
             self.sampler = None
             sampler = list(range(rank, len(dataset), world))
         self.loader = DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-            pin_memory=pin, persistent_workers=workers > 0, drop_last=False,
-            prefetch_factor=4 if workers > 0 else None)
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
+            drop_last=False,
+            prefetch_factor=4 if workers > 0 else None,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:

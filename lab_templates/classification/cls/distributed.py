@@ -42,8 +42,15 @@ def maybe_relaunch(ddp: str, device: str, argv: list[str], script: str) -> None:
     if count < 2:
         return
     print(f"DDP: {count} GPUs visible, re-launching under torchrun", flush=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={count}", script, *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={count}",
+        script,
+        *argv,
+    ]
     os.execv(sys.executable, cmd)
 
 

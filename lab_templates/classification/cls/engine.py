@@ -16,13 +16,16 @@ from torch import nn
 from .augment import augment
 
 
-def make_optimizer(model: nn.Module, name: str, lr: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, name: str, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """sgd, sgd_momentum (0.9), adam or adamw; no weight decay on biases and norms."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr)
     if name == "sgd_momentum":
@@ -34,8 +37,9 @@ def make_optimizer(model: nn.Module, name: str, lr: float,
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, name: str,
-                   num_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, name: str, num_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Stepped once per epoch: none, step (x0.1 every num_epoch/3) or cosine (to 0)."""
     if name == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
@@ -89,13 +93,23 @@ class Window:
 class Trainer:
     """Owns the model, optimizer and runtime; runs steps, epochs and evaluations."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, runtime: Runtime, *,
-                 small_chunk: int = 1, aug: str = "none", seed: int = 0, rank: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        runtime: Runtime,
+        *,
+        small_chunk: int = 1,
+        aug: str = "none",
+        seed: int = 0,
+        rank: int = 0,
+    ) -> None:
         self.model, self.optimizer, self.rt = model, optimizer, runtime
         self.small_chunk, self.aug, self.seed, self.rank = small_chunk, aug, seed, rank
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
-                                                                          torch.Tensor]:
+    def forward_backward(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Accumulate gradients of the batch mean loss over ``small_chunk`` chunks.
 
         Each chunk's summed loss is divided by the full batch size, so the gradient
@@ -103,8 +117,13 @@ class Trainer:
         Returns (summed loss, correct predictions), detached, on the device.
         """
         n = y.shape[0]
-        chunks = [c for c in zip(x.tensor_split(self.small_chunk), y.tensor_split(
-            self.small_chunk), strict=True) if c[1].numel()]
+        chunks = [
+            c
+            for c in zip(
+                x.tensor_split(self.small_chunk), y.tensor_split(self.small_chunk), strict=True
+            )
+            if c[1].numel()
+        ]
         loss_sum = torch.zeros((), device=y.device)
         correct = torch.zeros((), device=y.device, dtype=torch.long)
         for i, (xc, yc) in enumerate(chunks):
@@ -119,8 +138,9 @@ class Trainer:
             correct += (logits.detach().argmax(1) == yc).sum()
         return loss_sum, correct
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor,
-                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on a uint8 batch; returns (summed loss, correct)."""
         x = self.rt.prepare(images)
         y = labels.to(self.rt.device, non_blocking=True)
@@ -135,10 +155,16 @@ class Trainer:
         """Per-epoch, per-rank augmentation randomness (resume-exact)."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 1009 + self.rank)
 
-    def train_one_epoch(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], epoch: int,
-                        *, log_every: int = 10, max_steps: int = 0, start_step: int = 0,
-                        on_log: Callable[[int, float, float, float], None] | None = None,
-                        ) -> tuple[int, float, float, int]:
+    def train_one_epoch(
+        self,
+        loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        epoch: int,
+        *,
+        log_every: int = 10,
+        max_steps: int = 0,
+        start_step: int = 0,
+        on_log: Callable[[int, float, float, float], None] | None = None,
+    ) -> tuple[int, float, float, int]:
         """Train one epoch; ``on_log(global_step, loss, acc, images_per_s)`` every N steps.
 
         Returns (steps done, mean loss, accuracy, images seen).
@@ -166,8 +192,12 @@ class Trainer:
         return steps, loss, acc, total.count
 
     @torch.inference_mode()
-    def evaluate(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-                 model: nn.Module | None = None) -> tuple[float, float, torch.Tensor]:
+    def evaluate(
+        self,
+        loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        num_classes: int,
+        model: nn.Module | None = None,
+    ) -> tuple[float, float, torch.Tensor]:
         """(mean loss, accuracy, confusion matrix [true, predicted]) over ``loader``.
 
         Under DDP each rank evaluates its shard and the sums are all-reduced.
@@ -182,8 +212,9 @@ class Trainer:
             with self.rt.autocast():
                 logits = net(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-            confusion += torch.bincount(y * num_classes + logits.argmax(1),
-                                        minlength=num_classes * num_classes)
+            confusion += torch.bincount(
+                y * num_classes + logits.argmax(1), minlength=num_classes * num_classes
+            )
         if self.rt.ddp:
             torch.distributed.all_reduce(loss_sum)
             torch.distributed.all_reduce(confusion)

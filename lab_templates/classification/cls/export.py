@@ -14,12 +14,27 @@ from .checkpoint import atomic_save
 from .models import Classifier, build_network
 
 
-def model_meta(*, network: str, in_channels: int, classes: list[str], image_size: int,
-               mean: list[float], std: list[float], args: dict[str, Any]) -> dict[str, Any]:
+def model_meta(
+    *,
+    network: str,
+    in_channels: int,
+    classes: list[str],
+    image_size: int,
+    mean: list[float],
+    std: list[float],
+    args: dict[str, Any],
+) -> dict[str, Any]:
     """Everything predict.py needs besides the weights."""
-    return {"network": network, "in_channels": in_channels, "class_names": classes,
-            "num_classes": len(classes), "image_size": image_size, "mean": mean, "std": std,
-            "args": args}
+    return {
+        "network": network,
+        "in_channels": in_channels,
+        "class_names": classes,
+        "num_classes": len(classes),
+        "image_size": image_size,
+        "mean": mean,
+        "std": std,
+        "args": args,
+    }
 
 
 def save_model(path: Path, model: Classifier, meta: dict[str, Any]) -> None:
@@ -28,21 +43,22 @@ def save_model(path: Path, model: Classifier, meta: dict[str, Any]) -> None:
     atomic_save({"model": state, **meta}, path)
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Classifier,
-                                                                       dict[str, Any]]:
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Classifier, dict[str, Any]]:
     """Rebuild the Classifier saved by :func:`save_model` (eval mode)."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(blob, dict) or "network" not in blob or "model" not in blob:
         raise ValueError(f"{path} is not a model.pt written by train.py")
-    net = build_network(blob["network"], blob["in_channels"], blob["num_classes"],
-                        blob["image_size"])
+    net = build_network(
+        blob["network"], blob["in_channels"], blob["num_classes"], blob["image_size"]
+    )
     model = Classifier(net, blob["mean"], blob["std"])
     model.load_state_dict(blob["model"])
     return model.to(device).eval(), blob
 
 
-def export_onnx(model: nn.Module, path: Path, in_channels: int, image_size: int,
-                opset: int = 17) -> Path:
+def export_onnx(
+    model: nn.Module, path: Path, in_channels: int, image_size: int, opset: int = 17
+) -> Path:
     """Export float input [N, C, S, S] in [0, 1] -> logits; validated by onnx.checker."""
     import onnx
 
@@ -52,8 +68,15 @@ def export_onnx(model: nn.Module, path: Path, in_channels: int, image_size: int,
     example = torch.rand(1, in_channels, image_size, image_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(clone, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            clone,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
     onnx.checker.check_model(onnx.load(str(path)))
     return path

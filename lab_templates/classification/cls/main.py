@@ -51,8 +51,12 @@ def setup_runtime(args: argparse.Namespace, dist: DistInfo) -> Runtime:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    return Runtime(torch.device("cuda", dist.local_rank), amp=args.amp,
-                   channels_last=args.channels_last, ddp=dist.enabled)
+    return Runtime(
+        torch.device("cuda", dist.local_rank),
+        amp=args.amp,
+        channels_last=args.channels_last,
+        ddp=dist.enabled,
+    )
 
 
 def build_model(args: argparse.Namespace, data: DataBundle, rep: Reporter) -> Classifier:
@@ -69,8 +73,9 @@ def build_model(args: argparse.Namespace, data: DataBundle, rep: Reporter) -> Cl
     return model
 
 
-def wrap_model(model: nn.Module, args: argparse.Namespace, rt: Runtime,
-               dist: DistInfo) -> tuple[nn.Module, nn.Module]:
+def wrap_model(
+    model: nn.Module, args: argparse.Namespace, rt: Runtime, dist: DistInfo
+) -> tuple[nn.Module, nn.Module]:
     """(model to train: compiled and/or DDP-wrapped, model to evaluate)."""
     compiled = cast(nn.Module, torch.compile(model)) if args.compile else model
     if not dist.enabled:
@@ -80,8 +85,13 @@ def wrap_model(model: nn.Module, args: argparse.Namespace, rt: Runtime,
     return ddp, compiled
 
 
-def resume_state(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, rep: Reporter) -> RunState:
+def resume_state(
+    args: argparse.Namespace,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rep: Reporter,
+) -> RunState:
     """Restore from --resume (``auto``: <output_dir>/checkpoint.pt when it exists)."""
     if not args.resume:
         return RunState()
@@ -92,15 +102,23 @@ def resume_state(args: argparse.Namespace, model: nn.Module, optimizer: torch.op
     ckpt = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
     saved = ckpt.get("args", {}).get("num_epoch")
     if saved is not None and saved != args.num_epoch:
-        rep.log(f"Resume: warning: checkpoint was for num_epoch={saved}, now {args.num_epoch}; "
-                f"the lr schedule continues from the checkpoint's state")
+        rep.log(
+            f"Resume: warning: checkpoint was for num_epoch={saved}, now {args.num_epoch}; "
+            f"the lr schedule continues from the checkpoint's state"
+        )
     rep.log(f"Resume: continuing after epoch {ckpt['epoch']} from {path}")
     return RunState(ckpt["epoch"], ckpt["global_step"], ckpt["best_acc"])
 
 
-def train_epochs(args: argparse.Namespace, trainer: Trainer, data: DataBundle,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, state: RunState,
-                 rep: Reporter, save: Any) -> None:
+def train_epochs(
+    args: argparse.Namespace,
+    trainer: Trainer,
+    data: DataBundle,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: RunState,
+    rep: Reporter,
+    save: Any,
+) -> None:
     """The epoch loop: train, validate, checkpoint, keep the best."""
     steps = len(data.train)
     steps = min(steps, args.max_steps_per_epoch) if args.max_steps_per_epoch else steps
@@ -118,14 +136,21 @@ def train_epochs(args: argparse.Namespace, trainer: Trainer, data: DataBundle,
         data.train.set_epoch(epoch)
         started = time.perf_counter()
         done, loss, acc, seen = trainer.train_one_epoch(
-            data.train, epoch, log_every=args.log_every, max_steps=args.max_steps_per_epoch,
-            start_step=state.global_step, on_log=on_log)
+            data.train,
+            epoch,
+            log_every=args.log_every,
+            max_steps=args.max_steps_per_epoch,
+            start_step=state.global_step,
+            on_log=on_log,
+        )
         seconds = time.perf_counter() - started
         state.global_step += done
         scheduler.step()
         state.epoch = epoch + 1
-        rep.log(f"Epoch {state.epoch}/{args.num_epoch}: train loss {loss:.4f} acc {acc:.4f}, "
-                f"{seconds:.1f} s, {seen / max(seconds, 1e-9):.0f} images/s")
+        rep.log(
+            f"Epoch {state.epoch}/{args.num_epoch}: train loss {loss:.4f} acc {acc:.4f}, "
+            f"{seconds:.1f} s, {seen / max(seconds, 1e-9):.0f} images/s"
+        )
         val_acc = acc
         if data.val is not None:
             val_loss, val_acc, _ = trainer.evaluate(data.val, len(data.classes))
@@ -134,9 +159,17 @@ def train_epochs(args: argparse.Namespace, trainer: Trainer, data: DataBundle,
         save(state, val_acc)
 
 
-def finish(args: argparse.Namespace, model: Classifier, eval_model: nn.Module, trainer: Trainer,
-           data: DataBundle, meta: dict[str, Any], state: RunState, rep: Reporter,
-           dist: DistInfo) -> dict[str, Any]:
+def finish(
+    args: argparse.Namespace,
+    model: Classifier,
+    eval_model: nn.Module,
+    trainer: Trainer,
+    data: DataBundle,
+    meta: dict[str, Any],
+    state: RunState,
+    rep: Reporter,
+    dist: DistInfo,
+) -> dict[str, Any]:
     """model.pt, model.onnx, and the test-set report."""
     out = Path(args.output_dir)
     if dist.main:
@@ -174,14 +207,24 @@ def run(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
 def _run(args: argparse.Namespace, dist: DistInfo, rep: Reporter, out: Path) -> dict[str, Any]:
     seed_everything(args.seed)
     rt = setup_runtime(args, dist)
-    data = build_data(data_dir=args.data_dir, image_size=args.image_size,
-                      batch_size=args.batch_size, seed=args.seed, val_fraction=args.val_fraction,
-                      channels=args.channels, cache_max_mb=args.cache_max_mb,
-                      workers=args.workers, dist=dist, device=rt.device)
-    rep.log(f"Data: {args.data_dir}: {len(data.classes)} classes, {data.channels} channel(s), "
-            f"{', '.join(f'{k} {v}' for k, v in data.sizes.items())} images, "
-            f"{'decoded into memory' if data.in_memory else 'streamed from disk'}; "
-            f"device {rt.device}, {dist.world} process(es)")
+    data = build_data(
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        channels=args.channels,
+        cache_max_mb=args.cache_max_mb,
+        workers=args.workers,
+        dist=dist,
+        device=rt.device,
+    )
+    rep.log(
+        f"Data: {args.data_dir}: {len(data.classes)} classes, {data.channels} channel(s), "
+        f"{', '.join(f'{k} {v}' for k, v in data.sizes.items())} images, "
+        f"{'decoded into memory' if data.in_memory else 'streamed from disk'}; "
+        f"device {rt.device}, {dist.world} process(es)"
+    )
     model = build_model(args, data, rep)
     example = torch.zeros(1, data.channels, args.image_size, args.image_size)
     rep.log(model_summary(model, example, depth=3))
@@ -192,11 +235,24 @@ def _run(args: argparse.Namespace, dist: DistInfo, rep: Reporter, out: Path) -> 
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.num_epoch)
     state = resume_state(args, model, optimizer, scheduler, rep)
     train_model, eval_model = wrap_model(model, args, rt, dist)
-    trainer = Trainer(train_model, optimizer, rt, small_chunk=args.small_chunk, aug=args.aug_list,
-                      seed=args.seed, rank=dist.rank)
-    meta = model_meta(network=args.network, in_channels=data.channels, classes=data.classes,
-                      image_size=args.image_size, mean=data.mean, std=data.std,
-                      args=to_dict(args))
+    trainer = Trainer(
+        train_model,
+        optimizer,
+        rt,
+        small_chunk=args.small_chunk,
+        aug=args.aug_list,
+        seed=args.seed,
+        rank=dist.rank,
+    )
+    meta = model_meta(
+        network=args.network,
+        in_channels=data.channels,
+        classes=data.classes,
+        image_size=args.image_size,
+        mean=data.mean,
+        std=data.std,
+        args=to_dict(args),
+    )
     if state.epoch == 0:
         rep.images("Train/samples", data.samples[: args.sample_images])
 
@@ -205,16 +261,27 @@ def _run(args: argparse.Namespace, dist: DistInfo, rep: Reporter, out: Path) -> 
             return
         if val_acc > st.best_acc:
             st.best_acc = val_acc
-            atomic_save({"model": model.state_dict(), **meta, "epoch": st.epoch,
-                         "val_acc": val_acc}, out / "best.pt")
-        save_checkpoint(out / "checkpoint.pt", model=model, optimizer=optimizer,
-                        scheduler=scheduler, epoch=st.epoch, global_step=st.global_step,
-                        best_acc=st.best_acc, meta=meta)
+            atomic_save(
+                {"model": model.state_dict(), **meta, "epoch": st.epoch, "val_acc": val_acc},
+                out / "best.pt",
+            )
+        save_checkpoint(
+            out / "checkpoint.pt",
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            epoch=st.epoch,
+            global_step=st.global_step,
+            best_acc=st.best_acc,
+            meta=meta,
+        )
 
     train_epochs(args, trainer, data, scheduler, state, rep, save)
     if state.epoch < args.num_epoch:
-        rep.log(f"Stopped after epoch {state.epoch} of {args.num_epoch} "
-                f"(--max_epochs_this_run); continue with --resume")
+        rep.log(
+            f"Stopped after epoch {state.epoch} of {args.num_epoch} "
+            f"(--max_epochs_this_run); continue with --resume"
+        )
         return {}
     return finish(args, model, eval_model, trainer, data, meta, state, rep, dist)
 
@@ -223,8 +290,7 @@ def main(argv: Sequence[str] | None = None, script: str | None = None) -> int:
     """Entry point of train.py; returns the exit status."""
     args = parse_args(argv)
     if script is not None:
-        maybe_relaunch(args.ddp, args.device, list(sys.argv[1:] if argv is None else argv),
-                       script)
+        maybe_relaunch(args.ddp, args.device, list(sys.argv[1:] if argv is None else argv), script)
     dist = init_distributed(args.device)
     try:
         run(args, dist)

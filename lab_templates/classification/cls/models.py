@@ -26,12 +26,22 @@ class LeNet(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, image_size: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+            nn.Conv2d(in_channels, 6, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
         side = (image_size // 2 - 4) // 2
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(16 * side * side, 120), nn.ReLU(inplace=True),
-            nn.Linear(120, 84), nn.ReLU(inplace=True), nn.Linear(84, num_classes))
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120),
+            nn.ReLU(inplace=True),
+            nn.Linear(120, 84),
+            nn.ReLU(inplace=True),
+            nn.Linear(84, num_classes),
+        )
 
     def segments(self) -> list[nn.Module]:
         return [self.features[:3], self.features[3:], self.classifier]
@@ -43,8 +53,9 @@ class LeNet(nn.Module):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inp: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, inp: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -63,8 +74,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inp: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, inp: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inp, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -86,8 +98,13 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet-18/50 as in torchvision."""
 
-    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int],
-                 in_channels: int, num_classes: int) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: list[int],
+        in_channels: int,
+        num_classes: int,
+    ) -> None:
         super().__init__()
         self.inplanes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
@@ -104,13 +121,15 @@ class ResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _layer(self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int,
-               stride: int) -> nn.Sequential:
+    def _layer(
+        self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int
+    ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-                nn.BatchNorm2d(planes * block.expansion))
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         layers: list[nn.Module] = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -152,8 +171,26 @@ class AdaptiveAvgPool(nn.AdaptiveAvgPool2d):
         return torch.matmul(torch.matmul(rows, x), cols.t())
 
 
-VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
-                              512, 512, 512, "M", 512, 512, 512, "M"]
+VGG16_CFG: list[int | str] = [
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+]
 
 
 class VGG(nn.Module):
@@ -177,8 +214,14 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = AdaptiveAvgPool((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(0.5),
-            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(4096, num_classes))
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, num_classes),
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -190,8 +233,9 @@ class VGG(nn.Module):
 
     def segments(self) -> list[nn.Module]:
         starts = [0, *self.stage_ends[:-1]]
-        stages: list[nn.Module] = [self.features[a:b] for a, b in zip(starts, self.stage_ends,
-                                                                     strict=True)]
+        stages: list[nn.Module] = [
+            self.features[a:b] for a, b in zip(starts, self.stage_ends, strict=True)
+        ]
         return [*stages, nn.Sequential(self.avgpool, nn.Flatten(), self.classifier)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,10 +246,14 @@ class VGG(nn.Module):
 class ConvBNReLU(nn.Sequential):
     """torchvision's Conv2dNormActivation with ReLU6: children 0 conv, 1 bn, 2 relu6."""
 
-    def __init__(self, inp: int, out: int, kernel: int = 3, stride: int = 1,
-                 groups: int = 1) -> None:
-        super().__init__(nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups,
-                                   bias=False), nn.BatchNorm2d(out), nn.ReLU6(inplace=True))
+    def __init__(
+        self, inp: int, out: int, kernel: int = 3, stride: int = 1, groups: int = 1
+    ) -> None:
+        super().__init__(
+            nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU6(inplace=True),
+        )
 
 
 class InvertedResidual(nn.Module):
@@ -214,8 +262,11 @@ class InvertedResidual(nn.Module):
         hidden = inp * expand
         self.use_res_connect = stride == 1 and inp == out
         layers: list[nn.Module] = [ConvBNReLU(inp, hidden, 1)] if expand != 1 else []
-        layers += [ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),
-                   nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
+        layers += [
+            ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, out, 1, bias=False),
+            nn.BatchNorm2d(out),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,8 +276,15 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     """MobileNetV2 (width 1.0) as in torchvision."""
 
-    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                (6, 160, 3, 2), (6, 320, 1, 1)]
+    SETTINGS = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
@@ -282,8 +340,10 @@ def build_network(name: str, in_channels: int, num_classes: int, image_size: int
 def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
     """During recomputation, keep BatchNorm running stats from being updated twice."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
-             for m in bns]
+    saved = [
+        (m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+        for m in bns
+    ]
     for m in bns:
         m.momentum = 0.0
     try:
@@ -295,8 +355,9 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
                 m.num_batches_tracked.copy_(tracked)
 
 
-def _recompute_contexts(module: nn.Module) -> tuple[contextlib.AbstractContextManager[None],
-                                                    contextlib.AbstractContextManager[None]]:
+def _recompute_contexts(
+    module: nn.Module,
+) -> tuple[contextlib.AbstractContextManager[None], contextlib.AbstractContextManager[None]]:
     return contextlib.nullcontext(), frozen_batchnorm_stats(module)
 
 
@@ -319,8 +380,9 @@ class Classifier(nn.Module):
             return self.net(x)
         segments = self.net.segments()  # type: ignore[operator]
         for segment in segments[:-1]:
-            x = checkpoint(segment, x, use_reentrant=False,
-                           context_fn=partial(_recompute_contexts, segment))
+            x = checkpoint(
+                segment, x, use_reentrant=False, context_fn=partial(_recompute_contexts, segment)
+            )
         return segments[-1](x)
 
 

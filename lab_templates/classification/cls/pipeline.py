@@ -56,9 +56,16 @@ def _splits(root: Path, val_fraction: float, seed: int) -> tuple[list[str], dict
     return layout.classes, splits
 
 
-def _memory_loaders(splits: dict[str, Split], channels: int, size: int, batch_size: int,
-                    seed: int, dist: DistInfo, device: torch.device,
-                    threads: int) -> tuple[dict[str, Loader], torch.Tensor]:
+def _memory_loaders(
+    splits: dict[str, Split],
+    channels: int,
+    size: int,
+    batch_size: int,
+    seed: int,
+    dist: DistInfo,
+    device: torch.device,
+    threads: int,
+) -> tuple[dict[str, Loader], torch.Tensor]:
     loaders: dict[str, Loader] = {}
     train_images = torch.empty(0)
     for name, split in splits.items():
@@ -68,41 +75,79 @@ def _memory_loaders(splits: dict[str, Split], channels: int, size: int, batch_si
             train_images = images
         if device.type == "cuda":
             images, labels = images.to(device), labels.to(device)
-        loaders[name] = TensorLoader(images, labels, batch_size if name == "train" else
-                                     batch_size * 2, shuffle=name == "train", seed=seed,
-                                     rank=dist.rank, world=dist.world)
+        loaders[name] = TensorLoader(
+            images,
+            labels,
+            batch_size if name == "train" else batch_size * 2,
+            shuffle=name == "train",
+            seed=seed,
+            rank=dist.rank,
+            world=dist.world,
+        )
     return loaders, train_images
 
 
-def _stream_loaders(splits: dict[str, Split], channels: int, size: int, batch_size: int,
-                    seed: int, dist: DistInfo, device: torch.device,
-                    workers: int) -> tuple[dict[str, Loader], torch.Tensor]:
+def _stream_loaders(
+    splits: dict[str, Split],
+    channels: int,
+    size: int,
+    batch_size: int,
+    seed: int,
+    dist: DistInfo,
+    device: torch.device,
+    workers: int,
+) -> tuple[dict[str, Loader], torch.Tensor]:
     loaders: dict[str, Loader] = {}
     for name, split in splits.items():
         ds = FolderDataset(split, channels, size)
-        loaders[name] = StreamLoader(ds, batch_size if name == "train" else batch_size * 2,
-                                     shuffle=name == "train", seed=seed, rank=dist.rank,
-                                     world=dist.world, workers=workers,
-                                     pin=device.type == "cuda")
+        loaders[name] = StreamLoader(
+            ds,
+            batch_size if name == "train" else batch_size * 2,
+            shuffle=name == "train",
+            seed=seed,
+            rank=dist.rank,
+            world=dist.world,
+            workers=workers,
+            pin=device.type == "cuda",
+        )
     train = splits["train"]
     step = max(1, len(train) // 512)
     sample = Split(train.paths[::step], train.labels[::step])
     return loaders, decode_all(sample, channels, size, max(1, workers))
 
 
-def build_data(*, data_dir: str, image_size: int, batch_size: int, seed: int,
-               val_fraction: float, channels: str, cache_max_mb: float, workers: int,
-               dist: DistInfo, device: torch.device) -> DataBundle:
+def build_data(
+    *,
+    data_dir: str,
+    image_size: int,
+    batch_size: int,
+    seed: int,
+    val_fraction: float,
+    channels: str,
+    cache_max_mb: float,
+    workers: int,
+    dist: DistInfo,
+    device: torch.device,
+) -> DataBundle:
     """Scan, split, decide memory vs streaming, compute normalisation stats."""
     classes, splits = _splits(Path(data_dir), val_fraction, seed)
     n_channels = detect_channels(splits["train"].paths) if channels == "auto" else int(channels)
     total = sum(len(s) for s in splits.values())
     in_memory = total * n_channels * image_size**2 <= cache_max_mb * 2**20
     build = _memory_loaders if in_memory else _stream_loaders
-    loaders, stats_images = build(splits, n_channels, image_size, batch_size, seed, dist,
-                                  device, max(1, workers))
+    loaders, stats_images = build(
+        splits, n_channels, image_size, batch_size, seed, dist, device, max(1, workers)
+    )
     mean, std = channel_stats(stats_images[:: max(1, len(stats_images) // 2048)])
-    return DataBundle(classes=classes, channels=n_channels, mean=mean, std=std,
-                      train=loaders["train"], val=loaders.get("val"), test=loaders.get("test"),
-                      in_memory=in_memory, sizes={k: len(v) for k, v in splits.items()},
-                      samples=stats_images[:64])
+    return DataBundle(
+        classes=classes,
+        channels=n_channels,
+        mean=mean,
+        std=std,
+        train=loaders["train"],
+        val=loaders.get("val"),
+        test=loaders.get("test"),
+        in_memory=in_memory,
+        sizes={k: len(v) for k, v in splits.items()},
+        samples=stats_images[:64],
+    )

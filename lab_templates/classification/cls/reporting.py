@@ -70,10 +70,12 @@ def model_summary(model: nn.Module, example: torch.Tensor, depth: int = 2) -> st
     hooks = []
     for name, module in model.named_modules():
         if name and name.count(".") < depth:
+
             def hook(mod: nn.Module, _inp: Any, out: Any, name: str = name) -> None:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else "-"
                 params = sum(p.numel() for p in mod.parameters())
                 rows.append((name, type(mod).__name__, str(shape), params))
+
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -87,11 +89,17 @@ def model_summary(model: nn.Module, example: torch.Tensor, depth: int = 2) -> st
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     width = max([len(r[0]) for r in rows] + [5])
-    lines = ["==== Model summary ====",
-             f"{'layer':<{width}}  {'type':<18} {'output shape':<22} {'params':>12}"]
+    lines = [
+        "==== Model summary ====",
+        f"{'layer':<{width}}  {'type':<18} {'output shape':<22} {'params':>12}",
+    ]
     lines += [f"{n:<{width}}  {t:<18} {s:<22} {p:>12,}" for n, t, s, p in rows]
-    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Input: {tuple(example.shape)}", "==== End of summary ===="]
+    lines += [
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Input: {tuple(example.shape)}",
+        "==== End of summary ====",
+    ]
     return "\n".join(lines)
 
 
@@ -107,8 +115,7 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
-def draw_confusion(matrix: torch.Tensor, classes: list[str], path: Path,
-                   cell: int = 40) -> None:
+def draw_confusion(matrix: torch.Tensor, classes: list[str], path: Path, cell: int = 40) -> None:
     """Row-normalised confusion matrix as a PNG (rows true, columns predicted)."""
     k = len(classes)
     cell = max(12, min(cell, 1600 // max(1, k)))
@@ -122,26 +129,32 @@ def draw_confusion(matrix: torch.Tensor, classes: list[str], path: Path,
         for j in range(k):
             shade = int(255 * (1 - float(rows[i, j])))
             x0, y0 = margin + j * cell, margin + i * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1],
-                           fill=(shade, shade, 255), outline=(200, 200, 200))
+            draw.rectangle(
+                [x0, y0, x0 + cell - 1, y0 + cell - 1],
+                fill=(shade, shade, 255),
+                outline=(200, 200, 200),
+            )
             if cell >= 24:
                 colour = "white" if rows[i, j] > 0.5 else "black"
-                draw.text((x0 + 3, y0 + cell // 3), str(int(matrix[i, j])), fill=colour,
-                          font=font)
+                draw.text((x0 + 3, y0 + cell // 3), str(int(matrix[i, j])), fill=colour, font=font)
         draw.text((4, margin + i * cell + cell // 3), classes[i][:12], fill="black", font=font)
         draw.text((margin + i * cell + 3, 4), classes[i][:4], fill="black", font=font)
-    draw.text((margin, size + 2), "rows: true class, columns: predicted", fill="black",
-              font=font)
+    draw.text((margin, size + 2), "rows: true class, columns: predicted", fill="black", font=font)
     img.save(path)
 
 
-def write_test_report(out: Path, matrix: torch.Tensor, classes: list[str], loss: float,
-                      acc: float) -> dict[str, Any]:
+def write_test_report(
+    out: Path, matrix: torch.Tensor, classes: list[str], loss: float, acc: float
+) -> dict[str, Any]:
     """confusion_matrix.json + confusion_matrix.png; returns the JSON content."""
-    report = {"accuracy": acc, "loss": loss, "classes": classes,
-              "per_class_accuracy": dict(zip(classes, per_class_accuracy(matrix), strict=True)),
-              "confusion_matrix": matrix.tolist(),
-              "confusion_matrix_axes": "rows: true class, columns: predicted class"}
+    report = {
+        "accuracy": acc,
+        "loss": loss,
+        "classes": classes,
+        "per_class_accuracy": dict(zip(classes, per_class_accuracy(matrix), strict=True)),
+        "confusion_matrix": matrix.tolist(),
+        "confusion_matrix_axes": "rows: true class, columns: predicted class",
+    }
     (out / "confusion_matrix.json").write_text(json.dumps(report, indent=2))
     draw_confusion(matrix, classes, out / "confusion_matrix.png")
     return report
