@@ -29,7 +29,12 @@ from labyard.jobs import service as jobs_service
 from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.projects.models import Role
-from labyard.projects.service import require_owned, role_of, visible_project_ids
+from labyard.projects.service import (
+    register_project_storage,
+    require_owned,
+    role_of,
+    visible_project_ids,
+)
 from labyard.tensorboard import process
 from labyard.tensorboard.models import LIVE_STATUSES, TensorBoardInstance, TensorBoardStatus
 
@@ -289,3 +294,17 @@ def count_live(db: Session) -> int:
     """How many instances the database says are starting or running."""
     query = select(func.count()).select_from(TensorBoardInstance)
     return db.scalar(query.where(TensorBoardInstance.status.in_(LIVE_STATUSES))) or 0
+
+
+def _stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    """A project is being deleted: stop its TensorBoards (their rows go with it); their logs."""
+    rows = list(
+        db.scalars(select(TensorBoardInstance).where(TensorBoardInstance.project_id == project_id))
+    )
+    for instance in rows:
+        if instance.status in LIVE_STATUSES:  # no status update: the rows are about to go
+            process.terminate(instance.pid, instance.process_started_at)
+    return [log_path(settings, instance.id) for instance in rows]
+
+
+register_project_storage(_stop_project_instances)

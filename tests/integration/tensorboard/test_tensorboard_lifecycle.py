@@ -10,7 +10,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from labyard.auth.models import User
 from labyard.db import utcnow
+from labyard.projects import service as project_service
 from labyard.tensorboard import lifecycle, process, service
 from labyard.tensorboard.models import TensorBoardInstance
 from tests.factories import make_job_with_scalars, session_client
@@ -129,3 +131,20 @@ def test_another_servers_process_is_adopted_not_killed(tb: Any) -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_deleting_a_project_stops_its_tensorboards(tb: Any) -> None:
+    with tb.database.session() as db:
+        owner = db.get(User, tb.owner.id)
+        project_id = project_service.create_project(db, owner=owner, name="doomed").id
+    job_id = make_job_with_scalars(tb.database, tb.settings, project_id, name="doomed run")
+    with session_client(tb.app, tb.database, tb.owner) as owner_client:
+        instance = tb.instance(_open(owner_client, [job_id]).json()["id"])
+        assert process.is_alive(instance.pid, instance.process_started_at)
+        answer = owner_client.hx("POST", f"/projects/{project_id}/delete")
+        assert answer.status_code == 204, answer.text
+    deadline = time.monotonic() + 30
+    while process.is_alive(instance.pid, instance.process_started_at):
+        assert time.monotonic() < deadline, "the deleted project's TensorBoard still runs"
+        time.sleep(0.1)
+    assert tb.count() == 0
