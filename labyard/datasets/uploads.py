@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from labyard.auth.models import User
 from labyard.config import Settings
@@ -130,7 +131,8 @@ def get_upload(
     path = service.upload_file(settings, upload.id)
     if not path.exists():
         raise NotFound("No such upload (it may have expired).")
-    upload.offset = path.stat().st_size
+    # the file is the truth; reading it must not turn a HEAD request into a database write
+    set_committed_value(upload, "offset", path.stat().st_size)
     return upload
 
 

@@ -41,9 +41,27 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    """A read session that writes would fail at random under load on SQLite (its deferred
+    transaction cannot take the write lock once another writer committed): fail every time."""
+    dirty = [obj for obj in session.dirty if session.is_modified(obj)]
+    if session.new or dirty or session.deleted:
+        changed = [type(obj).__name__ for obj in (*session.new, *dirty, *session.deleted)]
+        raise RuntimeError(f"a read-only session (GET/HEAD) tried to write: {changed}")
+
+
 def is_read_session(session: Session) -> bool:
     """True for sessions made by Database.read_sessionmaker (deferred, read-only by intent)."""
     return bool(session.get_bind().get_execution_options().get(READ_ONLY_OPTION, False))
+
+
+@contextmanager
+def write_beside(session: Session) -> Iterator[Session]:
+    """A short write transaction of its own on `session`'s database, committed at exit: for
+    the rare write a read session's request must make (state found while reading)."""
+    bind = session.get_bind().execution_options(**{READ_ONLY_OPTION: False})
+    with Session(bind, expire_on_commit=False) as other, other.begin():
+        yield other
 
 
 def make_engine(url: str) -> Engine:
@@ -70,6 +88,7 @@ class Database:
         self.read_sessionmaker = sessionmaker(
             self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
         )
+        event.listen(self.read_sessionmaker, "before_flush", _refuse_writes)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

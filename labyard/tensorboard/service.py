@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets.files import resolve_existing
 from labyard.db import utcnow
+from labyard.db.engine import is_read_session, write_beside
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.jobs import service as jobs_service
 from labyard.jobs.models import Job
@@ -148,7 +150,7 @@ def _open(
                 TensorBoardInstance.status.in_(LIVE_STATUSES),
             )
         ).first()
-        if existing is not None and _check_alive(existing):
+        if existing is not None and _check_alive(db, existing):
             existing.last_access_at = utcnow()
             return existing
         _require_room(db, settings)
@@ -175,7 +177,7 @@ def _require_room(db: Session, settings: Settings) -> None:
     live = list(
         db.scalars(select(TensorBoardInstance).where(TensorBoardInstance.status.in_(LIVE_STATUSES)))
     )
-    running = sum(1 for instance in live if _check_alive(instance))
+    running = sum(1 for instance in live if _check_alive(db, instance))
     limit = settings.tensorboard_max_instances
     if running >= limit:
         raise Conflict(
@@ -184,11 +186,25 @@ def _require_room(db: Session, settings: Settings) -> None:
         )
 
 
-def _check_alive(instance: TensorBoardInstance) -> bool:
+def _set_status(db: Session, instance: TensorBoardInstance, status: Status) -> None:
+    """Record a status found by probing; from a read session (a GET), in a write of its own."""
+    if not is_read_session(db):
+        instance.status = status
+        return
+    with write_beside(db) as writer:
+        writer.execute(
+            update(TensorBoardInstance)
+            .where(TensorBoardInstance.id == instance.id)
+            .values(status=status)
+        )
+    set_committed_value(instance, "status", status)
+
+
+def _check_alive(db: Session, instance: TensorBoardInstance) -> bool:
     """True if the instance's process lives; otherwise mark it stopped."""
     if process.is_alive(instance.pid, instance.process_started_at):
         return True
-    instance.status = Status.STOPPED
+    _set_status(db, instance, Status.STOPPED)
     return False
 
 
@@ -225,11 +241,11 @@ def readiness(db: Session, settings: Settings, user: User, instance_id: int) -> 
     instance = get_instance(db, user, instance_id)
     if instance.status == Status.STOPPED:
         return Readiness(instance, False, "This TensorBoard has stopped. Open it again.")
-    if not _check_alive(instance):
+    if not _check_alive(db, instance):
         tail = process.log_tail(log_path(settings, instance.id))
         return Readiness(instance, False, f"TensorBoard exited.\n{tail}".strip())
     if instance.status == Status.STARTING and process.answers(instance.port, instance.id):
-        instance.status = Status.RUNNING
+        _set_status(db, instance, Status.RUNNING)
     return Readiness(instance, instance.status == Status.RUNNING)
 
 
@@ -269,7 +285,7 @@ def reap(db: Session, settings: Settings) -> list[int]:
         select(TensorBoardInstance).where(TensorBoardInstance.status.in_(LIVE_STATUSES))
     )
     for instance in list(live):
-        if not _check_alive(instance):
+        if not _check_alive(db, instance):
             stopped.append(instance.id)
         elif instance.last_access_at < idle_since:
             _stop(instance)
