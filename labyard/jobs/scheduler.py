@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -78,7 +79,7 @@ class Scheduler:
         )
         self.lease_seconds = max(10.0, 5 * settings.scheduler_interval_seconds)
         self._adopted = False
-        self._term_sent: set[int] = set()
+        self._term_sent: dict[int, float] = {}  # job id -> when SIGTERM went
 
     # ------------------------------------------------------------------ lease
 
@@ -196,12 +197,14 @@ class Scheduler:
             external_id, stop_requested_at = job.external_id, job.stop_requested_at
             executor = self._executor_for(job)
         if stop_requested_at is not None:
-            waited = (utcnow() - stop_requested_at).total_seconds()
-            if waited >= self.settings.stop_grace_seconds:
-                executor.stop(job_id, external_id, force=True)
-            elif job_id not in self._term_sent:
+            # SIGTERM first, always; SIGKILL once the grace period has passed since that
+            # signal (a late tick must not turn a graceful stop into a kill)
+            sent = self._term_sent.get(job_id)
+            if sent is None:
                 executor.stop(job_id, external_id, force=False)
-                self._term_sent.add(job_id)
+                self._term_sent[job_id] = time.monotonic()
+            elif time.monotonic() - sent >= self.settings.stop_grace_seconds:
+                executor.stop(job_id, external_id, force=True)
         state = executor.poll(job_id, external_id)
         if state.running:
             return
@@ -232,7 +235,7 @@ class Scheduler:
             transition(job, S.SUCCEEDED, reason="", exit_code=0)
         else:
             transition(job, S.FAILED, reason=f"exited with code {code}", exit_code=code)
-        self._term_sent.discard(job.id)
+        self._term_sent.pop(job.id, None)
 
     # ------------------------------------------------------------------ dispatch
 
