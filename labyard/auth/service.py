@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import ApiToken, LoginFailure, User, WebSession
 from labyard.auth.passwords import check_password_rules, hash_password, verify_password
 from labyard.config import Settings
-from labyard.db import Database, utcnow
+from labyard.db import utcnow
+from labyard.db.engine import write_beside
 from labyard.errors import Conflict, InvalidInput, NotFound, Throttled, Unauthenticated
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -259,15 +260,15 @@ def mark_token_used(row: ApiToken) -> None:
     row.last_used_at = utcnow()
 
 
-def note_token_use(database: Database, token_id: int) -> None:
-    """Record that a token was used, in its own short transaction; best effort.
+def note_token_use(db: Session, token_id: int) -> None:
+    """Record that a token was used, in a short transaction beside `db`; best effort.
 
-    Kept apart from the request's session so a read-only request never writes, and a busy
-    database costs the timestamp, never the request.
+    Kept apart from the request's read session so a read-only request never writes, and a
+    busy database costs the timestamp, never the request.
     """
     try:
-        with database.session() as db:
-            db.execute(
+        with write_beside(db) as writer:
+            writer.execute(
                 update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
             )
     except OperationalError:

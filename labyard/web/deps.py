@@ -123,7 +123,7 @@ def optional_user(
         user = row.user if row is not None else None
         if row is not None and auth_service.token_use_is_stale(row):
             if is_read_session(db):  # write in a short transaction of its own
-                auth_service.note_token_use(get_database(request), row.id)
+                auth_service.note_token_use(db, row.id)
             else:  # this session writes anyway (a second writer would wait on it)
                 auth_service.mark_token_used(row)
     else:
