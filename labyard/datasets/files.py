@@ -226,15 +226,3 @@ def make_read_only(folder: Path) -> None:
         for name in dirnames:
             (Path(dirpath) / name).chmod(0o555)
     folder.chmod(0o555)
-
-
-def make_writable(folder: Path) -> None:
-    """Give the owner write permission again (before deleting a read-only tree)."""
-    if not folder.exists():
-        return
-    folder.chmod(0o755)
-    for dirpath, dirnames, _ in os.walk(folder):
-        for name in dirnames:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                path.chmod(0o755)

@@ -7,6 +7,7 @@ running job uses cannot be deleted.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from labyard.projects.models import Role
 from labyard.projects.service import (
     clean_display_name,
     register_project_storage,
+    remove_tree,
     require_project,
     role_of,
     visible_project_ids,
@@ -224,8 +226,8 @@ def delete_dataset(db: Session, settings: Settings, *, user: User, dataset_id: i
     if folder.exists():
         trash = work_dir(settings) / f"trash-{uuid.uuid4().hex}"
         folder.rename(trash)
-        files.make_writable(trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the row is gone; leftover bytes are only trash
+            remove_tree(trash)
 
 
 def upload_file(settings: Settings, upload_id: str) -> Path:
@@ -366,8 +368,7 @@ def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
     db.flush()
     folder = dataset_dir(settings, dataset)
     if folder.exists():  # a leftover of an interrupted earlier start
-        files.make_writable(folder)
-        shutil.rmtree(folder)
+        remove_tree(folder)
     write_digits_dataset(folder)
     files.make_read_only(folder)
     refresh_stats(db, settings, dataset)
