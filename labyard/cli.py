@@ -16,6 +16,17 @@ def _read_password_stdin() -> str:
     return password
 
 
+def _announce_job_isolation(settings: Settings) -> None:
+    """Create the job user if needed; say plainly what local jobs can read."""
+    from labyard.jobs.isolation import ensure_job_user, isolation_warnings
+
+    created = ensure_job_user(settings)
+    if created:
+        print(created, flush=True)
+    for warning in isolation_warnings(settings):
+        print(f"WARNING: {warning}", flush=True)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Migrate, seed on first start, print where things are, and serve HTTP."""
     import uvicorn
@@ -32,6 +43,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     result = prepare(settings, database)
     _ = settings.resolved_secret_key  # generated and kept in the data dir on first start
     print(f"Labyard data directory: {settings.data_dir}", flush=True)
+    _announce_job_isolation(settings)
     if result.admin_created:
         if result.admin_password:
             print(
@@ -107,6 +119,7 @@ def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     """Run the job scheduler on its own until interrupted (the lease keeps it single)."""
     from labyard.jobs.lifecycle import run_scheduler_forever
 
+    _announce_job_isolation(settings)
     return run_scheduler_forever(settings)
 
 

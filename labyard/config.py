@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     docker_pids_limit: int = Field(
         default=4096, ge=64, description="Most processes/threads in one job container."
     )
+    job_user: str = Field(
+        default="labyard-job",
+        description="When the server runs as root, local jobs run as this unprivileged user "
+        "(created by `labyard serve` if missing) and cannot read the server's secrets; "
+        "empty runs them as the server's user (one trusted user only).",
+    )
+    job_output_quota_bytes: int = Field(
+        default=100 * 1024**3,
+        ge=0,
+        description="Disk space one job's output folder may use; a job past it is stopped "
+        "with the reason (0: no limit).",
+    )
     scheduler_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often the scheduler polls jobs and dispatches."
     )

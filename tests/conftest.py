@@ -25,6 +25,10 @@ from tests.factories import ADMIN_PASSWORD, WebClient
 TEST_SECRET = "test-secret-key-for-labyard-tests-0123456789"
 USE_POSTGRES = os.environ.get("LABYARD_TEST_DATABASE", "sqlite") == "postgres"
 _counter = itertools.count()
+# Jobs in tests run this repository's interpreter from temporary folders that only root can
+# enter, so the job user is off unless a test names one (tests/integration/jobs/
+# test_job_isolation.py); the subprocess servers tests start inherit this.
+os.environ.setdefault("LABYARD_JOB_USER", "")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,10 +3,13 @@
 Design (survives `kill -9` of the server): the server never sits between a job and its log.
 
 - local executor: the job runs under a tiny wrapper, `python -m labyard.jobs.logs`, that is
-  the session leader of the job's process group. It reads the job's stdout+stderr from a
-  pipe, writes `<RFC 3339 time> <line>` to job.log (capped), and writes the job's exit
-  status to `<job>/exit_code` at the end. The wrapper does not depend on the server, so a
-  killed server leaves the job, its log and its exit status intact.
+  the session leader of the job's process group and the subreaper of its tree (see
+  labyard.jobs.proctree). It reads the job's stdout+stderr from a pipe, writes
+  `<RFC 3339 time> <line>` to job.log (capped), and writes the job's exit status to
+  `<job>/exit_code` at the end. It stays the server's user; the job's processes join the
+  job's cgroup and drop to the job user (labyard.jobs.isolation) before they exec. The
+  wrapper does not depend on the server, so a killed server leaves the job, its log and its
+  exit status intact.
 - docker executor: Docker keeps the container's output; a follower thread in the server
   copies `docker logs --timestamps` (the same line format) into job.log, rewriting the file
   from the start whenever it (re)attaches, so a restart yields the same bytes again.
@@ -18,13 +21,18 @@ A log is capped at `log_max_bytes`; one note line says where it was cut.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+
+from labyard.jobs import proctree
 
 LOG_NAME = "job.log"
 EXIT_NAME = "exit_code"
@@ -127,9 +135,65 @@ def format_stamp(stamp: datetime) -> bytes:
 # --------------------------------------------------------------------------- the wrapper
 
 
-def run_wrapped(job_dir: Path, max_bytes: int, argv: list[str]) -> int:
-    """Run argv with its output timestamped into job.log; record its exit status."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the job gets it via the group; we drain
+@dataclass(frozen=True)
+class RunAs:
+    """The unprivileged identity the job's processes take (the wrapper stays as it is)."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+    def encode(self) -> str:
+        """`uid:gid:g1,g2` for the wrapper's command line."""
+        return f"{self.uid}:{self.gid}:{','.join(map(str, self.groups))}"
+
+    @classmethod
+    def decode(cls, text: str) -> RunAs:
+        """The inverse of `encode`."""
+        uid, gid, groups = text.split(":")
+        return cls(int(uid), int(gid), tuple(int(g) for g in groups.split(",") if g))
+
+
+def _enter_job(cgroup: Path | None, run_as: RunAs | None) -> None:
+    """In the job's first process, before exec: default SIGTERM, own cgroup, drop privileges."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if cgroup is not None:
+        with contextlib.suppress(OSError):  # the subreaper still holds the tree
+            proctree.join_cgroup(cgroup)
+    if run_as is not None:
+        os.setgroups(list(run_as.groups))
+        os.setgid(run_as.gid)
+        os.setuid(run_as.uid)
+
+
+def _pump(stream: BinaryIO, writer: LogWriter) -> None:
+    while line := stream.readline(MAX_LINE):
+        writer.write_line(line)
+
+
+def _wait_main(pid: int) -> int:
+    """Wait for the job's main process, reaping re-parented orphans meanwhile; 128+N if killed."""
+    while True:
+        done, status = os.wait()
+        if done == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+
+
+def run_wrapped(
+    job_dir: Path,
+    max_bytes: int,
+    argv: list[str],
+    *,
+    cgroup: Path | None = None,
+    run_as: RunAs | None = None,
+) -> int:
+    """Run argv with its output timestamped into job.log; record its exit status.
+
+    The job's main process ending ends the job: whatever it left running (daemons, `setsid`
+    children) is killed, as a container's would be, and the log is complete after that."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stop signals the job's processes; we drain
+    proctree.become_subreaper()
     writer = LogWriter(job_dir / LOG_NAME, max_bytes)
     try:
         child = subprocess.Popen(
@@ -137,17 +201,22 @@ def run_wrapped(job_dir: Path, max_bytes: int, argv: list[str]) -> int:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),  # noqa: PLW1509
+            preexec_fn=lambda: _enter_job(cgroup, run_as),  # noqa: PLW1509 - single-threaded here
         )
-    except OSError as exc:
-        writer.write_line(f"[labyard] cannot start {argv[0]!r}: {exc.strerror}".encode())
+    except (OSError, subprocess.SubprocessError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        writer.write_line(f"[labyard] cannot start {argv[0]!r}: {why}".encode())
         code = 127
     else:
         assert child.stdout is not None
-        while line := child.stdout.readline(MAX_LINE):
-            writer.write_line(line)
-        code = child.wait()
-        code = 128 - code if code < 0 else code  # killed by signal N -> 128+N
+        reader = threading.Thread(target=_pump, args=(child.stdout, writer), daemon=True)
+        reader.start()
+        code = _wait_main(child.pid)
+        child.returncode = code
+        proctree.end_tree(cgroup)
+        reader.join(timeout=30)  # every writer of the pipe is gone: EOF comes at once
+    if cgroup is not None:
+        proctree.remove_cgroup(cgroup)
     writer.close()
     tmp = job_dir / f".{EXIT_NAME}.tmp"
     tmp.write_text(str(code))
@@ -156,12 +225,26 @@ def run_wrapped(job_dir: Path, max_bytes: int, argv: list[str]) -> int:
 
 
 def main() -> int:
-    """`python -m labyard.jobs.logs JOB_DIR MAX_BYTES -- ARGV...`"""
-    job_dir, max_bytes, sep, *argv = sys.argv[1:]
-    if sep != "--" or not argv:
-        print("usage: python -m labyard.jobs.logs JOB_DIR MAX_BYTES -- ARGV...", file=sys.stderr)
+    """`python -m labyard.jobs.logs JOB_DIR MAX_BYTES [--cgroup P] [--as U:G:GS] -- ARGV...`"""
+    job_dir, max_bytes, *rest = sys.argv[1:]
+    options: dict[str, str] = {}
+    while rest and rest[0] in ("--cgroup", "--as") and len(rest) > 1:
+        options[rest[0]] = rest[1]
+        rest = rest[2:]
+    if not rest or rest[0] != "--" or len(rest) < 2:
+        print(
+            "usage: python -m labyard.jobs.logs JOB_DIR MAX_BYTES [--cgroup PATH] "
+            "[--as UID:GID:GROUPS] -- ARGV...",
+            file=sys.stderr,
+        )
         return 2
-    return run_wrapped(Path(job_dir), int(max_bytes), argv)
+    return run_wrapped(
+        Path(job_dir),
+        int(max_bytes),
+        rest[1:],
+        cgroup=Path(options["--cgroup"]) if "--cgroup" in options else None,
+        run_as=RunAs.decode(options["--as"]) if "--as" in options else None,
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from labyard.auth import service as auth_service
 from labyard.errors import PermissionDenied
 from labyard.flavors import service as flavor_service
-from labyard.web.deps import AdminUser, SessionDep
+from labyard.jobs.isolation import isolation_warnings
+from labyard.web.deps import AdminUser, SessionDep, SettingsDep
 from labyard.web.render import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -21,9 +22,12 @@ def _context(db: SessionDep) -> dict[str, object]:
 
 
 @router.get("")
-def admin_page(request: Request, _admin: AdminUser, db: SessionDep) -> Response:
-    """Users and flavors."""
-    return render(request, "admin.html", _context(db))
+def admin_page(
+    request: Request, _admin: AdminUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """Users and flavors; what local jobs can read, when they are not isolated."""
+    context = _context(db) | {"job_warnings": isolation_warnings(settings)}
+    return render(request, "admin.html", context)
 
 
 @router.post("/users")
