@@ -6,12 +6,14 @@
         argv = build_command(config, values)     # command split like a shell, + --name value
         job_yml = resolved_yaml(config, values)  # the job's copy: one scalar per param
 
+Every YAML a user writes is read by `labyard.yamlcheck.load_checked`, this file included.
+
 Keys: `command`, `params` (a scalar is one value; a list is several, one job per
 combination), `params_definition` (per param: `options`, and Labyard's `type`
 (int|float|str|bool), `min`, `max`, `help`), `image`, `params_as_flags` (default true).
 The early MLSteam form is read and mapped: `env` (the image), `gpu` (a GPU count) and
 `input: [{source, dest}]`. Unknown keys are refused with their line; so are YAML anchors
-and aliases (no alias bombs) and files over MAX_BYTES.
+and aliases (no alias bombs), nesting past yamlcheck.MAX_DEPTH and files over MAX_BYTES.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from labyard.errors import InvalidInput
+from labyard.yamlcheck import MAX_BYTES, YamlError, load_checked
 
-MAX_BYTES = 256 * 1024
+CONFIG_FILE = "mlsteam.yml"
 MAX_VALUES_PER_PARAM = 1000
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 TOP_KEYS = frozenset(
@@ -40,13 +43,11 @@ TYPES = ("int", "float", "str", "bool")
 Scalar = str | int | float | bool
 
 
-class MlsteamError(InvalidInput):
+class MlsteamError(YamlError):
     """mlsteam.yml is invalid; `line` is 1-based when known."""
 
     def __init__(self, message: str, *, line: int | None = None) -> None:
-        where = f"mlsteam.yml line {line}: " if line else "mlsteam.yml: "
-        super().__init__(where + message, field="mlsteam.yml")
-        self.line = line
+        super().__init__(message, line=line, source=CONFIG_FILE)
 
 
 @dataclass(frozen=True)
@@ -93,24 +94,6 @@ class LabConfig:
 
 def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
-
-
-def _refuse_anchors(text: str) -> None:
-    """Refuse every anchor and alias: the file is small and flat, so they only serve bombs."""
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                mark = event.start_mark
-                raise MlsteamError(
-                    "YAML anchors and aliases (&, *) are not allowed.",
-                    line=int(mark.line) + 1 if mark is not None else None,
-                )
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = int(mark.line) + 1 if mark is not None else None
-        raise MlsteamError(f"invalid YAML: {exc.problem or exc.context}", line=line) from exc
-    except yaml.YAMLError as exc:
-        raise MlsteamError(f"invalid YAML: {exc}") from exc
 
 
 def _check_keys(node: Node, allowed: frozenset[str], where: str) -> None:
@@ -174,18 +157,14 @@ def _param_lines(root: MappingNode) -> dict[str, int]:
 
 def parse_mlsteam(text: str) -> LabConfig:
     """Parse and validate an mlsteam.yml; raise MlsteamError (InvalidInput) with a line."""
-    if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
-        raise MlsteamError(f"the file is larger than {MAX_BYTES // 1024} KiB.")
-    _refuse_anchors(text)
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:  # size, depth and anchors are checked while reading (labyard.yamlcheck)
+        root, data = load_checked(text, source=CONFIG_FILE, max_bytes=MAX_BYTES)
+    except YamlError as exc:
+        raise MlsteamError(exc.reason, line=exc.line) from exc
     if root is None:
         raise MlsteamError("the file is empty; it needs at least `command`.")
     _check_structure(root)
-    assert isinstance(root, MappingNode)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # e.g. a bad timestamp the composer let through
-        raise MlsteamError(f"invalid YAML: {exc}") from exc
+    assert isinstance(root, MappingNode) and isinstance(data, dict)
     lines = _param_lines(root)
     command = data.get("command")
     if not isinstance(command, str) or not command.strip():
