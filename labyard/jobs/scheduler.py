@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.db import Database, utcnow
-from labyard.jobs import ingest
+from labyard.jobs import ingest, quota
 from labyard.jobs.executors import make_executor
 from labyard.jobs.executors.base import (
     LOST_REASON,
@@ -80,6 +80,7 @@ class Scheduler:
         self.lease_seconds = max(10.0, 5 * settings.scheduler_interval_seconds)
         self._adopted = False
         self._term_sent: dict[int, float] = {}  # job id -> when SIGTERM went
+        self.quota = quota.QuotaWatch(settings)
 
     # ------------------------------------------------------------------ lease
 
@@ -189,11 +190,14 @@ class Scheduler:
                 log.exception("following job %s failed", job_id)
 
     def _follow_one(self, job_id: int) -> None:
+        over_quota = self.quota.over(job_id, job_dir(self.settings, job_id) / "output")
         with self.database.session() as db:
             job = db.get(Job, job_id)
             if job is None or job.status != S.RUNNING:
                 return
             ingest.ingest_log(db, job, job_dir(self.settings, job.id))
+            if over_quota:
+                quota.request_stop(job, over_quota)
             external_id, stop_requested_at = job.external_id, job.stop_requested_at
             executor = self._executor_for(job)
         if stop_requested_at is not None:
@@ -230,12 +234,13 @@ class Scheduler:
         if state.lost:
             transition(job, S.FAILED, reason=LOST_REASON)
         elif job.stop_requested_at is not None:
-            transition(job, S.STOPPED, reason="stopped by user", exit_code=code)
+            transition(job, S.STOPPED, reason=job.reason or "stopped by user", exit_code=code)
         elif code == 0:
             transition(job, S.SUCCEEDED, reason="", exit_code=0)
         else:
             transition(job, S.FAILED, reason=f"exited with code {code}", exit_code=code)
         self._term_sent.pop(job.id, None)
+        self.quota.forget(job.id)
 
     # ------------------------------------------------------------------ dispatch
 
