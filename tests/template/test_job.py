@@ -36,8 +36,8 @@ def test_job_prints_metrics_progress_and_summary(lenet_job: JobRun) -> None:
         f"epoch={e}" for e in range(1, 6)
     ]
     progress = [ln for ln in lines if ln.startswith("Progress ")]
-    assert progress[-1] == "Progress epoch=5/5 step=105/105"
-    assert all(re.fullmatch(r"Progress epoch=\d+/5 step=\d+/105", ln) for ln in progress)
+    assert progress[-1] == "Progress epoch=5/5 step=21/21"  # step counts within the epoch
+    assert all(re.fullmatch(r"Progress epoch=\d+/5 step=\d+/21", ln) for ln in progress)
     start, end = lines.index("==== Model summary ===="), lines.index("==== End of summary ====")
     assert "Total params: 82,826" in lines[start:end]
     test_line = next(ln for ln in metrics if ln.startswith("Test "))
@@ -235,7 +235,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path, digits_dir: Path) -> None
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
     assert proc.stdout.count("Validation epoch=1 ") == 1  # rank 0 prints
-    assert "Progress epoch=2/2 step=42/42" in proc.stdout  # 648 images per rank / 32
+    assert "Progress epoch=2/2 step=21/21" in proc.stdout  # 648 images per rank / 32
     test_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("Test "))
     assert float(test_line.split("acc=")[1].split()[0]) > 0.5
     assert (out / "model.pt").is_file() and (out / "model.onnx").is_file()

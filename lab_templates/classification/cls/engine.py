@@ -90,6 +90,11 @@ class Window:
         return float(self.loss) / n, float(self.correct) / n
 
 
+def _report(on_log: Callable[[int, float, float, float], None], window: Window, step: int) -> None:
+    loss, acc = window.read()
+    on_log(step, loss, acc, window.count / max(1e-9, time.perf_counter() - window.started))
+
+
 class Trainer:
     """Owns the model, optimizer and runtime; runs steps, epochs and evaluations."""
 
@@ -165,7 +170,10 @@ class Trainer:
         start_step: int = 0,
         on_log: Callable[[int, float, float, float], None] | None = None,
     ) -> tuple[int, float, float, int]:
-        """Train one epoch; ``on_log(global_step, loss, acc, images_per_s)`` every N steps.
+        """Train one epoch; ``on_log(global_step, loss, acc, images_per_s)`` every
+        ``log_every`` steps of the epoch and once more at its end for the steps since the
+        last call (so an epoch shorter than ``log_every`` still reports, and no epoch drops
+        its last partial window).
 
         Returns (steps done, mean loss, accuracy, images seen).
         """
@@ -182,12 +190,12 @@ class Trainer:
                 w.correct += correct
                 w.count += labels.shape[0]
             if on_log is not None and steps % log_every == 0:
-                loss, acc = window.read()
-                rate = window.count / max(1e-9, time.perf_counter() - window.started)
-                on_log(start_step + steps, loss, acc, rate)
+                _report(on_log, window, start_step + steps)
                 window = Window.zeros(dev)
             if max_steps and steps >= max_steps:
                 break
+        if on_log is not None and window.count:  # the epoch's last partial window
+            _report(on_log, window, start_step + steps)
         loss, acc = total.read()
         return steps, loss, acc, total.count
 

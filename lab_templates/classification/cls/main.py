@@ -122,16 +122,18 @@ def train_epochs(
     """The epoch loop: train, validate, checkpoint, keep the best."""
     steps = len(data.train)
     steps = min(steps, args.max_steps_per_epoch) if args.max_steps_per_epoch else steps
-    total = steps * args.num_epoch
 
     def on_log(step: int, loss: float, acc: float, rate: float) -> None:
         lr = trainer.optimizer.param_groups[0]["lr"]
         rep.metrics("Train", "step", step, loss=loss, acc=acc, lr=lr)
-        rep.progress(state.epoch + 1, args.num_epoch, step, total)
+        in_epoch = min(step - state.global_step, steps)  # steps done in this epoch
+        rep.progress(state.epoch + 1, args.num_epoch, in_epoch, steps)
 
     last = args.num_epoch
     if args.max_epochs_this_run:
         last = min(last, state.epoch + args.max_epochs_this_run)
+    if state.epoch < last:  # where training starts: the platform's ETA measures from here
+        rep.progress(state.epoch + 1, args.num_epoch, 0, steps)
     for epoch in range(state.epoch, last):
         data.train.set_epoch(epoch)
         started = time.perf_counter()
@@ -155,7 +157,7 @@ def train_epochs(
         if data.val is not None:
             val_loss, val_acc, _ = trainer.evaluate(data.val, len(data.classes))
             rep.metrics("Validation", "epoch", state.epoch, loss=val_loss, acc=val_acc)
-        rep.progress(state.epoch, args.num_epoch, state.global_step, total)
+        rep.progress(state.epoch, args.num_epoch, steps, steps)
         save(state, val_acc)
 
 

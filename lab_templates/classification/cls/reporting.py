@@ -43,9 +43,10 @@ class Reporter:
             for key, value in values.items():
                 self.writer.add_scalar(f"{group}/{key}", value, at)
 
-    def progress(self, epoch: int, num_epoch: int, step: int, total_steps: int) -> None:
-        """``Progress epoch=3/10 step=120/773`` (global step of all steps) for the ETA."""
-        self.log(f"Progress epoch={epoch}/{num_epoch} step={step}/{total_steps}")
+    def progress(self, epoch: int, num_epoch: int, step: int, epoch_steps: int) -> None:
+        """``Progress epoch=3/10 step=120/773`` for the platform's ETA: the 3rd of 10 epochs
+        is running and 120 of its 773 steps are done (``step`` counts within the epoch)."""
+        self.log(f"Progress epoch={epoch}/{num_epoch} step={step}/{epoch_steps}")
 
     def images(self, tag: str, images: torch.Tensor, step: int = 0) -> None:
         """uint8 or float [N,C,H,W] images."""
