@@ -6,6 +6,7 @@ figures and the ratios against a baseline it measures in the same run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,13 @@ def main(argv: list[str]) -> int:
     failed = []
     for name in chosen:
         print(f"\n===== bench_{name} =====", flush=True)
-        result = subprocess.run([sys.executable, "-m", f"tests.bench.bench_{name}"], check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", f"tests.bench.bench_{name}"],
+            check=False,
+            # as in tests/conftest.py: jobs run this repository's interpreter from root-only
+            # temporary folders, so no job user unless the caller names one
+            env={**os.environ, "LABYARD_JOB_USER": os.environ.get("LABYARD_JOB_USER", "")},
+        )
         if result.returncode != 0:
             failed.append(name)
     if failed:
