@@ -309,7 +309,10 @@ def log_metrics(
 def log_progress(*, stream: TextIO | None = None, **counters: tuple[int, int]) -> str:
     """Print a progress line, e.g. `Progress epoch=3/10 step=120/773`, and return it.
 
-    Each counter is (done, total) with 0 <= done <= total and total > 0.
+    Each counter is (current, total) with 0 <= current <= total and total > 0, outermost
+    first. Every counter but the last names the unit that is running, counted from 1 (epoch 3
+    of 10 runs); the last counts units done inside it (120 of this epoch's 773 steps, not the
+    global step). The platform reads the line above as ((3 - 1) + 120/773) / 10 done.
     """
     if not counters:
         raise ValueError("log_progress needs at least one counter, e.g. epoch=(3, 10)")

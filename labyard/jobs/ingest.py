@@ -41,6 +41,7 @@ def ingest_log(db: Session, job: Job, folder: Path, *, final: bool = False) -> i
 def _ingest_lines(db: Session, job: Job, lines: list[bytes]) -> None:
     points: list[tuple[Point, datetime]] = []
     progress: tuple[float, str, datetime] | None = None
+    first_progress: tuple[float, datetime] | None = None  # where the ETA's pace starts
     now = utcnow()
     for raw in lines:
         stamp, text = split_stamp(raw)
@@ -49,13 +50,20 @@ def _ingest_lines(db: Session, job: Job, lines: list[bytes]) -> None:
             fraction = parse_progress(text)
             if fraction is not None:
                 progress = (fraction, text, when)
+                first_progress = first_progress or (fraction, when)
             continue
         points.extend((p, when) for p in parse_metric_line(text))
     store_points(db, job.id, points)
     if progress is not None:
         fraction, text, when = progress
+        if first_progress is not None and job.progress_started_at is None:
+            job.progress_start_fraction, job.progress_started_at = first_progress
         job.progress_fraction = fraction
         job.progress_line = text.strip()[:300]
         if job.started_at is not None:
             elapsed = (when - job.started_at).total_seconds()
-            job.eta_seconds = eta_seconds(fraction, elapsed)
+            start = None
+            if job.progress_started_at is not None and job.progress_start_fraction is not None:
+                since = (job.progress_started_at - job.started_at).total_seconds()
+                start = (job.progress_start_fraction, since)
+            job.eta_seconds = eta_seconds(fraction, elapsed, start)

@@ -85,6 +85,8 @@ class Job(Base):
     external_id: Mapped[str] = mapped_column(String(100), default="")
     datasets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     progress_fraction: Mapped[float | None] = mapped_column(default=None)
+    progress_start_fraction: Mapped[float | None] = mapped_column(default=None)
+    progress_started_at: Mapped[datetime | None] = mapped_column(default=None)
     eta_seconds: Mapped[float | None] = mapped_column(default=None)
     progress_line: Mapped[str] = mapped_column(String(300), default="")
     log_size: Mapped[int] = mapped_column(default=0)
