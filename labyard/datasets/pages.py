@@ -6,6 +6,7 @@ downloads use the API's GET routes, which accept the session cookie.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from labyard.config import Settings
 from labyard.datasets import archives, browse, insight, service, tasks
 from labyard.datasets.models import Dataset, DatasetTask, DatasetUpload
 from labyard.datasets.schemas import task_progress
+from labyard.db.oncommit import on_commit
 from labyard.errors import InvalidInput
 from labyard.projects.models import Role
 from labyard.projects.service import list_projects
@@ -220,8 +222,7 @@ def extract(
 ) -> Response:
     """Start extracting an archive; answers the tasks block, which polls while it runs."""
     task = tasks.start_extraction(db, settings, user=user, dataset_id=dataset_id, path=path)
-    db.commit()
-    tasks.runner_for(request.app).submit(task.id)
+    on_commit(db, partial(tasks.runner_for(request.app).submit, task.id))
     context = _detail_context(db, settings, user, dataset_id, folder)
     return render(request, "datasets_detail.html", context, block="tasks")
 

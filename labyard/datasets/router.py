@@ -5,6 +5,7 @@ Uploads (plain multipart and the tus resumable protocol) live in tus.py and are 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from labyard.datasets.schemas import (
     entry_out,
     task_out,
 )
+from labyard.db.oncommit import on_commit
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
@@ -194,8 +196,7 @@ def extract(
 ) -> TaskOut:
     """Extract an archive into its folder in the background; poll the task it answers."""
     task = tasks.start_extraction(db, settings, user=user, dataset_id=dataset_id, path=body.path)
-    db.commit()
-    tasks.runner_for(request.app).submit(task.id)
+    on_commit(db, partial(tasks.runner_for(request.app).submit, task.id))
     return task_out(task)
 
 

@@ -31,20 +31,22 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
 from labyard.datasets import service, tasks, uploads
 from labyard.datasets.models import DatasetUpload
 from labyard.datasets.schemas import PlacedOut
 from labyard.datasets.streaming import MultipartSink, append_body, parse_multipart
+from labyard.db.oncommit import on_commit
 from labyard.errors import Conflict, DomainError, InvalidInput, TooLarge
 from labyard.projects.models import Role
+from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter()
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration"
-MULTIPART_SLACK = 1024 * 1024  # headers and boundaries around the files of a multipart body
 T = TypeVar("T")
 _busy: set[str] = set()  # uploads a PATCH is writing right now (one process)
 
@@ -62,6 +64,7 @@ def _truthy(value: str | None) -> bool:
 
 
 @router.post("/datasets/{dataset_id}/files", response_model=list[PlacedOut], status_code=201)
+@streams_body(lambda settings: settings.dataset_max_upload_bytes + MULTIPART_SLACK)
 async def upload_files(
     dataset_id: int, request: Request, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> list[PlacedOut]:
@@ -74,7 +77,9 @@ async def upload_files(
     declared = int(request.headers.get("content-length") or 0)
     if declared > allowance + MULTIPART_SLACK:
         raise TooLarge(message)
-    sink = MultipartSink(lambda: uploads.new_work_file(settings), allowance, message)
+    sink = MultipartSink(
+        lambda: uploads.new_work_file(settings), allowance, message, settings.upload_max_files
+    )
     try:
         try:
             await parse_multipart(request, sink)
@@ -99,10 +104,10 @@ async def upload_files(
     finally:
         for part in sink.files:
             part.path.unlink(missing_ok=True)
-    await _run(db.commit)
+    runner = tasks.runner_for(request.app)
     for item in placed:
         if item.task is not None:
-            tasks.runner_for(request.app).submit(item.task.id)
+            on_commit(db, functools.partial(runner.submit, item.task.id))
     return [
         PlacedOut(path=p.path, size=p.size, task_id=p.task.id if p.task else None) for p in placed
     ]
@@ -142,7 +147,7 @@ def parse_metadata(header: str) -> dict[str, str]:
     return result
 
 
-@router.options("/datasets/{dataset_id}/uploads", include_in_schema=False)
+@router.options("/datasets/{dataset_id}/uploads")
 def tus_options(dataset_id: int, settings: SettingsDep) -> Response:
     """What this tus server supports."""
     return Response(
@@ -183,8 +188,7 @@ def tus_create(
     headers["Location"] = f"/api/v1/datasets/{dataset_id}/uploads/{upload.id}"
     if length == 0:
         placed = uploads.complete_upload(db, settings, user=user, upload=upload)
-        db.commit()
-        headers.update(_placed_headers(request, placed))
+        headers.update(_placed_headers(request, db, placed))
     return Response(status_code=201, headers=headers)
 
 
@@ -197,15 +201,16 @@ def tus_head(
     return Response(status_code=200, headers=_tus_headers(upload))
 
 
-def _placed_headers(request: Request, placed: uploads.Placed) -> dict[str, str]:
+def _placed_headers(request: Request, db: Session, placed: uploads.Placed) -> dict[str, str]:
     headers = {"Labyard-Path": base64.b64encode(placed.path.encode()).decode()}
-    if placed.task is not None:
-        tasks.runner_for(request.app).submit(placed.task.id)
+    if placed.task is not None:  # the runner starts once the request's transaction committed
+        on_commit(db, functools.partial(tasks.runner_for(request.app).submit, placed.task.id))
         headers["Labyard-Task"] = str(placed.task.id)
     return headers
 
 
 @router.patch("/datasets/{dataset_id}/uploads/{upload_id}")
+@streams_body(lambda settings: settings.dataset_max_upload_bytes)
 async def tus_patch(
     dataset_id: int,
     upload_id: str,
@@ -240,8 +245,7 @@ async def tus_patch(
     headers = _tus_headers(upload)
     if upload.offset == upload.length:
         placed = await _run(uploads.complete_upload, db, settings, user=user, upload=upload)
-        await _run(db.commit)
-        headers.update(_placed_headers(request, placed))
+        headers.update(_placed_headers(request, db, placed))
     return Response(status_code=204, headers=headers)
 
 

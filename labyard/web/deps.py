@@ -25,6 +25,7 @@ PRE_SESSION_COOKIE = "labyard_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+CSRF_STALE = "The form's security token is missing or stale. Reload the page and try again."
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,6 +42,12 @@ def get_database(request: Request) -> Database:
 
 def get_db(request: Request) -> Iterator[Session]:
     """A session per request: committed when the route returns, rolled back when it raises.
+
+    Used with `scope="function"` (SessionDep): the commit runs after the endpoint returned and
+    its response was built, but before a byte of it is sent, so an answer always describes a
+    committed state and a failing commit is reported as an error, never as success. (A
+    request-scoped `yield` dependency exits after the body was sent.) The session is closed
+    before a streaming body runs; streams open their own short read sessions.
 
     Safe methods (GET, HEAD) get a read session, which on SQLite begins deferred and so never
     holds the write lock while a page renders or a response streams.
@@ -71,7 +78,8 @@ def _keep_for_error_page(request: Request, session: Session) -> None:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_db)]
+# scope="function": commit before the response is sent (see get_db)
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def cookie_signer(settings: Settings, purpose: str) -> URLSafeSerializer:
@@ -165,12 +173,24 @@ def new_pre_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def form_limits(settings: Settings) -> dict[str, int]:
+    """Limits of every form FastAPI or `csrf_protect` parses: text fields, files, a field's size
+    (labyard/web/bodies.py caps the whole body before any of it is read)."""
+    return {
+        "max_fields": settings.form_max_fields,
+        "max_files": settings.upload_max_files,
+        "max_part_size": settings.form_max_field_bytes,
+    }
+
+
 async def csrf_protect(request: Request, db: SessionDep) -> None:
     """Refuse state-changing requests without the right CSRF token (403).
 
     Exempt only: API calls that send no session cookie (bearer tokens or none; the auth
     dependency then answers 401 if need be). HTMX sends the token in a header; plain forms
-    in a hidden field.
+    in a hidden field, read with a bounded parse and only when a session or pre-login cookie
+    says which token to expect. labyard/web/bodies.py makes the same decision before any
+    body is read.
     """
     if request.method in SAFE_METHODS:
         return
@@ -181,15 +201,15 @@ async def csrf_protect(request: Request, db: SessionDep) -> None:
         return
     # a database call must not block the event loop (it may wait for SQLite's write lock)
     expected = await run_in_threadpool(expected_csrf_token, request, db)
+    if not expected:
+        raise PermissionDenied(CSRF_STALE)
     provided = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "")
     if provided is None and content_type.startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        form = await request.form()
+        form = await request.form(**form_limits(get_settings(request)))
         value = form.get(CSRF_FIELD)
         provided = value if isinstance(value, str) else None
-    if not expected or not provided or not hmac.compare_digest(expected, provided):
-        raise PermissionDenied(
-            "The form's security token is missing or stale. Reload the page and try again."
-        )
+    if not provided or not hmac.compare_digest(expected, provided):
+        raise PermissionDenied(CSRF_STALE)
