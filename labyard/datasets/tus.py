@@ -41,12 +41,12 @@ from labyard.datasets.streaming import MultipartSink, append_body, parse_multipa
 from labyard.db.oncommit import on_commit
 from labyard.errors import Conflict, DomainError, InvalidInput, TooLarge
 from labyard.projects.models import Role
-from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter()
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration"
+MULTIPART_SLACK = 1024 * 1024  # headers and boundaries around the files of a multipart body
 T = TypeVar("T")
 _busy: set[str] = set()  # uploads a PATCH is writing right now (one process)
 
@@ -64,7 +64,6 @@ def _truthy(value: str | None) -> bool:
 
 
 @router.post("/datasets/{dataset_id}/files", response_model=list[PlacedOut], status_code=201)
-@streams_body(lambda settings: settings.dataset_max_upload_bytes + MULTIPART_SLACK)
 async def upload_files(
     dataset_id: int, request: Request, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> list[PlacedOut]:
@@ -77,9 +76,7 @@ async def upload_files(
     declared = int(request.headers.get("content-length") or 0)
     if declared > allowance + MULTIPART_SLACK:
         raise TooLarge(message)
-    sink = MultipartSink(
-        lambda: uploads.new_work_file(settings), allowance, message, settings.upload_max_files
-    )
+    sink = MultipartSink(lambda: uploads.new_work_file(settings), allowance, message)
     try:
         try:
             await parse_multipart(request, sink)
@@ -147,7 +144,7 @@ def parse_metadata(header: str) -> dict[str, str]:
     return result
 
 
-@router.options("/datasets/{dataset_id}/uploads")
+@router.options("/datasets/{dataset_id}/uploads", include_in_schema=False)
 def tus_options(dataset_id: int, settings: SettingsDep) -> Response:
     """What this tus server supports."""
     return Response(
@@ -210,7 +207,6 @@ def _placed_headers(request: Request, db: Session, placed: uploads.Placed) -> di
 
 
 @router.patch("/datasets/{dataset_id}/uploads/{upload_id}")
-@streams_body(lambda settings: settings.dataset_max_upload_bytes)
 async def tus_patch(
     dataset_id: int,
     upload_id: str,
