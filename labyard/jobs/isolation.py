@@ -54,16 +54,25 @@ class JobIdentity:
         return [JOB_GID_BASE + job_id, *dataset_gids]
 
 
+def job_python(settings: Settings) -> str:
+    """The interpreter local jobs run as `python`: the setting, else the server's own."""
+    return settings.job_python or sys.executable
+
+
 def job_identity(settings: Settings) -> JobIdentity | None:
     """The job user, or None when jobs run as the server's user (not root, or disabled).
 
     Raises LookupError when the server is root and the configured user does not exist:
-    jobs must not silently fall back to running as root."""
+    jobs must not silently fall back to running as root. When the user exists but cannot
+    start this interpreter (a venv under /root), jobs run as the server's user and
+    isolation_warnings says so on `labyard serve` and the admin page."""
     if os.geteuid() != 0 or not settings.job_user:
         return None
     entry = pwd.getpwnam(settings.job_user)  # KeyError is a LookupError
     if entry.pw_uid == 0:
         raise LookupError(f"the job user {settings.job_user!r} is root")
+    if not _can_run_python(job_python(settings), entry.pw_uid, entry.pw_gid):
+        return None  # jobs could not even start; isolation_warnings says why, loudly
     return JobIdentity(settings.job_user, entry.pw_uid, entry.pw_gid)
 
 
@@ -109,28 +118,30 @@ def isolation_warnings(settings: Settings) -> list[str]:
         identity = job_identity(settings)
     except LookupError as exc:
         return [f"Local jobs cannot start: {exc}. `labyard serve` creates the job user."]
-    if identity is None:
-        return [TRUSTED_ONLY_WARNING]
-    if not _can_run_python(identity.uid, identity.gid):
+    if identity is None and os.geteuid() == 0 and settings.job_user:
         return [
-            f"The job user {identity.name!r} cannot run this Python ({sys.executable}): "
-            "install Labyard where every user can read it (e.g. /opt), or jobs will fail."
+            f"The job user {settings.job_user!r} cannot run {job_python(settings)}, "
+            "so local jobs run as root. Install Labyard where every user can read it (e.g. "
+            "/opt) to isolate them. " + TRUSTED_ONLY_WARNING
         ]
-    return []
+    return [TRUSTED_ONLY_WARNING] if identity is None else []
 
 
 @functools.cache
-def _can_run_python(uid: int, gid: int) -> bool:
-    """Whether `uid` can start this server's interpreter (tried once per process)."""
-    probe = subprocess.run(
-        [sys.executable, "-c", ""],
-        user=uid,
-        group=gid,
-        extra_groups=[],
-        capture_output=True,
-        check=False,
-        cwd="/",
-    )
+def _can_run_python(python: str, uid: int, gid: int) -> bool:
+    """Whether `uid` can start `python` (tried once per process)."""
+    try:
+        probe = subprocess.run(
+            [python, "-c", ""],
+            user=uid,
+            group=gid,
+            extra_groups=[],
+            capture_output=True,
+            check=False,
+            cwd="/",
+        )
+    except OSError:  # not found, or not executable by uid
+        return False
     return probe.returncode == 0
 
 

@@ -31,8 +31,9 @@ from labyard.jobs.executors.base import LOST, RUNNING, Executor, ExecutorError, 
 from labyard.jobs.logs import EXIT_NAME, RunAs
 
 
-def job_environment(spec: LaunchSpec, *, own_home: bool = False) -> dict[str, str]:
-    """The job's environment: the server's minus LABYARD_*, plus the job contract.
+def job_environment(spec: LaunchSpec, *, job_python: str, own_home: bool = False) -> dict[str, str]:
+    """The job's environment: the server's minus LABYARD_*, plus the job contract, with
+    `job_python`'s folder first on PATH (so `python` is that interpreter).
 
     `own_home`: HOME is the job's `home/` folder (a job user cannot write the server's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABYARD_")}
@@ -45,7 +46,7 @@ def job_environment(spec: LaunchSpec, *, own_home: bool = False) -> dict[str, st
         CUDA_VISIBLE_DEVICES=",".join(spec.gpus),
         PYTHONUNBUFFERED="1",
         LABYARD_JOB_ID=str(spec.job_id),
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        PATH=os.pathsep.join([str(Path(job_python).parent), os.environ.get("PATH", "")]),
     )
     return env
 
@@ -132,7 +133,11 @@ class LocalExecutor(Executor):
             child = subprocess.Popen(
                 wrapper,
                 cwd=spec.lab_dir,
-                env=job_environment(spec, own_home=run_as is not None),
+                env=job_environment(
+                    spec,
+                    job_python=isolation.job_python(self.settings),
+                    own_home=run_as is not None,
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -32,6 +32,8 @@ from tests.integration.jobs.conftest import all_final, run_until
 from tests.integration.jobs.test_local_jobs import FOUR_GPUS
 
 TEST_JOB_USER = "labyard-test-job"
+# Jobs get this interpreter: Debian's, which any user may run (the venv's links under /root).
+REACHABLE_PYTHON = "/usr/bin/python3"
 TREE_SCRIPT = """\
 # two grandchildren leave the job's session with setsid, one through a double fork
 setsid sh -c 'echo $$ >> "$MLSTEAM_OUTPUT_DIR/pids"; exec sleep 300' &
@@ -68,6 +70,7 @@ def settings(db_url: str) -> Iterator[Settings]:
         secret_key=TEST_SECRET,
         start_scheduler=False,
         admin_password=ADMIN_PASSWORD,
+        job_python=REACHABLE_PYTHON,
     )
     os.umask(old_umask)
     shutil.rmtree(base, ignore_errors=True)
@@ -289,3 +292,21 @@ def test_a_missing_job_user_stops_local_jobs_instead_of_running_them_as_root(
         isolation.job_identity(settings)
     [warning] = isolation.isolation_warnings(settings)
     assert "Local jobs cannot start" in warning and "labyard serve" in warning
+
+
+def test_a_job_user_who_cannot_run_the_job_python_runs_jobs_as_the_server_and_says_so(
+    settings: Settings, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only a root server uses the job user")
+    settings.job_user = TEST_JOB_USER
+    isolation.ensure_job_user(settings)
+    assert isolation.job_identity(settings) is not None  # Debian's python: reachable
+    hidden = tmp_path / "root-only"  # like a venv under /root
+    hidden.mkdir(mode=0o700)
+    (hidden / "python").symlink_to(REACHABLE_PYTHON)
+    settings.job_python = str(hidden / "python")
+    assert isolation.job_identity(settings) is None
+    [warning] = isolation.isolation_warnings(settings)
+    assert f"cannot run {hidden / 'python'}" in warning and "run as root" in warning
+    assert isolation.TRUSTED_ONLY_WARNING in warning
