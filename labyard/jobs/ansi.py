@@ -1,6 +1,8 @@
-"""Log lines as HTML for the job page's server-rendered tail: the text is escaped first, then
-ANSI SGR colours and styles become `ansi-*` classes (the same classes static/js/job.js uses
-for lines that arrive live); every other escape sequence and control character is dropped.
+"""Log lines as HTML for the job page: the text is escaped first, then ANSI SGR colours and
+styles become `ansi-*` classes; every other escape sequence and control character is dropped.
+
+This is the only renderer of log lines: the page's first tail, the lines the live stream
+sends (`live.py` sends this HTML; static/js/job.js only inserts it) and log search results.
 """
 
 from __future__ import annotations
@@ -107,6 +109,15 @@ class LogLine:
     html: Markup
     text: str
 
+    def div(self) -> Markup:
+        """The line as the log box shows it: `<div class="ll">`, time, styled body."""
+        stamp = Markup("")
+        if self.stamp:
+            stamp = Markup('<span class="ts" title="{}">{}</span>').format(self.stamp, self.time)
+        return Markup('<div class="ll" data-text="{}">{}<span>{}</span></div>').format(
+            self.text, stamp, self.html
+        )
+
 
 def log_lines(raw_lines: list[str]) -> list[LogLine]:
     """Raw log lines (`<ISO stamp> <text>`) as the job page renders them."""
@@ -117,3 +128,8 @@ def log_lines(raw_lines: list[str]) -> list[LogLine]:
         stamp, time = (match.group(1), match.group(2)) if match else ("", "")
         lines.append(LogLine(time, stamp, ansi_html(body), plain(body).lower()))
     return lines
+
+
+def lines_html(raw_lines: list[str]) -> str:
+    """Raw log lines as the log box's HTML, one `<div class="ll">` each."""
+    return "".join(line.div() for line in log_lines(raw_lines))

@@ -1,6 +1,7 @@
 """Live updates of the jobs pages as server-sent events: one stream per page.
 
-Job page (`/jobs/{id}/events`): named events `log` (new whole lines), `metrics` (new metric
+Job page (`/jobs/{id}/events`): named events `log` (new whole lines as the log box's HTML,
+rendered by `ansi.lines_html` like the page's first tail), `metrics` (new metric
 points), `status` (the job's state when it changed) and `end` (the job is final and
 everything was sent). Every event's id is the stream's cursor `"<log_offset>.<metric_id>"`,
 so a browser that reconnects with `Last-Event-ID` continues exactly after what it had; the
@@ -26,7 +27,7 @@ from anyio import to_thread
 from fastapi import Request
 
 from labyard.db import Database
-from labyard.jobs import views
+from labyard.jobs import ansi, views
 from labyard.jobs.logs import complete_lines
 from labyard.jobs.models import Job
 
@@ -65,7 +66,7 @@ def sse(event: str, data: Any, event_id: str | None = None) -> str:
 class JobUpdate:
     """What one poll found for a job stream."""
 
-    lines: list[str]
+    html: str  # the new whole lines, rendered by labyard.jobs.ansi
     log_offset: int
     points: list[tuple[Any, ...]]
     state: dict[str, Any] | None
@@ -78,8 +79,9 @@ def poll_job(
     state (blocking). Without the database the state is None and nothing is read there."""
     raw, offset = complete_lines(log_path, cursor.log_offset, LOG_CHUNK)
     lines = [line.decode("utf-8", errors="replace") for line in raw]
+    html = ansi.lines_html(lines)  # the same renderer as the page's first tail
     if not with_db:
-        return JobUpdate(lines, offset, [], None)
+        return JobUpdate(html, offset, [], None)
     with database.read_session() as db:
         job = db.get(Job, job_id)
         state = None
@@ -88,7 +90,7 @@ def poll_job(
             position = views.queue_positions(db, [job]).get(job.id)
             state = views.row_state(job, position)
             points = views.new_points(db, job_id, cursor.metric_id)
-    return JobUpdate(lines, offset, points, state)
+    return JobUpdate(html, offset, points, state)
 
 
 async def job_events(
@@ -114,9 +116,9 @@ async def job_events(
             partial(poll_job, database, job_id, log_path, cursor, with_db=with_db)
         )
         sent = False
-        if update.lines:
+        if update.html:
             cursor.log_offset = update.log_offset
-            yield sse("log", {"lines": update.lines}, str(cursor))
+            yield sse("log", {"html": update.html}, str(cursor))
             sent = True
         elif update.log_offset != cursor.log_offset:  # an over-long line was skipped
             cursor.log_offset = update.log_offset

@@ -7,7 +7,7 @@
   var boot = JSON.parse(bootEl.getAttribute("data-boot"));
   var jobId = boot.job_id;
   var MAX_LOG_LINES = 20000;
-  var MAX_POINTS = 4000;
+  var MAX_POINTS = boot.max_points;  // LABYARD_CHART_MAX_POINTS
   var COLORS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#c92a2a", "#7048e8", "#0c8599", "#d6336c", "#5c940d"];
 
   // ------------------------------------------------------------------ tabs
@@ -55,7 +55,7 @@
     var stop = document.getElementById("job-stop");
     if (stop) stop.disabled = !!s.final || !!s.stop_requested;
     var del = document.getElementById("job-delete");
-    if (del) del.disabled = s.status === "running" || s.status === "starting";
+    if (del) del.disabled = !!s.live;
     tick();
   }
   function tick() {
@@ -75,29 +75,35 @@
   boot.series.forEach(function (s) {
     series[s.name] = { group: s.group, x_name: s.x_name, x: s.x.slice(), y: s.y.slice() };
   });
+  var reloading = {};  // series name -> points that arrived while the server downsampled it
   function addPoints(points) {
     points.forEach(function (p) {  // [name, x_name, x, value]
       var s = series[p[0]];
       if (!s) s = series[p[0]] = { group: p[0].split("_")[0], x_name: p[1], x: [], y: [] };
       if (s.x.length && p[2] < s.x[s.x.length - 1]) { s.unsorted = true; }
       s.x.push(p[2]); s.y.push(p[3]);
-      if (s.x.length > 2 * MAX_POINTS) decimate(s);
+      if (reloading[p[0]]) reloading[p[0]].push(p);
+      else if (s.x.length > 2 * MAX_POINTS) reload(p[0]);
     });
     scheduleCharts();
   }
-  function decimate(s) {  // keep first, last and each bucket's min and max (as the server does)
-    var n = s.x.length, buckets = Math.floor((MAX_POINTS - 2) / 2), size = (n - 2) / buckets;
-    var xs = [s.x[0]], ys = [s.y[0]];
-    for (var b = 0; b < buckets; b++) {
-      var lo = 1 + Math.floor(b * size), hi = 1 + Math.floor((b + 1) * size), iMin = lo, iMax = lo;
-      if (hi <= lo) continue;
-      for (var i = lo; i < hi; i++) { if (s.y[i] < s.y[iMin]) iMin = i; if (s.y[i] > s.y[iMax]) iMax = i; }
-      var a = Math.min(iMin, iMax), c = Math.max(iMin, iMax);
-      xs.push(s.x[a]); ys.push(s.y[a]);
-      if (c !== a) { xs.push(s.x[c]); ys.push(s.y[c]); }
-    }
-    xs.push(s.x[n - 1]); ys.push(s.y[n - 1]);
-    s.x = xs; s.y = ys;
+  // A series grown past twice the limit is read again downsampled by the server
+  // (labyard/jobs/metrics.py: the one downsampling), plus what arrived meanwhile.
+  function reload(name) {
+    reloading[name] = [];
+    var url = "/api/v1/jobs/" + jobId + "/metrics?name=" + encodeURIComponent(name) + "&points=" + MAX_POINTS;
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (body) {
+        var s = series[name], xs = [], ys = [];
+        body.points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); });
+        var lastX = xs.length ? xs[xs.length - 1] : -Infinity;
+        reloading[name].forEach(function (p) { if (p[2] > lastX) { xs.push(p[2]); ys.push(p[3]); } });
+        s.x = xs; s.y = ys; s.unsorted = false;
+        scheduleCharts();
+      })
+      .catch(function () { /* keep every point; the next one tries again */ })
+      .finally(function () { delete reloading[name]; });
   }
   var smooth = window.labyardSmooth;  // static/js/smooth.js
   function scheduleCharts() {
@@ -195,94 +201,18 @@
   var logBox = document.getElementById("log");
   var filterInput = document.getElementById("log-filter");
   var follow = document.getElementById("log-follow");
-  var STAMP = /^(\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)(\.\d+)?Z) /;
-  var SGR = /\x1b\[([0-9;]*)([A-Za-z])|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b[@-Z\\-_]/g;
-
-  function sgrApply(st, codes) {
-    var c = codes.length ? codes.split(";").map(Number) : [0];
-    for (var i = 0; i < c.length; i++) {
-      var n = c[i];
-      if (n === 0) { st.fg = st.bg = null; st.bold = st.dim = st.italic = st.under = false; }
-      else if (n === 1) st.bold = true;
-      else if (n === 2) st.dim = true;
-      else if (n === 3) st.italic = true;
-      else if (n === 4) st.under = true;
-      else if (n === 22) st.bold = st.dim = false;
-      else if (n === 23) st.italic = false;
-      else if (n === 24) st.under = false;
-      else if (n >= 30 && n <= 37) st.fg = n - 30;
-      else if (n >= 90 && n <= 97) st.fg = n - 90 + 8;
-      else if (n === 39) st.fg = null;
-      else if (n >= 40 && n <= 47) st.bg = n - 40;
-      else if (n >= 100 && n <= 107) st.bg = n - 100 + 8;
-      else if (n === 49) st.bg = null;
-      else if ((n === 38 || n === 48) && c[i + 1] === 5) {
-        var v = c[i + 2]; i += 2;
-        if (v < 16) { if (n === 38) st.fg = v; else st.bg = v; }
-      } else if ((n === 38 || n === 48) && c[i + 1] === 2) { i += 4; }
-    }
-  }
-  // Text with ANSI SGR colours -> DOM nodes (text via textContent only: nothing is parsed as HTML).
-  function ansiNodes(textValue, parent) {
-    var cr = textValue.lastIndexOf("\r", textValue.length - 2);
-    if (cr >= 0) textValue = textValue.slice(cr + 1);
-    var st = { fg: null, bg: null, bold: false, dim: false, italic: false, under: false };
-    var last = 0, m;
-    SGR.lastIndex = 0;
-    function emit(chunk) {
-      if (!chunk) return;
-      if (st.fg === null && st.bg === null && !st.bold && !st.dim && !st.italic && !st.under) {
-        parent.appendChild(document.createTextNode(chunk)); return;
-      }
-      var span = document.createElement("span");
-      var cls = [];
-      if (st.fg !== null) cls.push("ansi-fg-" + st.fg);
-      if (st.bg !== null) cls.push("ansi-bg-" + st.bg);
-      if (st.bold) cls.push("ansi-bold");
-      if (st.dim) cls.push("ansi-dim");
-      if (st.italic) cls.push("ansi-italic");
-      if (st.under) cls.push("ansi-under");
-      span.className = cls.join(" ");
-      span.textContent = chunk;
-      parent.appendChild(span);
-    }
-    while ((m = SGR.exec(textValue)) !== null) {
-      emit(textValue.slice(last, m.index));
-      if (m[2] === "m") sgrApply(st, m[1]);
-      last = SGR.lastIndex;
-    }
-    emit(textValue.slice(last).replace(/[\x00-\x08\x0b-\x1f]/g, ""));
-  }
-  function lineNode(raw) {
-    var div = document.createElement("div");
-    div.className = "ll";
-    var m = STAMP.exec(raw), body = raw;
-    if (m) {
-      var ts = document.createElement("span");
-      ts.className = "ts";
-      ts.title = m[1];
-      ts.textContent = m[2];
-      div.appendChild(ts);
-      body = raw.slice(m[0].length);
-    }
-    var content = document.createElement("span");
-    ansiNodes(body, content);
-    div.appendChild(content);
-    div.setAttribute("data-text", body.toLowerCase());
-    return div;
-  }
+  // Log lines arrive as HTML rendered by the server (labyard/jobs/ansi.py: escaped text,
+  // colours as classes), the same renderer as the page's first tail; this only inserts it.
   function matches(div) {
     var q = filterInput.value.trim().toLowerCase();
     return !q || div.getAttribute("data-text").indexOf(q) >= 0;
   }
-  function appendLines(lines) {
-    var frag = document.createDocumentFragment();
-    lines.forEach(function (raw) {
-      var div = lineNode(raw);
-      if (!matches(div)) div.classList.add("hide");
-      frag.appendChild(div);
-    });
-    logBox.appendChild(frag);
+  function appendLines(html) {
+    var last = logBox.lastElementChild;
+    logBox.insertAdjacentHTML("beforeend", html);
+    for (var el = last ? last.nextElementSibling : logBox.firstElementChild; el; el = el.nextElementSibling) {
+      if (!matches(el)) el.classList.add("hide");
+    }
     var extra = logBox.childElementCount - MAX_LOG_LINES;
     while (extra-- > 0) logBox.removeChild(logBox.firstElementChild);
     scrollLog();
@@ -313,12 +243,11 @@
         head.textContent = body.matches ? body.matches.length + (body.truncated ? "+" : "") + " matching lines in the whole log" : String(body.detail);
         box.appendChild(head);
         (body.matches || []).forEach(function (m) {
-          var div = lineNode(m.text);
-          var num = document.createElement("span");
+          box.insertAdjacentHTML("beforeend", m.html);  // rendered by the server
+          var div = box.lastElementChild, num = document.createElement("span");
           num.className = "ln";
           num.textContent = m.line;
           div.insertBefore(num, div.firstChild);
-          box.appendChild(div);
         });
       });
   });
@@ -326,7 +255,7 @@
   // ------------------------------------------------------------------ the stream
   function connect() {
     var source = new EventSource("/jobs/" + jobId + "/events?cursor=" + encodeURIComponent(boot.cursor));
-    source.addEventListener("log", function (e) { appendLines(JSON.parse(e.data).lines); });
+    source.addEventListener("log", function (e) { appendLines(JSON.parse(e.data).html); });
     source.addEventListener("metrics", function (e) { addPoints(JSON.parse(e.data).points); });
     source.addEventListener("status", function (e) { applyState(JSON.parse(e.data)); });
     source.addEventListener("end", function () { source.close(); document.body.setAttribute("data-stream", "ended"); });

@@ -40,11 +40,30 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"start_scheduler": True, "scheduler_interval_seconds": 0.2})
 
 
-def submit(database: Database, settings: Settings, tmp_path: Path, steps: int, pause: float) -> int:
+WAITING_SCRIPT = """\
+import os, sys, time
+print("waiting", flush=True)
+go = os.path.join(os.environ["MLSTEAM_OUTPUT_DIR"], "go")
+while not os.path.exists(go):
+    time.sleep(0.05)
+print("\\x1b[1;31mred\\x7f\\x07 <i>x</i>\\x1b[22m dim?\\x1b[2m dim\\x1b[0m plain", flush=True)
+print("\\x1b[38;2;1;2;3mtrue colour\\x1b[48;5;4m on blue\\x1b[0m 10%\\r50%\\r100%", flush=True)
+print("tab\\there \\x1b]0;title\\x07after \\x1b[Kend", flush=True)
+"""
+
+
+def submit(
+    database: Database,
+    settings: Settings,
+    tmp_path: Path,
+    steps: int,
+    pause: float,
+    script: str = SCRIPT,
+) -> int:
     """A one-job sweep of ana's running the script; its job id."""
     lab = tmp_path / "lab"
     lab.mkdir()
-    (lab / "train.py").write_text(SCRIPT)
+    (lab / "train.py").write_text(script)
     (lab / "mlsteam.yml").write_text(
         f"command: {shlex.quote(sys.executable)} train.py\n"
         f"params:\n  steps: [{steps}]\n  pause: [{pause}]\n"
@@ -182,3 +201,25 @@ def test_sweep_page_smoothing_and_legend_linked_to_table(
     page.mouse.move(0, 0)  # leaving the table keeps the pinned job highlighted
     assert page.locator("#sweep-table tr.focus").get_attribute("data-job") == str(jobs[0])
     assert errors == []
+
+
+def test_live_log_lines_render_exactly_like_the_server_tail(
+    live_server: str, page: Any, database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    job_id = submit(database, settings, tmp_path, steps=1, pause=0, script=WAITING_SCRIPT)
+    no_favicon(page)
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/jobs/{job_id}#log")
+    page.wait_for_function("() => document.getElementById('job-status').textContent === 'running'")
+    page.wait_for_function("() => document.querySelectorAll('#log .ll').length >= 1")
+    shown_at_load = page.locator("#log .ll").count()
+    (service.job_dir(settings, job_id) / "output" / "go").touch()
+    page.wait_for_function("() => document.body.getAttribute('data-stream') === 'ended'")
+    live = page.inner_html("#log")
+    assert page.locator("#log .ll").count() >= shown_at_load + 3  # these came over the stream
+    assert page.locator("#log .ansi-fg-1.ansi-bold").first.text_content() == "red <i>x</i>"
+    assert page.locator("#log i").count() == 0
+    fresh = page.context.new_page()
+    fresh.goto(f"{live_server}/jobs/{job_id}#log")
+    assert fresh.inner_html("#log").strip() == live.strip()  # one renderer: the server's
+    fresh.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labyard.jobs.ansi import ansi_html, log_lines
+from labyard.jobs.ansi import ansi_html, lines_html, log_lines
 
 
 def test_text_is_escaped_and_sgr_becomes_classes() -> None:
@@ -27,3 +27,17 @@ def test_log_lines_split_the_stamp() -> None:
     assert line.text == "hello <world>"
     assert str(line.html) == '<span class="ansi-fg-1">Hello &lt;World&gt;</span>'
     assert log_lines(["no stamp"])[0].time == ""
+
+
+def test_a_line_renders_as_the_log_box_div_everywhere() -> None:
+    raw = "2024-05-01T10:20:30.5Z \x1b[31mHi <b>'x'</b>\x1b[0m"
+    (line,) = log_lines([raw])
+    assert str(line.div()) == (
+        '<div class="ll" data-text="hi &lt;b&gt;&#39;x&#39;&lt;/b&gt;">'
+        '<span class="ts" title="2024-05-01T10:20:30.5Z">10:20:30</span>'
+        "<span><span class=\"ansi-fg-1\">Hi &lt;b&gt;'x'&lt;/b&gt;</span></span></div>"
+    )
+    # the live stream's HTML is the same renderer, line after line
+    assert lines_html([raw, "no stamp"]) == str(line.div()) + (
+        '<div class="ll" data-text="no stamp"><span>no stamp</span></div>'
+    )

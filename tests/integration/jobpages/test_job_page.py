@@ -12,6 +12,7 @@ import pytest
 
 from labyard.config import Settings
 from labyard.db import Database
+from labyard.jobs.ansi import lines_html
 from labyard.jobs.models import Job
 from labyard.jobs.service import job_dir
 from tests.factories import WebClient, make_job_row
@@ -28,6 +29,14 @@ LOG = [
     "Train step=2 loss=0.5",
     "done",
 ]
+
+
+def shown_lines(fragment: str) -> list[str]:
+    """The visible text of each log line in the log box's HTML (the time left out)."""
+    bodies = re.findall(
+        r'<div class="ll"[^>]*>(?:<span class="ts"[^>]*>[^<]*</span>)?(.*?)</div>', fragment
+    )
+    return [html.unescape(re.sub(r"<[^>]*>", "", body)) for body in bodies]
 
 
 def boot_of(page: str) -> dict:
@@ -89,8 +98,15 @@ def test_stream_sends_log_metrics_status_then_ends(
     events = parse_sse(response.text)
     kinds = [e["event"] for e in events]
     assert kinds == ["log", "metrics", "status", "end"]
-    lines = events[0]["data"]["lines"]
-    assert [line.split(" ", 1)[1] for line in lines] == LOG
+    # the lines come rendered by the server's one renderer, as the page's tail is
+    sent = events[0]["data"]["html"]
+    log_file = job_dir(clients["ana"].app.state.settings, job_id) / "job.log"
+    assert sent == lines_html(log_file.read_text().splitlines())
+    assert shown_lines(sent) == [
+        line.replace("\x1b[32m", "").replace("\x1b[0m", "") for line in LOG
+    ]
+    assert '<span class="ansi-fg-2">Train step=1 loss=1.0</span>' in sent
+    assert "<script>" not in sent and "&lt;script&gt;alert(1)&lt;/script&gt;" in sent
     assert sorted(p[0] for p in events[1]["data"]["points"]) == [
         "Train_loss",
         "Train_loss",
@@ -116,7 +132,7 @@ def test_stream_resumes_exactly_from_last_event_id(
     )
     events = parse_sse(resumed.text)
     log = [e for e in events if e["event"] == "log"]
-    assert [line.split(" ", 1)[1] for line in log[0]["data"]["lines"]] == LOG[-2:]
+    assert shown_lines(log[0]["data"]["html"]) == LOG[-2:]
     points = [e for e in events if e["event"] == "metrics"][0]["data"]["points"]
     assert len(points) == 1
     assert events[-1]["event"] == "end"
@@ -149,6 +165,9 @@ def test_log_download_and_search(clients: dict[str, WebClient], job_id: int) -> 
     assert found.status_code == 200
     body = found.json()
     assert [m["line"] for m in body["matches"]] == [6, 8] and body["truncated"] is False
+    # each match comes rendered by the same server code as the log box's lines
+    assert body["matches"][0]["html"] == lines_html([body["matches"][0]["text"]])
+    assert '<span class="ansi-fg-2">Train step=1 loss=1.0</span>' in body["matches"][0]["html"]
     for bad in ("", "   ", "x" * 201):
         refused = clients["ana"].get(f"/api/v1/jobs/{job_id}/log/search", params={"q": bad})
         assert refused.status_code in (400, 422), bad
