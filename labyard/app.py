@@ -11,23 +11,30 @@ from fastapi.staticfiles import StaticFiles
 from labyard import __version__
 from labyard.auth import pages as auth_pages
 from labyard.auth import router as auth_router
+from labyard.auth import service as auth_service
 from labyard.config import Settings
 from labyard.datasets import lifecycle as datasets_lifecycle
 from labyard.datasets import pages as datasets_pages
 from labyard.datasets import router as datasets_router
+from labyard.datasets import service as datasets_service
 from labyard.db import Database
 from labyard.flavors import router as flavors_router
 from labyard.jobs import lifecycle as jobs_lifecycle
 from labyard.jobs import pages as jobs_pages
 from labyard.jobs import router as jobs_router
+from labyard.jobs import service as jobs_service
+from labyard.jobs import views as jobs_views
 from labyard.labs import pages as labs_pages
 from labyard.labs import router as labs_router
+from labyard.labs import service as labs_service
 from labyard.projects import pages as project_pages
 from labyard.projects import router as projects_router
+from labyard.projects import service as projects_service
 from labyard.resources import resource_dir
 from labyard.tensorboard import lifecycle as tensorboard_lifecycle
 from labyard.tensorboard import pages as tensorboard_pages
 from labyard.tensorboard import router as tensorboard_router
+from labyard.tensorboard import service as tensorboard_service
 from labyard.web import admin_pages, docs, health
 from labyard.web.deps import csrf_protect
 from labyard.web.errors import install_error_handlers
@@ -59,8 +66,29 @@ PAGE_MODULES = (
 )
 
 
+def wire_hooks() -> None:
+    """Connect each domain's answers to the hook points of the domains below it.
+
+    Domains depend one way (auth < projects < datasets, flavors < jobs < labs, tensorboard),
+    so a lower domain asks through a `labyard.hooks.HookPoint`; nothing connects on import.
+    Idempotent; create_app, bootstrap.seed and the CLI call it.
+    """
+    auth_service.USER_CREATED.connect(projects_service.give_default_project)
+    for folders in (
+        datasets_service.project_dataset_folders,
+        labs_service.project_lab_folders,
+        jobs_service.project_job_folders,
+        tensorboard_service.stop_project_instances,
+    ):
+        projects_service.PROJECT_FOLDERS.connect(folders)
+    projects_service.DELETE_BLOCKERS.connect(jobs_service.project_jobs_active)
+    datasets_service.IN_USE_CHECKS.connect(jobs_service.dataset_in_use)
+    jobs_views.LAB_FINDER.connect(labs_service.lab_refs)
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application; the database must already be migrated (see bootstrap.prepare)."""
+    wire_hooks()
     settings = settings or Settings()
     database = database or Database(settings.resolved_database_url)
     start_hooks: list[StartHook] = [datasets_lifecycle.start, tensorboard_lifecycle.start]
@@ -94,4 +122,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.mount("/static", StaticFiles(directory=str(resource_dir("static"))), name="static")
     for module in (*API_MODULES, *PAGE_MODULES):
         app.include_router(module.router)
+        if hasattr(module, "api"):  # a page module's JSON twins, listed in OpenAPI
+            app.include_router(module.api)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import stat
 from dataclasses import dataclass
 
 from alembic import command
@@ -18,6 +20,7 @@ from labyard.flavors.service import seed_default_flavors
 from labyard.resources import resource_dir
 
 ADMIN_USERNAME = "admin"
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700: the server's files are nobody else's
 
 
 def alembic_config(database_url: str) -> Config:
@@ -44,6 +47,9 @@ class SeedResult:
 
 def seed(settings: Settings, database: Database) -> SeedResult:
     """First start: the admin, default flavors, the public `digits` dataset (each when missing)."""
+    from labyard.app import wire_hooks  # the admin's default project comes through a hook
+
+    wire_hooks()
     with database.session() as db:
         seed_default_flavors(db)
         seed_digits_dataset(db, settings)
@@ -59,7 +65,23 @@ def seed(settings: Settings, database: Database) -> SeedResult:
     return SeedResult(True, None if settings.admin_password else password)
 
 
+def make_private(settings: Settings) -> None:
+    """Make what the server creates from now on unreadable to others (umask 077), and take
+    group and others' read and write away from the data folder and the SQLite files an
+    earlier `labyard migrate` may have made (others keep only the right to enter folders,
+    which local job isolation grants)."""
+    os.umask(PRIVATE_UMASK)
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    database = data / "labyard.db"
+    for path in (data, database, database.with_name("labyard.db-wal"),
+                 database.with_name("labyard.db-shm")):  # fmt: skip
+        if path.exists() and not path.is_symlink():
+            path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o066)
+
+
 def prepare(settings: Settings, database: Database) -> SeedResult:
-    """Migrate then seed."""
+    """Make new files private, migrate, then seed (what `labyard serve` runs first)."""
+    make_private(settings)
     migrate(settings)
     return seed(settings, database)

@@ -78,12 +78,14 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     """User management from the shell."""
+    from labyard.app import wire_hooks
     from labyard.auth import service
     from labyard.bootstrap import migrate
     from labyard.db import Database
     from labyard.errors import DomainError
 
     migrate(settings)
+    wire_hooks()
     database = Database(settings.resolved_database_url)
     try:
         with database.session() as db:
@@ -117,8 +119,10 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     """Run the job scheduler on its own until interrupted (the lease keeps it single)."""
+    from labyard.bootstrap import migrate
     from labyard.jobs.lifecycle import run_scheduler_forever
 
+    migrate(settings)
     _announce_job_isolation(settings)
     return run_scheduler_forever(settings)
 

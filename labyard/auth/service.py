@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,10 +19,15 @@ from labyard.config import Settings
 from labyard.db import utcnow
 from labyard.db.engine import write_beside
 from labyard.errors import Conflict, InvalidInput, NotFound, Throttled, Unauthenticated
+from labyard.hooks import HookPoint
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOKEN_PREFIX = "lya_"
 BAD_LOGIN = "Unknown username or wrong password."
+# What a new user gets from the domains above auth (projects: a default project they own).
+UserCreated = Callable[[Session, User], None]
+USER_CREATED: HookPoint[UserCreated] = HookPoint("auth.user_created")
+
 
 
 def _hash_token(token: str) -> str:
@@ -32,9 +38,8 @@ def _hash_token(token: str) -> str:
 
 
 def create_user(db: Session, *, username: str, password: str, is_admin: bool = False) -> User:
-    """Create a user with a default project that they own."""
-    from labyard.projects.service import create_project  # projects depend on users
-
+    """Create a user; USER_CREATED (projects, wired in create_app) gives them a default project."""
+    on_created = USER_CREATED.handlers()  # before writing: an unwired call changes nothing
     if not USERNAME_RE.match(username):
         raise InvalidInput(
             "Username: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
@@ -46,8 +51,8 @@ def create_user(db: Session, *, username: str, password: str, is_admin: bool = F
     user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
     db.add(user)
     db.flush()
-    project = create_project(db, owner=user, name=f"{username}-default")
-    user.default_project_id = project.id
+    for hook in on_created:
+        hook(db, user)
     return user
 
 

@@ -19,6 +19,7 @@ import lzma
 import os
 import posixpath
 import shutil
+import struct
 import tarfile
 import threading
 import zipfile
@@ -28,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from labyard.datasets.files import MAX_COMPONENT, clean_name
 from labyard.datasets.tarheaders import FastTarInfo
 from labyard.errors import DomainError, InvalidInput, TooLarge
+from labyard.paths import MAX_COMPONENT, clean_name
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 COPY_CHUNK = 1024 * 1024
@@ -39,6 +40,12 @@ REPORT_ENTRIES = 256  # progress is reported every this many entries ...
 REPORT_BYTES = 16 * COPY_CHUNK  # ... or this many bytes, whichever comes first
 FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 NOUNS = {"dir": "folder", "file": "file", "symlink": "link", "hardlink": "file"}
+# Zip end records (APPNOTE 4.3.14-16): read before zipfile loads the central directory.
+EOCD = struct.Struct("<4s4H2LH")
+EOCD64_LOCATOR = struct.Struct("<4sLQL")
+EOCD64 = struct.Struct("<4sQ2H2L4Q")
+MAX_EOCD_SEARCH = EOCD.size + 0xFFFF  # the record plus the longest comment
+CD_BYTES_PER_ENTRY = 1024  # a directory larger than this per listed entry is refused
 
 
 def is_archive(name: str) -> bool:
@@ -362,7 +369,50 @@ def _extract_tar(path: Path, tree: _Tree) -> None:
             tree.entry_done()
 
 
+def zip_directory(path: Path) -> tuple[int, int]:
+    """(entries, central directory bytes) from a zip's end records, without reading its
+    central directory; ArchiveRefused when they are missing or inconsistent."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = max(0, size - MAX_EOCD_SEARCH)
+        fh.seek(start)
+        tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < EOCD.size:
+            raise ArchiveRefused("Cannot read the archive: it is not a zip file (no end record).")
+        _, _, _, _, entries, cd_size, cd_offset, _ = EOCD.unpack_from(tail, at)
+        if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+            locator = start + at - EOCD64_LOCATOR.size
+            if locator < 0:
+                raise ArchiveRefused("Cannot read the archive: its zip64 end record is missing.")
+            fh.seek(locator)
+            sig, _, offset, _ = EOCD64_LOCATOR.unpack(fh.read(EOCD64_LOCATOR.size))
+            fh.seek(offset if sig == b"PK\x06\x07" and offset < size else size)
+            record = fh.read(EOCD64.size)
+            if len(record) < EOCD64.size or record[:4] != b"PK\x06\x06":
+                raise ArchiveRefused("Cannot read the archive: its zip64 end record is missing.")
+            entries, cd_size = EOCD64.unpack(record)[7:9]
+    return entries, cd_size
+
+
+def _check_zip_directory(path: Path, limits: Limits) -> None:
+    """Refuse a zip whose end record lists too many entries, or a central directory too
+    large for the entries it lists, before zipfile reads (and keeps) that directory."""
+    entries, cd_size = zip_directory(path)
+    if entries > limits.max_entries:
+        raise TooLarge(
+            f"Archive refused, nothing was extracted: it lists {entries} entries, more than "
+            f"{limits.max_entries}."
+        )
+    if cd_size > (entries + 1) * CD_BYTES_PER_ENTRY:
+        raise ArchiveRefused(
+            f"Archive refused, nothing was extracted: its central directory ({cd_size} bytes) "
+            f"is too large for the {entries} entries it lists."
+        )
+
+
 def _extract_zip(path: Path, tree: _Tree) -> None:
+    _check_zip_directory(path, tree.limits)
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
         members = []

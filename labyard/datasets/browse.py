@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
+from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import files, service
@@ -47,10 +48,10 @@ def list_folder(
     """The entries of folder `path` (READ)."""
     dataset = service.get_dataset_for_user(db, user, dataset_id)
     root = service.dataset_dir(settings, dataset)
-    folder = files.resolve_existing(root, path)
+    folder = paths.resolve_existing(root, path)
     if not folder.is_dir():
         raise InvalidInput(f"{path!r} is a file, not a folder.", field="path")
-    return Folder(dataset, files.relative(root, folder), files.list_folder(root, folder))
+    return Folder(dataset, paths.relative(root, folder), files.list_folder(root, folder))
 
 
 def open_entry(
@@ -58,7 +59,7 @@ def open_entry(
 ) -> tuple[Dataset, Path]:
     """The dataset and the resolved file or folder at `path` (READ), for downloading."""
     dataset = service.get_dataset_for_user(db, user, dataset_id)
-    return dataset, files.resolve_existing(service.dataset_dir(settings, dataset), path)
+    return dataset, paths.resolve_existing(service.dataset_dir(settings, dataset), path)
 
 
 def thumbnail(

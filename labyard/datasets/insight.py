@@ -3,12 +3,13 @@
 The format is `train/<class>/<image>`, `test/<class>/<image>` and optionally
 `val/<class>/<image>` at the dataset's root. For it we report classes, image counts per
 split and class, and the image sizes and modes (read from the headers of a sample);
-for anything else we say the format was not recognised and why.
+for anything else we say the format was not recognised and why. Links are never followed
+(a dataset's link could lead into another project's files): linked folders and images do not
+count, and images are opened with O_NOFOLLOW.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import service
 from labyard.datasets.files import IMAGE_SUFFIXES
+from labyard.paths import is_real_dir, open_nofollow, safe_root, walk_files
 
 SPLITS = ("train", "val", "test")
 REQUIRED = ("train", "test")
@@ -48,15 +50,14 @@ class InsightOut(BaseModel):
 
 
 def _count_images(folder: Path) -> tuple[int, list[Path]]:
-    """How many image files are under `folder`, and a few of them."""
+    """How many image files are under `folder` (links not followed), and a few of them."""
     count = 0
     some: list[Path] = []
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            if name.lower().endswith(IMAGE_SUFFIXES):
-                count += 1
-                if len(some) < SAMPLE_IMAGES:
-                    some.append(Path(dirpath) / name)
+    for path in walk_files(folder):
+        if path.name.lower().endswith(IMAGE_SUFFIXES):
+            count += 1
+            if len(some) < SAMPLE_IMAGES:
+                some.append(path)
     return count, some
 
 
@@ -75,7 +76,8 @@ def _not_recognised(reason: str) -> InsightOut:
 
 def analyse(root: Path) -> InsightOut:
     """Recognise and summarise the classification folder format under `root`."""
-    missing = [s for s in REQUIRED if not (root / s).is_dir()]
+    root = safe_root(root)
+    missing = [s for s in REQUIRED if not is_real_dir(root / s)]
     if missing:
         names = " and ".join(f"'{m}/'" for m in missing)
         return _not_recognised(
@@ -86,9 +88,9 @@ def analyse(root: Path) -> InsightOut:
     samples: list[Path] = []
     for split in SPLITS:
         folder = root / split
-        if not folder.is_dir():
+        if not is_real_dir(folder):
             continue
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        classes = sorted(p.name for p in folder.iterdir() if is_real_dir(p))
         if not classes:
             return _not_recognised(f"'{split}/' has no class folders (train/<class>/<image>).")
         counts: dict[str, int] = {}
@@ -123,7 +125,7 @@ def _image_summary(paths: list[Path]) -> tuple[Counter[str], Counter[str]]:
     modes: Counter[str] = Counter()
     for path in paths:
         try:
-            with Image.open(path) as img:  # reads the header only
+            with open_nofollow(path) as fh, Image.open(fh) as img:  # reads the header only
                 sizes[f"{img.width}x{img.height}"] += 1
                 modes[img.mode] += 1
         except (UnidentifiedImageError, OSError):

@@ -1,8 +1,8 @@
 """Datasets: create, find, list, delete, publish; file operations; the in-use registry.
 
 Other domains call `dataset_dir`, `get_dataset_for_user` and `find_dataset_by_name`; the
-jobs domain registers a check with `register_in_use_check` so a dataset a queued or
-running job uses cannot be deleted.
+jobs domain's check is connected to IN_USE_CHECKS (in labyard.app.wire_hooks) so a dataset
+a queued or running job uses cannot be deleted.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from labyard.config import Settings
 from labyard.datasets import files
 from labyard.datasets.models import Dataset, DatasetTask, DatasetUpload
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from labyard.hooks import HookPoint
 from labyard.projects.models import Role
 from labyard.projects.service import (
     clean_display_name,
-    register_project_storage,
     remove_tree,
     require_project,
     role_of,
@@ -32,19 +32,8 @@ from labyard.projects.service import (
 )
 
 InUseCheck = Callable[[Session, int], str | None]
-_in_use_checks: list[InUseCheck] = []
-
-
-def register_in_use_check(fn: InUseCheck) -> None:
-    """Register `fn(db, dataset_id) -> reason | None`; a reason refuses deleting the dataset."""
-    if fn not in _in_use_checks:
-        _in_use_checks.append(fn)
-
-
-def unregister_in_use_check(fn: InUseCheck) -> None:
-    """Remove a check registered with `register_in_use_check`."""
-    if fn in _in_use_checks:
-        _in_use_checks.remove(fn)
+# `fn(db, dataset_id) -> reason | None`; a reason refuses deleting the dataset.
+IN_USE_CHECKS: HookPoint[InUseCheck] = HookPoint("datasets.in_use_checks")
 
 
 def datasets_root(settings: Settings) -> Path:
@@ -194,7 +183,7 @@ def publish_dataset(db: Session, settings: Settings, *, user: User, dataset_id: 
 
 def in_use_reason(db: Session, dataset_id: int) -> str | None:
     """Why the dataset cannot be deleted now, or None."""
-    for check in _in_use_checks:
+    for check in IN_USE_CHECKS.handlers():
         reason = check(db, dataset_id)
         if reason:
             return reason
@@ -375,9 +364,8 @@ def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
     return dataset
 
 
-def _project_dataset_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+def project_dataset_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    """The folders of the project's datasets (wired into projects.delete_project)."""
     rows = db.scalars(select(Dataset).where(Dataset.project_id == project_id))
     return [dataset_dir(settings, dataset) for dataset in rows]
 
-
-register_project_storage(_project_dataset_folders)

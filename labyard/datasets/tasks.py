@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.datasets import archives, files, service
+from labyard.datasets import archives, service
 from labyard.datasets.models import Dataset, DatasetTask
 from labyard.db import Database, utcnow
 from labyard.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -96,7 +97,7 @@ def start_extraction(
     """Queue the extraction of the archive at `path` into its folder (WRITE)."""
     dataset = service.get_dataset_for_user(db, user, dataset_id, Role.WRITE)
     root = service.dataset_dir(settings, dataset)
-    archive = files.resolve_existing(root, path)
+    archive = paths.resolve_existing(root, path)
     if not archive.is_file() or not archives.is_archive(archive.name):
         raise InvalidInput(
             "Only .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz and .zip files can be extracted.",
@@ -104,8 +105,8 @@ def start_extraction(
         )
     task = DatasetTask(
         dataset_id=dataset.id,
-        source_path=files.relative(root, archive),
-        target_path=files.relative(root, archive.parent),
+        source_path=paths.relative(root, archive),
+        target_path=paths.relative(root, archive.parent),
         created_by_id=user.id,
     )
     db.add(task)
@@ -168,21 +169,26 @@ def run_task(settings: Settings, database: Database, task_id: int, cancel: threa
     work = temp_dir(settings, task_id)
     try:
         _extract_and_move(settings, database, task_id, root, source, target, work, cancel)
-    except archives.ExtractionCancelled:
-        _update(database, task_id, status="cancelled", message="Cancelled.", finished_at=utcnow())
-    except DomainError as exc:
-        _update(database, task_id, status="failed", message=exc.message, finished_at=utcnow())
     except Exception as exc:
-        _update(
-            database,
-            task_id,
-            status="failed",
-            message=f"Extraction failed: {exc}",
-            finished_at=utcnow(),
-        )
-        raise
+        shutil.rmtree(work, ignore_errors=True)  # gone before the outcome can be seen
+        if isinstance(exc, archives.ExtractionCancelled):
+            status, message = "cancelled", "Cancelled."
+        elif isinstance(exc, DomainError):
+            status, message = "failed", exc.message
+        else:
+            status, message = "failed", f"Extraction failed: {_reason(exc, work)}"
+        _update(database, task_id, status=status, message=message, finished_at=utcnow())
+        if not isinstance(exc, DomainError):
+            raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _reason(exc: Exception, work: Path) -> str:
+    """What went wrong, naming files as the archive does (never the server's paths)."""
+    if isinstance(exc, OSError):
+        return paths.os_error_message(exc, work)
+    return type(exc).__name__
 
 
 def _extract_and_move(
@@ -195,8 +201,8 @@ def _extract_and_move(
     work: Path,
     cancel: threading.Event,
 ) -> None:
-    archive = files.resolve_existing(root, source)
-    folder = files.resolve_existing(root, target)
+    archive = paths.resolve_existing(root, source)
+    folder = paths.resolve_existing(root, target)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     last = [0.0]
@@ -285,9 +291,18 @@ def recover(settings: Settings, database: Database) -> None:
         plans = []
         for task in moving:
             dataset = db.get(Dataset, task.dataset_id)
-            if dataset is not None:
-                folder = service.dataset_dir(settings, dataset) / task.target_path
-                plans.append((task.id, folder))
+            if dataset is None:
+                continue
+            try:  # the folder may have been removed (or made a link) since
+                folder = paths.resolve_existing(
+                    service.dataset_dir(settings, dataset), task.target_path
+                )
+            except NotFound:
+                task.status, task.finished_at = "failed", utcnow()
+                task.message = "The target folder is gone; nothing was extracted."
+                shutil.rmtree(temp_dir(settings, task.id), ignore_errors=True)
+                continue
+            plans.append((task.id, folder))
     for task_id, folder in plans:
         finish_move(settings, database, task_id, temp_dir(settings, task_id), folder)
 

@@ -144,7 +144,7 @@ def parse_metadata(header: str) -> dict[str, str]:
     return result
 
 
-@router.options("/datasets/{dataset_id}/uploads", include_in_schema=False)
+@router.options("/datasets/{dataset_id}/uploads")
 def tus_options(dataset_id: int, settings: SettingsDep) -> Response:
     """What this tus server supports."""
     return Response(

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.datasets import files, service, tasks
+from labyard.datasets import service, tasks
 from labyard.datasets.models import Dataset, DatasetTask, DatasetUpload
 from labyard.db import Database, utcnow
 from labyard.errors import Conflict, InvalidInput, NotFound, TooLarge
@@ -38,7 +39,7 @@ class Placed:
 
 def target_parts(folder: str, name: str) -> tuple[list[str], list[str]]:
     """(folder parts, relative file parts) of an upload: both cleaned, the folder must exist."""
-    return files.split_relative(folder), files.clean_relative(name, field="filename")
+    return paths.split_relative(folder), paths.clean_relative(name, field="filename")
 
 
 def place_file(
@@ -54,11 +55,11 @@ def place_file(
 ) -> Placed:
     """Rename a complete work file into the dataset at `folder/name`; optionally extract it."""
     root = service.dataset_dir(settings, dataset)
-    base = files.resolve_existing(root, folder)
+    base = paths.resolve_existing(root, folder)
     if not base.is_dir():
         raise NotFound("No such folder.")
-    parts = files.clean_relative(name, field="filename")
-    parent = files.ensure_folder(base, parts[:-1])
+    parts = paths.clean_relative(name, field="filename")
+    parent = paths.ensure_folder(base, parts[:-1])
     target = parent / parts[-1]
     if target.is_dir() and not target.is_symlink():
         raise Conflict(f"A folder named {parts[-1]!r} already exists there.")
@@ -67,7 +68,7 @@ def place_file(
     size = work_file.stat().st_size
     os.replace(work_file, target)
     service.refresh_stats(db, settings, dataset)
-    rel = files.relative(root, target)
+    rel = paths.relative(root, target)
     task = None
     if extract:
         task = tasks.start_extraction(db, settings, user=user, dataset_id=dataset.id, path=rel)
@@ -97,9 +98,9 @@ def create_upload(
     dataset = service.get_dataset_for_user(db, user, dataset_id, Role.WRITE)
     if length < 0:
         raise InvalidInput("Upload-Length must not be negative.")
-    files.clean_relative(name, field="filename")
+    paths.clean_relative(name, field="filename")
     root = service.dataset_dir(settings, dataset)
-    if not files.resolve_existing(root, folder).is_dir():
+    if not paths.resolve_existing(root, folder).is_dir():
         raise NotFound("No such folder.")
     allowance = service.upload_allowance(db, settings, dataset)
     if length > allowance:

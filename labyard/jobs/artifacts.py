@@ -1,8 +1,9 @@
 """What the job page reads from a job's folder: the log's tail, a search through the whole
 log, the model summary printed in the log, the resolved mlsteam.yml, and the output files.
 
-A job's output is untrusted: every read is capped, and user paths into `output/` go through
-the datasets' path-safety helper (`resolve_existing`), so `..` and outward links are NotFound.
+A job's folder is untrusted (the job writes it): every read is capped, and paths go through
+`labyard.paths`, so `..` and outward links are NotFound, an `output/` that is itself a link is
+not browsed, walks skip links, and files are opened without following a link.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labyard.config import Settings
-from labyard.datasets.files import resolve_existing, walk_files
 from labyard.errors import InvalidInput, NotFound
 from labyard.jobs.logs import LOG_NAME, complete_lines, read_log, split_stamp
 from labyard.jobs.service import CONFIG_NAME, job_dir
+from labyard.paths import read_inside, resolve_existing, safe_root, walk_files
 
 TAIL_BYTES = 2 * 1024 * 1024
 SUMMARY_SCAN_BYTES = 8 * 1024 * 1024
@@ -112,12 +113,9 @@ def parse_summary(texts: list[str]) -> str | None:
 
 def config_text(settings: Settings, job_id: int) -> str | None:
     """The job's resolved mlsteam.yml (None when its snapshot is gone)."""
-    path = job_dir(settings, job_id) / "lab" / CONFIG_NAME
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(MAX_CONFIG_BYTES).decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
+    root = job_dir(settings, job_id)
+    data = read_inside(root, f"lab/{CONFIG_NAME}", MAX_CONFIG_BYTES)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def command_line(command: list[str]) -> str:
@@ -134,13 +132,17 @@ class OutputFile:
 
 
 def output_root(settings: Settings, job_id: int) -> Path:
-    """The job's output folder."""
-    return job_dir(settings, job_id) / "output"
+    """The job's output folder, resolved (NotFound when the job made it a link)."""
+    folder = job_dir(settings, job_id)
+    return safe_root(folder / "output", within=folder)
 
 
 def list_outputs(settings: Settings, job_id: int) -> tuple[list[OutputFile], bool]:
     """The job's output files (relative paths, sizes), at most 2000, and whether cut."""
-    root = output_root(settings, job_id)
+    try:
+        root = output_root(settings, job_id)
+    except NotFound:
+        return [], False
     if not root.is_dir():
         return [], False
     files: list[OutputFile] = []

@@ -36,13 +36,11 @@ def start(app: FastAPI) -> Callable[[], None]:
 
 
 def run_scheduler_forever(settings: Settings) -> int:
-    """`labyard scheduler`: migrate, then schedule until SIGINT/SIGTERM."""
+    """`labyard scheduler` (after migrating): schedule until SIGINT/SIGTERM."""
     import signal
 
-    from labyard.bootstrap import migrate
     from labyard.jobs.scheduler import Scheduler
 
-    migrate(settings)
     database = Database(settings.resolved_database_url)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -26,14 +26,15 @@ from labyard.errors import InvalidInput
 from labyard.jobs import service
 from labyard.jobs.models import Job, JobStatus, MetricPoint, Sweep
 from labyard.jobs.views import (
+    LabRef,
     MetricSummary,
+    find_labs,
     lower_is_better,
     metric_columns,
     metric_summaries,
     param_columns,
     queue_positions,
 )
-from labyard.labs.models import Lab
 from labyard.projects.service import require_project, visible_project_ids
 
 SORTS = {
@@ -126,7 +127,7 @@ class JobsPage:
     param_columns: list[str]
     metric_columns: list[str]
     sweeps: list[Sweep] = field(default_factory=list)
-    labs: list[Lab] = field(default_factory=list)
+    labs: list[LabRef] = field(default_factory=list)
     first_index: int = 1
     has_prev: bool = False
     has_next: bool = False
@@ -307,7 +308,5 @@ def jobs_page(db: Session, user: User, *, filters: JobFilters) -> JobsPage:
             select(Sweep).where(Sweep.project_id.in_(projects)).order_by(Sweep.id.desc()).limit(200)
         )
     )
-    page.labs = list(
-        db.scalars(select(Lab).where(Lab.project_id.in_(projects)).order_by(Lab.name, Lab.id))
-    )
+    page.labs = find_labs(db, projects)
     return page

@@ -1,7 +1,7 @@
 """The jobs pages: jobs lists (all my projects, one project), the job page with its live
 stream, log download and search, output files, page actions (one job or a selection), the
 sweep page. Their JSON twins (bulk actions, sweep comparison, curves, files, log search)
-are the `api` router below, included in this one and listed in OpenAPI.
+are the `api` router below, which create_app includes beside `router` so OpenAPI lists them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.jobs import ansi, artifacts, listing, live, service, views
 from labyard.jobs.models import Job, JobStatus
-from labyard.labs.models import Lab
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
-from labyard.tensorboard.pages import parse_ids
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep, get_database
 from labyard.web.render import is_htmx, render
 
@@ -98,7 +97,7 @@ def jobs_events(
     ids: Annotated[str, Query(max_length=20_000)] = "",
 ) -> Response:
     """Live row updates for the jobs a list page shows (server-sent events)."""
-    job_ids = parse_ids([ids], field="ids")[:1000]
+    job_ids = views.parse_ids([ids], field="ids")[:1000]
     user_id = user.id
     db.commit()  # end this request's transaction: the stream must not hold it
     database = get_database(request)
@@ -126,7 +125,7 @@ def bulk_page_action(
     job_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Stop, delete or retry the selected jobs; the list reloads its table."""
-    results = _bulk(db, user, settings, action, parse_ids(job_ids or [], field="job_ids"))
+    results = _bulk(db, user, settings, action, views.parse_ids(job_ids or [], field="job_ids"))
     failed = [r for r in results if not r.ok]
     context = {"action": action, "done": len(results) - len(failed), "failed": failed}
     return render(
@@ -152,13 +151,12 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "cursor": str(live.Cursor(log_offset, charts["last_id"])),
         "state": views.row_state(job, position),
         "series": charts["series"],
-        "max_points": settings.chart_max_points,
     }
     return {
         "job": job,
         "project": require_project(db, user, job.project_id),
         "sweep": db.get(service.Sweep, job.sweep_id) if job.sweep_id else None,
-        "lab": db.get(Lab, job.lab_id) if job.lab_id else None,  # None once the lab is deleted
+        "lab": _lab_of(db, job),
         "state": boot["state"],
         "log_lines": ansi.log_lines(lines),
         "boot_json": json.dumps(boot, separators=(",", ":")).replace("</", "<\\/"),
@@ -170,6 +168,13 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "can_write": role is not None and role >= Role.WRITE,
         "tabs": TABS,
     }
+
+
+def _lab_of(db: Session, job: Job) -> views.LabRef | None:
+    """The job's lab, or None (no lab, or the lab was deleted)."""
+    if job.lab_id is None:
+        return None
+    return next(iter(views.find_labs(db, [job.project_id], job.lab_id)), None)
 
 
 @router.get("/jobs/{job_id}")
@@ -341,11 +346,7 @@ def search_log_api(
     """Lines of the job's whole log containing `q` (case-insensitive; at most 1000)."""
     service.get_job(db, user, job_id)
     result = artifacts.search_log(settings, job_id, q)
-    rendered = ansi.log_lines([t for _, t in result.matches])
-    matches = [
-        {"line": n, "text": t, "html": line.div()}
-        for (n, t), line in zip(result.matches, rendered, strict=True)
-    ]
+    matches = [{"line": n, "text": t} for n, t in result.matches]
     return {"matches": matches, "truncated": result.truncated}
 
 
@@ -366,5 +367,3 @@ def download_file_api(
     """Download one output file."""
     return _download_output(db, user, settings, job_id, path)
 
-
-router.include_router(api)

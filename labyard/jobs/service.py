@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.datasets.service import register_in_use_check
 from labyard.db import utcnow
 from labyard.errors import Conflict, InvalidInput, TooLarge
 from labyard.flavors.models import Flavor
@@ -38,7 +37,6 @@ from labyard.mlsteam import (
 from labyard.projects.models import Role
 from labyard.projects.service import (
     clean_display_name,
-    register_project_storage,
     require_owned,
     require_project,
     visible_project_ids,
@@ -368,15 +366,14 @@ def dataset_in_use(db: Session, dataset_id: int) -> str | None:
     return None
 
 
-register_in_use_check(dataset_in_use)
-
-
-def _project_job_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+def project_job_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
     ids = db.scalars(select(Job.id).where(Job.project_id == project_id))
+    """The folders of the project's jobs (wired into projects.delete_project)."""
     return [job_dir(settings, job_id) for job_id in ids]
 
 
-def _project_jobs_active(db: Session, project_id: int) -> str | None:
+def project_jobs_active(db: Session, project_id: int) -> str | None:
+    """Why the project cannot be deleted now: queued or running jobs (or None)."""
     active = db.scalar(
         select(func.count())
         .select_from(Job)
@@ -384,5 +381,3 @@ def _project_jobs_active(db: Session, project_id: int) -> str | None:
     )
     return f"{active} of its jobs are queued or running; stop them first" if active else None
 
-
-register_project_storage(_project_job_folders, _project_jobs_active)

@@ -7,6 +7,7 @@ Nothing here changes a job except `bulk_action`, which calls the jobs service pe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.errors import DomainError, InvalidInput
+from labyard.hooks import HookPoint
 from labyard.jobs import service
 from labyard.jobs.metrics import downsample
 from labyard.jobs.models import Job, JobStatus, MetricPoint, Sweep
@@ -27,6 +29,38 @@ MAX_PARAM_COLUMNS = 8
 MAX_METRIC_COLUMNS = 4
 BULK_ACTIONS = ("stop", "delete", "retry")
 BulkAction = Literal["stop", "delete", "retry"]
+
+
+@dataclass(frozen=True)
+class LabRef:
+    """What the jobs pages show of a lab (the labs domain builds on jobs, so it answers)."""
+
+    id: int
+    name: str
+    project_name: str
+
+
+# (db, project_ids, lab_id or None for all) -> the labs; connected in labyard.app.wire_hooks.
+LabFinder = Callable[[Session, Sequence[int], "int | None"], list[LabRef]]
+LAB_FINDER: HookPoint[LabFinder] = HookPoint("jobs.lab_finder")
+
+
+def find_labs(db: Session, project_ids: Sequence[int], lab_id: int | None = None) -> list[LabRef]:
+    """The labs of these projects (only `lab_id` when given), by name."""
+    return [ref for finder in LAB_FINDER.handlers() for ref in finder(db, project_ids, lab_id)]
+
+
+def parse_ids(values: list[str], *, field: str) -> list[int]:
+    """Job ids from form fields, each one id or several separated by commas."""
+    ids: list[int] = []
+    for value in values:
+        for part in value.replace(" ", "").split(","):
+            if not part:
+                continue
+            if not part.isdigit():
+                raise InvalidInput(f"{part!r} is not a job id.", field=field)
+            ids.append(int(part))
+    return ids
 
 
 def lower_is_better(name: str) -> bool:

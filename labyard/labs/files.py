@@ -1,7 +1,7 @@
 """A lab's code files: list, read, write, upload, new folder, rename, delete.
 
-Paths are relative to the lab's folder; the path-safety helpers of the datasets domain
-(`labyard.datasets.files`) resolve them and refuse anything that leaves the folder.
+Paths are relative to the lab's folder; `labyard.paths` resolves them and refuses anything
+that leaves the folder (a lab's terminal can make links, so they are never followed out).
 Writes go to a temporary file first and replace the target in one step. A write to the
 lab's `mlsteam.yml` must parse (the same validator as the Config tab).
 """
@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from labyard.config import Settings
-from labyard.datasets.files import (
-    Entry,
-    clean_relative,
-    list_folder,
-    relative,
-    resolve_existing,
-    split_relative,
-)
+from labyard.datasets.files import Entry, list_folder
 from labyard.errors import Conflict, InvalidInput, NotFound, TooLarge
 from labyard.labs.models import Lab
 from labyard.labs.service import lab_dir
 from labyard.mlsteam import LabConfig, parse_mlsteam
+from labyard.paths import (
+    check_move,
+    clean_relative,
+    open_nofollow,
+    relative,
+    resolve_existing,
+    split_relative,
+)
 
 CONFIG_FILE = "mlsteam.yml"
 CHUNK = 1024 * 1024
@@ -36,7 +37,7 @@ CHUNK = 1024 * 1024
 def lab_root(settings: Settings, lab: Lab) -> Path:
     """The lab's folder (NotFound when it has gone missing on disk)."""
     root = lab_dir(settings, lab.id)
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():
         raise NotFound("The lab's files are missing on disk.")
     return root
 
@@ -57,7 +58,8 @@ def read_text(settings: Settings, lab: Lab, path: str) -> str:
         raise NotFound("No such file.")
     if target.stat().st_size > settings.lab_max_edit_bytes:
         raise TooLarge(_too_large(settings))
-    data = target.read_bytes()
+    with open_nofollow(target) as fh:
+        data = fh.read(settings.lab_max_edit_bytes + 1)
     if b"\x00" in data:
         raise InvalidInput("This is a binary file; it cannot be edited as text.", field="path")
     try:
@@ -98,7 +100,7 @@ def _write_atomic(target: Path, source: BinaryIO, limit: int) -> int:
                 if written > limit:
                     raise TooLarge(f"Files may be at most {limit // (1024 * 1024)} MiB here.")
                 out.write(chunk)
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, 0o600)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -168,8 +170,10 @@ def rename(settings: Settings, lab: Lab, path: str, new_path: str) -> str:
     if source.is_dir() and target.resolve().is_relative_to(source):
         raise InvalidInput("A folder cannot be moved into itself.", field="new_path")
     if "/".join(parts) == CONFIG_FILE and source.is_file():
-        _check_config(CONFIG_FILE, source.read_bytes()[: settings.lab_max_edit_bytes + 1])
+        with open_nofollow(source) as fh:
+            _check_config(CONFIG_FILE, fh.read(settings.lab_max_edit_bytes + 1))
     _target(root, "/".join(parts))
+    check_move(root, source, target, field="new_path")
     target.parent.mkdir(parents=True, exist_ok=True)
     source.rename(target)
     return "/".join(parts)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,11 @@ from labyard.datasets.models import Dataset
 from labyard.errors import Conflict, InvalidInput, NotFound
 from labyard.flavors.models import Flavor
 from labyard.jobs.models import Job
+from labyard.jobs.views import LabRef
 from labyard.labs.models import Lab, LabDataset
 from labyard.labs.templates_catalog import LabTemplate, get_template
 from labyard.projects.models import Role
 from labyard.projects.service import (
-    register_project_storage,
     require_owned,
     require_project,
     visible_project_ids,
@@ -286,9 +287,16 @@ def dataset_suggestions(db: Session, user: User, lab_id: int, *, prefix: str) ->
     ][:10]
 
 
-def _project_lab_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+def project_lab_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    """The folders of the project's labs (wired into projects.delete_project)."""
     ids = db.scalars(select(Lab.id).where(Lab.project_id == project_id))
     return [lab_dir(settings, lab_id) for lab_id in ids]
 
 
-register_project_storage(_project_lab_folders)
+
+def lab_refs(db: Session, project_ids: Sequence[int], lab_id: int | None = None) -> list[LabRef]:
+    """The labs of these projects (only `lab_id` when given) as the jobs pages show them."""
+    query = select(Lab).where(Lab.project_id.in_(project_ids)).order_by(Lab.name, Lab.id)
+    if lab_id is not None:
+        query = query.where(Lab.id == lab_id)
+    return [LabRef(lab.id, lab.name, lab.project.name) for lab in db.scalars(query)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from labyard.hooks import HookPoint
+from labyard.paths import is_inside
 from labyard.projects.models import Membership, Project, Role
 
 if TYPE_CHECKING:
@@ -131,19 +134,19 @@ def update_project(
     return project
 
 
-# Domains that keep files for a project's rows say where (datasets, labs, jobs), and why the
-# project cannot go right now (a running job). They register when their service is imported.
+# Domains that keep files for a project's rows say where (datasets, labs, jobs, tensorboard),
+# and why the project cannot go right now (a queued or running job). labyard.app.wire_hooks
+# connects them; delete_project refuses to run unwired rather than skip a check.
 FolderFinder = Callable[[Session, "Settings", int], list[Path]]
 DeleteBlocker = Callable[[Session, int], str | None]
-_folder_finders: list[FolderFinder] = []
-_delete_blockers: list[DeleteBlocker] = []
+PROJECT_FOLDERS: HookPoint[FolderFinder] = HookPoint("projects.folders")
+DELETE_BLOCKERS: HookPoint[DeleteBlocker] = HookPoint("projects.delete_blockers")
 
 
-def register_project_storage(finder: FolderFinder, blocker: DeleteBlocker | None = None) -> None:
-    """Have delete_project remove the folders `finder` names (and ask `blocker` first)."""
-    _folder_finders.append(finder)
-    if blocker is not None:
-        _delete_blockers.append(blocker)
+def give_default_project(db: Session, user: User) -> None:
+    """A new user's default project, which they own (wired to auth's USER_CREATED)."""
+    project = create_project(db, owner=user, name=f"{user.username}-default")
+    user.default_project_id = project.id
 
 
 def delete_project(db: Session, user: User, project_id: int, *, settings: Settings) -> None:
@@ -152,11 +155,11 @@ def delete_project(db: Session, user: User, project_id: int, *, settings: Settin
     project = require_project(db, user, project_id, Role.OWN)
     if db.scalar(select(User.id).where(User.default_project_id == project.id)) is not None:
         raise Conflict("A user's default project cannot be deleted.")
-    for blocker in _delete_blockers:
+    for blocker in DELETE_BLOCKERS.handlers():
         reason = blocker(db, project.id)
         if reason:
             raise Conflict(f"Project {project.name!r} cannot be deleted now: {reason}")
-    folders = [folder for find in _folder_finders for folder in find(db, settings, project.id)]
+    folders = [f for find in PROJECT_FOLDERS.handlers() for f in find(db, settings, project.id)]
     db.delete(project)
     db.flush()
     for folder in folders:
@@ -164,10 +167,17 @@ def delete_project(db: Session, user: User, project_id: int, *, settings: Settin
 
 
 def remove_tree(folder: Path) -> None:
-    """Remove a folder even where it was made read-only (public or snapshot files)."""
+    """Remove a folder even where it was made read-only (public or snapshot files). Links
+    inside are removed, never followed; a retry whose path now leads out of the folder (a
+    job swapped a folder for a link meanwhile) re-raises instead of touching it."""
+    real_root = folder.resolve()
 
-    def make_writable_and_retry(func: Callable[[str], object], path: str, _exc: object) -> None:
-        os.chmod(os.path.dirname(path), 0o700)
+    def make_writable_and_retry(func: Callable[[str], object], path: str, exc: object) -> None:
+        parent = Path(os.path.dirname(path)).resolve()
+        if not is_inside(parent, real_root):
+            error = exc[1] if isinstance(exc, tuple) else exc  # onerror gives exc_info
+            raise error if isinstance(error, BaseException) else OSError("left the folder")
+        os.chmod(parent, 0o700)
         if os.path.isdir(path) and not os.path.islink(path):
             os.chmod(path, 0o700)
         func(path)
@@ -175,7 +185,10 @@ def remove_tree(folder: Path) -> None:
     if folder.is_symlink() or folder.is_file():
         folder.unlink()
     elif folder.exists():
-        shutil.rmtree(folder, onerror=make_writable_and_retry)
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(folder, onexc=make_writable_and_retry)
+        else:
+            shutil.rmtree(folder, onerror=make_writable_and_retry)
 
 
 def list_members(db: Session, user: User, project_id: int) -> list[Membership]:

@@ -32,7 +32,6 @@ from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.projects.models import Role
 from labyard.projects.service import (
-    register_project_storage,
     require_owned,
     role_of,
     visible_project_ids,
@@ -312,7 +311,7 @@ def count_live(db: Session) -> int:
     return db.scalar(query.where(TensorBoardInstance.status.in_(LIVE_STATUSES))) or 0
 
 
-def _stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
+def stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
     """A project is being deleted: stop its TensorBoards (their rows go with it); their logs."""
     rows = list(
         db.scalars(select(TensorBoardInstance).where(TensorBoardInstance.project_id == project_id))
@@ -322,5 +321,3 @@ def _stop_project_instances(db: Session, settings: Settings, project_id: int) ->
             process.terminate(instance.pid, instance.process_started_at)
     return [log_path(settings, instance.id) for instance in rows]
 
-
-register_project_storage(_stop_project_instances)

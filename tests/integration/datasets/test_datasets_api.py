@@ -185,9 +185,9 @@ def busy_check() -> object:
     def check(db: Session, dataset_id: int) -> str | None:
         return "job 7 (running) uses it" if dataset_id in busy else None
 
-    service.register_in_use_check(check)
+    service.IN_USE_CHECKS.connect(check)
     yield busy
-    service.unregister_in_use_check(check)
+    service.IN_USE_CHECKS.disconnect(check)
 
 
 def test_delete_is_refused_while_a_job_uses_the_dataset(
