@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from labyard.db import utcnow
-from labyard.jobs import metrics, service
-from labyard.jobs.logs import LOG_NAME, read_log
+from labyard.jobs import metrics, service, views
+from labyard.jobs.logs import LOG_NAME, MAX_LOG_OFFSET, read_log
 from labyard.jobs.models import FINAL_STATUSES, Job, JobStatus, Sweep
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep, get_database
 
@@ -68,8 +68,14 @@ class SweepOut(BaseModel):
     jobs: dict[str, int]
 
 
-def job_out(db: Session, job: Job) -> JobOut:
-    """The API shape of a job (elapsed, ETA and queue position computed now)."""
+def jobs_out(db: Session, jobs: list[Job]) -> list[JobOut]:
+    """The API shape of jobs, their queue positions read in one query."""
+    positions = views.queue_positions(db, jobs)
+    return [job_out(job, positions.get(job.id)) for job in jobs]
+
+
+def job_out(job: Job, queue_position: int | None) -> JobOut:
+    """The API shape of a job (elapsed and ETA computed now)."""
     eta = job.eta_seconds if job.status == JobStatus.RUNNING else None
     return JobOut(
         id=job.id,
@@ -97,7 +103,7 @@ def job_out(db: Session, job: Job) -> JobOut:
         progress=job.progress_fraction,
         progress_line=job.progress_line,
         eta_seconds=eta,
-        queue_position=service.queue_position(db, job),
+        queue_position=queue_position,
         log_size=job.log_size,
         stop_requested=job.stop_requested_at is not None,
     )
@@ -137,13 +143,13 @@ def list_jobs(
         status=status,
         limit=limit,
     )
-    return [job_out(db, job) for job in jobs]
+    return jobs_out(db, jobs)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: int, user: CurrentUser, db: SessionDep) -> JobOut:
     """One job (READ)."""
-    return job_out(db, service.get_job(db, user, job_id))
+    return jobs_out(db, [service.get_job(db, user, job_id)])[0]
 
 
 @router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
@@ -153,7 +159,7 @@ def get_logs(
     user: CurrentUser,
     db: SessionDep,
     settings: SettingsDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LOG_OFFSET)] = 0,
     follow: bool = False,
 ) -> Response:
     """The job's log from `offset` (plain text); `follow` streams until the job ends.
@@ -206,13 +212,13 @@ def get_metrics(
 @router.post("/jobs/{job_id}/stop", response_model=JobOut)
 def stop_job(job_id: int, user: CurrentUser, db: SessionDep) -> JobOut:
     """Stop a job: SIGTERM, then SIGKILL after the grace period (WRITE)."""
-    return job_out(db, service.stop_job(db, user, job_id))
+    return jobs_out(db, [service.stop_job(db, user, job_id)])[0]
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut, status_code=201)
 def retry_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
     """A new queued job from this one's code snapshot and params (WRITE)."""
-    return job_out(db, service.retry_job(db, user, job_id, settings=settings))
+    return jobs_out(db, [service.retry_job(db, user, job_id, settings=settings)])[0]
 
 
 @router.delete("/jobs/{job_id}", status_code=204)

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from labyard.config import Settings
 from labyard.db import Database, utcnow
-from labyard.jobs import service
+from labyard.jobs import service, views
 from labyard.jobs.models import Job, Sweep
 from labyard.labs.models import Lab
 from tests.factories import WebClient, access_token_for, auth, make_job_row
@@ -77,11 +77,11 @@ def test_ten_thousand_jobs_page_filter_and_sort(
     assert row_ids(none_running.text) == [] and "No jobs match." in none_running.text
     bad = ana.get(f"/projects/{people.project_id}/jobs?sort=password_hash")
     assert bad.status_code == 422
-    # the queue position shown is the service's
+    # the queue position shown is the one views.queue_positions computes
     with database.session() as db:
         job = db.get(Job, ids[0])
         assert job is not None
-        assert f"#{service.queue_position(db, job)} in queue" in first.text
+        assert f"#{views.queue_positions(db, [job])[job.id]} in queue" in first.text
 
 
 def test_lists_show_params_metrics_and_only_visible_jobs(

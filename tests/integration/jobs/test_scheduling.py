@@ -8,7 +8,7 @@ import pytest
 
 from labyard.config import Settings
 from labyard.db import Database
-from labyard.jobs import service
+from labyard.jobs import service, views
 from labyard.jobs.inventory import Inventory, node_inventory, parse_gpu_list
 from labyard.jobs.models import Job
 from tests.integration.jobs.conftest import all_final, run_until
@@ -30,15 +30,16 @@ def test_whole_gpus_are_packed_exclusively_fifo_within_priority(
     g2 = submit(database, settings, lab, flavor="g2", grid={"mode": ["wait", "wait"]})
     g1 = submit(database, settings, lab, flavor="g1", grid={"mode": ["wait", "wait"]})
     with database.session() as db:
-        positions = [service.queue_position(db, db.get(Job, i)) for i in g2 + g1]
-    assert positions == [1, 2, 3, 4]
+        positions = views.queue_positions(db, [db.get(Job, i) for i in g2 + g1])  # type: ignore[misc]
+    assert [positions[i] for i in g2 + g1] == [1, 2, 3, 4]
     scheduler = make_scheduler(inventory=inventory)
     scheduler.tick()
     states = _states(database)
     assert [states[i][1] for i in g2] == [["0", "1"], ["2", "3"]]
     assert [states[i][0] for i in g1] == ["queued", "queued"]
     with database.session() as db:
-        assert [service.queue_position(db, db.get(Job, i)) for i in g1] == [1, 2]
+        positions = views.queue_positions(db, list(db.query(Job).order_by(Job.id)))
+        assert positions == {g1[0]: 1, g1[1]: 2}  # the running jobs have none
     # a high-priority job jumps the queue but not onto busy GPUs
     with database.session() as db:
         db.get(Job, g1[1]).priority = 5  # type: ignore[union-attr]
