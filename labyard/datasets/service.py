@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import files
@@ -229,7 +230,7 @@ def upload_file(settings: Settings, upload_id: str) -> Path:
 
 def refresh_stats(db: Session, settings: Settings, dataset: Dataset) -> None:
     """Recount the dataset's bytes and files from disk."""
-    dataset.size_bytes, dataset.file_count = files.tree_stats(dataset_dir(settings, dataset))
+    dataset.size_bytes, dataset.file_count = paths.tree_stats(dataset_dir(settings, dataset))
 
 
 def project_usage(db: Session, project_id: int) -> int:
@@ -279,11 +280,11 @@ def make_folder(
     """Create folder `name` inside folder `path`; answer its relative path."""
     dataset = get_dataset_for_user(db, user, dataset_id, Role.WRITE)
     root = dataset_dir(settings, dataset)
-    target = files.resolve_new(root, path, name)
+    target = paths.resolve_new(root, path, name)
     if target.exists() or target.is_symlink():
         raise Conflict(f"{target.name!r} already exists.", field="name")
     target.mkdir()
-    return files.relative(root, target)
+    return paths.relative(root, target)
 
 
 def move_entry(
@@ -299,19 +300,20 @@ def move_entry(
     """Rename and/or move a file or folder inside the dataset; answer its new path."""
     dataset = get_dataset_for_user(db, user, dataset_id, Role.WRITE)
     root = dataset_dir(settings, dataset)
-    source = files.resolve_existing(root, path)
+    source = paths.resolve_existing(root, path)
     if source == root.resolve():
         raise InvalidInput("The dataset's root folder cannot be moved.", field="path")
-    folder = to_folder if to_folder is not None else files.relative(root, source.parent)
-    target = files.resolve_new(root, folder, new_name if new_name is not None else source.name)
+    folder = to_folder if to_folder is not None else paths.relative(root, source.parent)
+    target = paths.resolve_new(root, folder, new_name if new_name is not None else source.name)
     if target == source:
-        return files.relative(root, target)
+        return paths.relative(root, target)
     if source.is_dir() and target.is_relative_to(source):
         raise InvalidInput("A folder cannot be moved into itself.", field="to")
     if target.exists() or target.is_symlink():
         raise Conflict(f"{target.name!r} already exists there.", field="name")
+    paths.check_move(root, source, target)  # a moved link must not point out of the dataset
     source.rename(target)
-    return files.relative(root, target)
+    return paths.relative(root, target)
 
 
 def delete_entry(
@@ -320,10 +322,10 @@ def delete_entry(
     """Delete a file or folder inside the dataset (WRITE)."""
     dataset = get_dataset_for_user(db, user, dataset_id, Role.WRITE)
     root = dataset_dir(settings, dataset)
-    parts = files.split_relative(path)
+    parts = paths.split_relative(path)
     if not parts:
         raise InvalidInput("The dataset's root folder cannot be deleted.", field="path")
-    parent = files.resolve_existing(root, "/".join(parts[:-1]))
+    parent = paths.resolve_existing(root, "/".join(parts[:-1]))
     target = parent / parts[-1]  # the entry itself, not what a link points to
     if not (target.exists() or target.is_symlink()):
         raise NotFound("No such file or folder.")
