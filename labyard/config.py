@@ -139,6 +139,14 @@ class Settings(BaseSettings):
         gt=0,
         description="A TensorBoard nobody opened for this many minutes is stopped.",
     )
+    tensorboard_link_minutes: int = Field(
+        default=480,
+        ge=1,
+        description=(
+            "Lifetime of the link a TensorBoard page is framed with (it also ends at logout); "
+            "reloading the page makes a fresh one."
+        ),
+    )
 
     live_poll_seconds: float = Field(
         default=0.2,

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from labyard.jobs.views import parse_ids
-from labyard.tensorboard import proxy, service
+from labyard.errors import InvalidInput
+from labyard.tensorboard import links, proxy, service
 from labyard.tensorboard.models import TensorBoardInstance
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import is_htmx, render
@@ -22,10 +22,14 @@ from labyard.web.render import is_htmx, render
 router = APIRouter(include_in_schema=False)
 NAV_LINKS = [("TensorBoard", "/tensorboards")]
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+LINK_PATH = "/tensorboard/{instance_id:int}/~{token}/{path:path}"
 
 # Plain Starlette routes: each request is checked inside (see labyard/tensorboard/proxy.py).
 router.routes.extend(
     [
+        # a link's requests (the sandboxed page) first: `~` never starts a TensorBoard path
+        Route(LINK_PATH, proxy.proxy_link, methods=PROXY_METHODS),
+        WebSocketRoute(LINK_PATH, proxy.proxy_websocket),
         Route("/tensorboard/{instance_id:int}", proxy.redirect_to_slash, methods=["GET", "HEAD"]),
         Route(
             "/tensorboard/{instance_id:int}/{path:path}", proxy.proxy_http, methods=PROXY_METHODS
@@ -33,6 +37,19 @@ router.routes.extend(
         WebSocketRoute("/tensorboard/{instance_id:int}/{path:path}", proxy.proxy_websocket),
     ]
 )
+
+
+def parse_ids(values: list[str], *, field: str) -> list[int]:
+    """Integers from form fields, each one id or several separated by commas."""
+    ids: list[int] = []
+    for value in values:
+        for part in value.replace(" ", "").split(","):
+            if not part:
+                continue
+            if not part.isdigit():
+                raise InvalidInput(f"{part!r} is not a job id.", field=field)
+            ids.append(int(part))
+    return ids
 
 
 def _go_to(request: Request, instance: TensorBoardInstance) -> Response:
@@ -94,9 +111,10 @@ def open_for_logdir(
 def tensorboard_page(
     request: Request, instance_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The waiting page: a spinner until TensorBoard answers, then TensorBoard in a frame."""
-    state = service.readiness(db, settings, user, instance_id)
-    return render(request, "tensorboard.html", {"state": state})
+    """The waiting page: a spinner until TensorBoard answers, then TensorBoard in a
+    sandboxed frame (its link made for this browser session)."""
+    context = _page_context(request, db, settings, user, instance_id)
+    return render(request, "tensorboard.html", context)
 
 
 @router.get("/tensorboards/{instance_id}/status")
@@ -104,8 +122,18 @@ def tensorboard_status(
     request: Request, instance_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> Response:
     """The waiting page's fragment, polled every second while TensorBoard starts."""
+    context = _page_context(request, db, settings, user, instance_id)
+    return render(request, "tensorboard.html", context, block="status")
+
+
+def _page_context(
+    request: Request, db: SessionDep, settings: SettingsDep, user: CurrentUser, instance_id: int
+) -> dict[str, object]:
     state = service.readiness(db, settings, user, instance_id)
-    return render(request, "tensorboard.html", {"state": state}, block="status")
+    web_session = getattr(request.state, "web_session", None)
+    # without a browser session (a bearer token) there is no link: the page has no frame
+    frame_url = links.frame_url(settings, instance_id, web_session) if web_session else ""
+    return {"state": state, "frame_url": frame_url, "sandbox": proxy.SANDBOX}
 
 
 @router.post("/tensorboards/{instance_id}/stop")

@@ -1,17 +1,27 @@
 """The reverse proxy to TensorBoard processes under `/tensorboard/<id>/`.
 
-Every request, websocket handshakes and static files included, is checked first: anonymous
-requests get the login page (websockets: closed), users who may not READ the instance's
-project get 404. Paths go upstream unchanged (TensorBoard runs with `--path_prefix`).
+TensorBoard's pages need inline and evaluated scripts, and a TensorBoard shows whatever its
+log dirs hold, so they never run on Labyard's origin: every proxied response carries
+`Content-Security-Policy: sandbox allow-scripts ...` without `allow-same-origin`, and the
+platform frames it in `<iframe sandbox="allow-scripts ...">`. Its origin is then opaque: its
+scripts cannot read Labyard's cookies or pages, and the browser sends no Labyard cookie with
+its requests. Those requests are authorised by a capability token in their path instead
+(`/tensorboard/<id>/~<token>/...`, see labyard/tensorboard/links.py); they come from origin
+`null`, which is the only origin the answers allow (CORS, no credentials).
 
-These are plain Starlette routes, outside the app-wide CSRF dependency: TensorBoard's own
-page sends read-only POST queries without Labyard's token. State-changing methods must come
-from this origin instead (the Origin header), and the session cookie is SameSite=Lax.
+The plain prefix `/tensorboard/<id>/...` serves API clients (bearer tokens) and cookies; a
+browser opening its page is sent on to a fresh link. Every request, websocket handshakes,
+preflights and static files included, is checked first (READ on the instance's project) in a
+read-only session: a proxied request never takes the database's write lock. These are plain
+Starlette routes, outside the app-wide CSRF dependency: TensorBoard's page sends read-only POST
+queries without Labyard's token. On the plain prefix state-changing methods must come from this
+origin (the session cookie is SameSite=Lax); a link carries no ambient credential to forge.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -20,15 +30,16 @@ import httpx
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
+from labyard.auth.models import User
 from labyard.errors import DomainError, PermissionDenied, Unauthenticated
-from labyard.tensorboard import process, service
-from labyard.web.deps import SAFE_METHODS, get_database, optional_user
+from labyard.tensorboard import links, process, service
+from labyard.web.deps import SAFE_METHODS, bearer_token, get_database, get_settings, optional_user
 from labyard.web.errors import error_response
 
 HOP_BY_HOP = frozenset(
@@ -47,15 +58,31 @@ HOP_BY_HOP = frozenset(
 )
 # never sent upstream: Labyard's credentials stay with Labyard
 DROP_REQUEST = HOP_BY_HOP | {"cookie", "authorization", "x-csrf-token", "content-length"}
-# never passed back: TensorBoard's own policy (it allows any frame ancestor), cookies
-DROP_RESPONSE = HOP_BY_HOP | {"content-security-policy", "x-frame-options", "set-cookie", "server"}
-# TensorBoard's pages need inline and evaluated scripts and inline styles; only here.
+# never passed back: TensorBoard's own policy (it allows any frame ancestor), cookies, CORS
+DROP_RESPONSE = HOP_BY_HOP | {
+    "content-security-policy",
+    "x-frame-options",
+    "set-cookie",
+    "server",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+}
+# what TensorBoard's opaque origin may do: run scripts, open links, download its CSVs
+SANDBOX = "allow-scripts allow-popups allow-downloads"
+# Inline and evaluated scripts and inline styles, only inside the sandbox ('self' is the
+# URL's origin here: the sandboxed page may load from and query its own proxy, nothing else).
 TENSORBOARD_CSP = (
+    f"sandbox {SANDBOX}; "
     "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
     "style-src 'self' 'unsafe-inline' data:; img-src 'self' data: blob:; font-src 'self' data:; "
     "connect-src 'self'; worker-src 'self' blob:; frame-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 )
+OPAQUE_ORIGIN = "null"
+# TensorBoard's app needs cookies, storage and workers, which an opaque origin lacks: a small
+# script, loaded before any of TensorBoard's, stands in for them (read it for what it does).
+SANDBOX_SHIM = b'<script src="/static/js/tensorboard_sandbox.js"></script>'
+HEAD_TAG = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
 MAX_BODY = 10 * 1024 * 1024
 TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 POLICY_VIOLATION = 1008
@@ -64,28 +91,38 @@ TRY_AGAIN_LATER = 1013
 
 @dataclass(frozen=True)
 class Target:
-    """Where an allowed request goes."""
+    """Where an allowed request goes, and the link prefix it came by (if any)."""
 
     instance_id: int
     port: int
+    link_prefix: str = ""
 
 
-def authorize(conn: HTTPConnection, instance_id: int) -> Target:
-    """The instance's address if the requester may READ it (runs in a worker thread)."""
+def authorize(conn: HTTPConnection, instance_id: int, token: str | None = None) -> Target:
+    """The instance's address if the requester may READ it (runs in a worker thread).
+
+    With `token` (a link), the token names the user; else the bearer token or session cookie.
+    A read session: nothing here waits for, or takes, the write lock."""
     # the deps read only cookies, headers, app and state, which websockets have too
     request = cast(Request, conn)
-    with get_database(request).sessionmaker() as db:
+    database = get_database(request)
+    with database.read_sessionmaker() as db:
         try:
-            user = optional_user(request, db)
+            user: User | None
+            if token is not None:
+                user = links.user_for_token(db, get_settings(request), instance_id, token)
+            else:
+                user = optional_user(request, db)
             if user is None:
                 raise Unauthenticated("Log in to open TensorBoard.")
             instance = service.instance_for_proxy(db, user, instance_id)
             assert instance.port is not None
-            return Target(instance.id, instance.port)
+            service.note_access(database, instance)
+            prefix = f"{process.path_prefix(instance_id)}/~{token}" if token else ""
+            return Target(instance.id, instance.port, prefix)
         finally:
-            # refusals change nothing; committing (not rolling back) keeps the user loaded
-            # for the error page rendered after this session is gone
-            db.commit()
+            # keep the user loaded for an error page rendered after this session is gone
+            db.expunge_all()
 
 
 def same_origin(conn: HTTPConnection) -> bool:
@@ -94,11 +131,16 @@ def same_origin(conn: HTTPConnection) -> bool:
     return origin is None or urlsplit(origin).netloc == conn.headers.get("host", "")
 
 
-def upstream_path(conn: HTTPConnection) -> bytes:
-    """The request's path and query exactly as sent (percent-encoding untouched)."""
-    raw = conn.scope.get("raw_path") or conn.url.path.encode()
+def upstream_path(conn: HTTPConnection, target: Target | None = None) -> bytes:
+    """The request's path and query as sent (percent-encoding untouched), a link's token
+    segment removed (TensorBoard serves under `--path_prefix /tensorboard/<id>`)."""
+    raw = bytes(conn.scope.get("raw_path") or conn.url.path.encode())
+    if target is not None and target.link_prefix:
+        outer = target.link_prefix.encode()
+        inner = process.path_prefix(target.instance_id).encode()
+        raw = inner + raw[len(outer) :] if raw.startswith(outer) else inner + b"/"
     query = conn.scope.get("query_string", b"")
-    return bytes(raw) + (b"?" + query if query else b"")
+    return raw + (b"?" + query if query else b"")
 
 
 async def redirect_to_slash(request: Request) -> Response:
@@ -109,10 +151,72 @@ async def redirect_to_slash(request: Request) -> Response:
 
 
 async def proxy_http(request: Request) -> Response:
-    """Forward one request to the instance's TensorBoard and stream its answer back."""
+    """Forward one request (bearer token or session cookie) to the instance's TensorBoard.
+
+    A browser asking for TensorBoard's page is sent to a fresh link: under the sandbox its
+    page's own requests carry no cookie."""
     if request.method not in SAFE_METHODS and not same_origin(request):
         raise PermissionDenied("Cross-site requests to TensorBoard are refused.")
-    target = await run_in_threadpool(authorize, request, int(request.path_params["instance_id"]))
+    instance_id = int(request.path_params["instance_id"])
+    target = await run_in_threadpool(authorize, request, instance_id)
+    web_session = getattr(request.state, "web_session", None)
+    if (
+        request.method in ("GET", "HEAD")
+        and request.path_params["path"] == ""
+        and web_session is not None
+        and bearer_token(request) is None
+    ):
+        url = links.frame_url(get_settings(request), instance_id, web_session)
+        return RedirectResponse(url, status_code=307)
+    return await _forward(request, target)
+
+
+async def proxy_link(request: Request) -> Response:
+    """Forward one request of the sandboxed page (authorised by its link's token)."""
+    origin = request.headers.get("origin")
+    if origin not in (None, OPAQUE_ORIGIN) and not same_origin(request):
+        return _link_error(request, 403, "Cross-site requests to TensorBoard are refused.")
+    instance_id = int(request.path_params["instance_id"])
+    try:
+        target = await run_in_threadpool(
+            authorize, request, instance_id, request.path_params["token"]
+        )
+    except DomainError as exc:
+        return _link_error(request, exc.status_code, exc.message)
+    if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
+        return _preflight(request)
+    return await _forward(request, target)
+
+
+def _link_error(request: Request, status: int, message: str) -> Response:
+    """A refusal the sandboxed page can read (no login page: it has no cookies to log in)."""
+    response = PlainTextResponse(message, status_code=status)
+    response.headers.update(_link_headers(request))
+    response.headers["content-security-policy"] = TENSORBOARD_CSP
+    return response
+
+
+def _preflight(request: Request) -> Response:
+    """Answer a CORS preflight of the sandboxed page for its own (token-checked) link."""
+    asked = request.headers.get("access-control-request-headers", "")[:1000]
+    headers = _link_headers(request) | {
+        "access-control-allow-methods": "GET, HEAD, POST",
+        "access-control-allow-headers": asked,
+        "access-control-max-age": "600",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+def _link_headers(request: Request) -> dict[str, str]:
+    """CORS for the sandboxed page (origin `null`, no credentials) and no Referer leaks."""
+    headers = {"vary": "Origin", "referrer-policy": "no-referrer"}
+    if request.headers.get("origin") == OPAQUE_ORIGIN:
+        headers["access-control-allow-origin"] = OPAQUE_ORIGIN
+    return headers
+
+
+async def _forward(request: Request, target: Target) -> Response:
+    """Send the request to TensorBoard and stream its answer back."""
     body = await request.body()
     if len(body) > MAX_BODY:
         return error_response(request, 413, "The request is too large for TensorBoard.")
@@ -120,7 +224,7 @@ async def proxy_http(request: Request) -> Response:
     # plain HTTP on loopback: no TLS context to build (slow), no proxy variables to obey
     client = httpx.AsyncClient(timeout=TIMEOUT, verify=False, trust_env=False)
     url = httpx.URL(f"http://{process.HOST}:{target.port}").copy_with(
-        raw_path=upstream_path(request)
+        raw_path=upstream_path(request, target)
     )
     try:
         upstream = await client.send(
@@ -130,25 +234,33 @@ async def proxy_http(request: Request) -> Response:
     except httpx.HTTPError:
         await client.aclose()
         return error_response(request, 502, "TensorBoard is not answering yet; try again soon.")
+    headers = response_headers(upstream.headers, target)
+    if target.link_prefix:
+        headers |= _link_headers(request)
     if _is_plain_html(upstream):
-        html = _fix_root_urls(await upstream.aread())
+        html = _fix_html(await upstream.aread())
         await _close(upstream, client)
-        headers = response_headers(upstream.headers)
         headers.pop("content-length", None)
         return Response(html, status_code=upstream.status_code, headers=headers)
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
-        headers=response_headers(upstream.headers),
+        headers=headers,
         background=BackgroundTask(_close, upstream, client),
     )
 
 
-def response_headers(upstream: httpx.Headers) -> dict[str, str]:
-    """TensorBoard's headers minus hop-by-hop ones, with the TensorBoard-only policy."""
+def response_headers(upstream: httpx.Headers, target: Target | None = None) -> dict[str, str]:
+    """TensorBoard's headers minus hop-by-hop ones, with the sandboxing policy; a redirect
+    within TensorBoard stays on the link it came by."""
     headers = {k: v for k, v in upstream.items() if k.lower() not in DROP_RESPONSE}
     headers["content-security-policy"] = TENSORBOARD_CSP
     headers["x-frame-options"] = "SAMEORIGIN"
+    location = headers.get("location", "")
+    if target is not None and target.link_prefix:
+        inner = process.path_prefix(target.instance_id) + "/"
+        if location.startswith(inner):
+            headers["location"] = target.link_prefix + location[len(inner) - 1 :]
     return headers
 
 
@@ -159,10 +271,14 @@ def _is_plain_html(upstream: httpx.Response) -> bool:
     return kind.startswith("text/html") and encoding == "identity"
 
 
-def _fix_root_urls(html: bytes) -> bytes:
+def _fix_html(html: bytes) -> bytes:
     """TensorBoard's pages name their fonts from the server root (`url(/font-roboto/...)`),
-    which misses `--path_prefix`; made relative, they resolve under the prefix."""
-    return html.replace(b"url(/font-roboto/", b"url(font-roboto/")
+    which misses `--path_prefix`: made relative, they resolve under the prefix. And cookies and
+    storage throw in a sandbox without same-origin: SANDBOX_SHIM goes first."""
+    html = html.replace(b"url(/font-roboto/", b"url(font-roboto/")
+    head = HEAD_TAG.search(html)
+    at = head.end() if head else 0
+    return html[:at] + SANDBOX_SHIM + html[at:]
 
 
 async def _close(upstream: httpx.Response, client: httpx.AsyncClient) -> None:
@@ -173,14 +289,16 @@ async def _close(upstream: httpx.Response, client: httpx.AsyncClient) -> None:
 async def proxy_websocket(websocket: WebSocket) -> None:
     """Check a websocket handshake like any request, then relay it to TensorBoard."""
     instance_id = int(websocket.path_params["instance_id"])
+    token = websocket.path_params.get("token")
+    origin = websocket.headers.get("origin")
     try:
-        if not same_origin(websocket):
+        if not same_origin(websocket) and not (token and origin == OPAQUE_ORIGIN):
             raise PermissionDenied("Cross-site websockets are refused.")
-        target = await run_in_threadpool(authorize, websocket, instance_id)
+        target = await run_in_threadpool(authorize, websocket, instance_id, token)
     except DomainError:
         await websocket.close(code=POLICY_VIOLATION)  # before accept: the handshake fails
         return
-    url = f"ws://{process.HOST}:{target.port}{upstream_path(websocket).decode()}"
+    url = f"ws://{process.HOST}:{target.port}{upstream_path(websocket, target).decode()}"
     try:
         async with ws_connect(url, open_timeout=5) as upstream:
             await websocket.accept()

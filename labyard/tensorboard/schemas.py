@@ -36,13 +36,14 @@ class TensorBoardOpen(BaseModel):
 
 
 class TensorBoardOut(BaseModel):
-    """A TensorBoard instance; open `url` in a browser (same login)."""
+    """A TensorBoard instance; open `url` in a browser (same login). `runs` names what it
+    shows (the folders stay on the server: no server path leaves it)."""
 
     id: int
     url: str
     status: str
     project_id: int
-    runs: dict[str, str]
+    runs: list[str]
     started_by: str | None
     created_at: datetime
     last_access_at: datetime
@@ -55,7 +56,7 @@ class TensorBoardOut(BaseModel):
             url=instance.url,
             status=instance.status,
             project_id=instance.project_id,
-            runs=dict(instance.logdir_spec),
+            runs=instance.run_names,
             started_by=instance.started_by.username if instance.started_by else None,
             created_at=instance.created_at,
             last_access_at=instance.last_access_at,

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.db import utcnow
+from labyard.datasets.files import resolve_existing
+from labyard.db import Database, utcnow
 from labyard.db.engine import is_read_session, write_beside
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.jobs import service as jobs_service
@@ -32,6 +34,7 @@ from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.projects.models import Role
 from labyard.projects.service import (
+    register_project_storage,
     require_owned,
     role_of,
     visible_project_ids,
@@ -43,6 +46,11 @@ MAX_RUNS = 100
 TOUCH_EVERY = timedelta(minutes=1)
 RUN_NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
 _open_lock = threading.Lock()  # two clicks on one server must not start two processes
+# last-access notes: one writer thread, at most one pending note per instance
+_touch_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labyard-tb-touch")
+_touch_lock = threading.Lock()
+_touch_pending: set[int] = set()
+log = logging.getLogger(__name__)
 
 Status = TensorBoardStatus
 
@@ -67,23 +75,8 @@ def log_path(settings: Settings, instance_id: int) -> Path:
 
 
 def job_logdir(settings: Settings, job_id: int) -> Path:
-    """Where a job writes its TensorBoard event files. The job writes that folder, and
-    TensorBoard follows links, so a job that made `output/` or `output/tensorboard` a link,
-    or put a link inside leading out of it, is refused (InvalidInput naming the link)."""
-    folder = jobs_service.job_dir(settings, job_id)
-    logdir = folder / "output" / "tensorboard"
-    for path in (logdir.parent, logdir):
-        if path.is_symlink():
-            raise InvalidInput(
-                f"Job {job_id}'s {path.relative_to(folder).as_posix()} is a link; TensorBoard "
-                "does not follow links out of a job's folder."
-            )
-    if logdir.is_dir():
-        try:
-            paths.check_tree(logdir)
-        except InvalidInput as exc:
-            raise InvalidInput(f"Job {job_id}: {exc.message}") from None
-    return logdir
+    """Where a job writes its TensorBoard event files."""
+    return jobs_service.job_dir(settings, job_id) / "output" / "tensorboard"
 
 
 def run_name(*parts: object) -> str:
@@ -144,10 +137,9 @@ def open_for_logdir(
         name = run_name(job.id, job.name, path.strip("/"))
     else:
         raise InvalidInput("The source must be `lab` or `job`.", field="source")
-    folder = paths.resolve_existing(root, path)  # NotFound for ../, absolute or outward links
+    folder = resolve_existing(root, path)  # NotFound for ../, absolute or outward links
     if not folder.is_dir():
         raise InvalidInput("Choose a folder, not a file.", field="path")
-    paths.check_tree(folder)  # nor links inside it that TensorBoard would follow out
     return _open(db, settings, user, project_id=project_id, spec={name: str(folder)})
 
 
@@ -265,14 +257,45 @@ def readiness(db: Session, settings: Settings, user: User, instance_id: int) -> 
 
 
 def instance_for_proxy(db: Session, user: User, instance_id: int) -> TensorBoardInstance:
-    """The instance a proxied request goes to (READ), its last access noted once a minute."""
+    """The instance a proxied request goes to (READ); reads only (see note_access)."""
     instance = get_instance(db, user, instance_id)
     if instance.status == Status.STOPPED or instance.port is None:
         raise NotFound("This TensorBoard has stopped; open it again from its job or sweep.")
-    now = utcnow()
-    if now - instance.last_access_at >= TOUCH_EVERY:
-        instance.last_access_at = now
     return instance
+
+
+def note_access(database: Database, instance: TensorBoardInstance) -> None:
+    """Note a proxied request's access at most once a minute, in a write of its own on a
+    background thread: the request never waits for the write lock (another writer may hold
+    it for seconds), and the idle reaper sees the note once it lands."""
+    now = utcnow()
+    if now - instance.last_access_at < TOUCH_EVERY:
+        return
+    with _touch_lock:
+        if instance.id in _touch_pending:
+            return
+        _touch_pending.add(instance.id)
+    _touch_pool.submit(_write_access, database, instance.id, now)
+
+
+def flush_access_notes() -> None:
+    """Wait until the access notes asked for so far are written (tests, shutdown)."""
+    _touch_pool.submit(lambda: None).result()
+
+
+def _write_access(database: Database, instance_id: int, when: datetime) -> None:
+    try:
+        with database.session() as db:
+            db.execute(
+                update(TensorBoardInstance)
+                .where(TensorBoardInstance.id == instance_id)
+                .values(last_access_at=when)
+            )
+    except Exception:  # noqa: BLE001 - a lost note only makes the reaper stop it sooner
+        log.exception("noting TensorBoard %s's last access failed", instance_id)
+    finally:
+        with _touch_lock:
+            _touch_pending.discard(instance_id)
 
 
 # ------------------------------------------------------------------------ stop
@@ -327,7 +350,7 @@ def count_live(db: Session) -> int:
     return db.scalar(query.where(TensorBoardInstance.status.in_(LIVE_STATUSES))) or 0
 
 
-def stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
+def _stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
     """A project is being deleted: stop its TensorBoards (their rows go with it); their logs."""
     rows = list(
         db.scalars(select(TensorBoardInstance).where(TensorBoardInstance.project_id == project_id))
@@ -337,3 +360,5 @@ def stop_project_instances(db: Session, settings: Settings, project_id: int) -> 
             process.terminate(instance.pid, instance.process_started_at)
     return [log_path(settings, instance.id) for instance in rows]
 
+
+register_project_storage(_stop_project_instances)

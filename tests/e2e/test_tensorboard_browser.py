@@ -1,5 +1,7 @@
 """TensorBoard in the browser: open it for a job from the TensorBoards page; the spinner
-gives way to TensorBoard, served through the proxy, showing the job's scalar tags."""
+gives way to TensorBoard, served through the proxy in a sandboxed frame, showing the job's
+scalar tags; a script in that frame cannot read the platform's cookies or pages, nor call
+its API with the viewer's session (the browser sends the frame's requests no cookie)."""
 
 from __future__ import annotations
 
@@ -39,7 +41,60 @@ def test_tensorboard_opens_through_the_proxy(
         assert src is not None and src.startswith("/tensorboard/")
         frame.get_by_text("Train/loss").first.wait_for(timeout=60_000)
         assert frame.get_by_text(f"{job_id}-digits").first.is_visible()
+        # the scalars dashboard drew the curve (its data came through the link, not a cookie)
+        frame.locator("tf-scalar-card, scalar-card").first.wait_for(timeout=60_000)
+
+        assert page.get_attribute("#tb-frame", "sandbox") == (
+            "allow-scripts allow-popups allow-downloads"
+        )
+        _prove_the_frame_holds_no_session(page, live_server)
     finally:
         page.goto("about:blank")  # TensorBoard's page polls; leave it before stopping
         with database.session() as db:
             service.stop_children(db)
+
+
+PROBE = """async () => {
+  const tryIt = (f) => { try { return String(f()); } catch (e) { return "threw " + e.name; } };
+  const jar = Object.getOwnPropertyDescriptor(Document.prototype, "cookie").get;
+  let api;
+  try {
+    const r = await fetch("/api/v1/projects", {credentials: "include"});
+    api = "status " + r.status;
+  } catch (e) { api = "blocked " + e.name; }
+  return {
+    origin: String(self.origin),
+    cookie: tryIt(() => document.cookie),
+    realCookie: tryIt(() => jar.call(document)),
+    parentCookie: tryIt(() => parent.document.cookie),
+    api,
+  };
+}"""
+
+
+def _prove_the_frame_holds_no_session(page: Any, base_url: str) -> None:
+    """Run a hostile script in TensorBoard's frame (on a second tab of the same login, whose
+    expected CORS refusals are not this test's console errors); then the same fetch from the
+    platform's own page, which succeeds (so the frame's failure is the sandbox, not the API)."""
+    probe = page.context.new_page()
+    probe.goto(page.url)
+    probe.frame_locator("#tb-frame").get_by_text("Train/loss").first.wait_for(timeout=60_000)
+    element = probe.query_selector("#tb-frame")
+    inside = element.content_frame() if element else None
+    assert inside is not None
+    with probe.expect_request(f"{base_url}/api/v1/projects") as sent:
+        seen = inside.evaluate(PROBE)
+    assert seen["origin"] == "null"  # opaque: nothing of the platform's origin
+    assert seen["cookie"] == ""  # what TensorBoard's own code sees
+    assert seen["realCookie"].startswith("threw")  # the browser's jar: SecurityError
+    assert seen["parentCookie"].startswith("threw")  # the platform page is out of reach
+    assert seen["api"] in ("blocked TypeError", "status 401"), seen["api"]
+    request = sent.value
+    assert "cookie" not in request.all_headers()  # the viewer's session never left
+    response = request.response()
+    assert response is None or response.status == 401
+
+    with probe.expect_request(f"{base_url}/api/v1/projects") as own:
+        status = probe.evaluate("async () => (await fetch('/api/v1/projects')).status")
+    assert status == 200 and "labyard_session=" in own.value.all_headers()["cookie"]
+    probe.close()

@@ -3,14 +3,17 @@ reused for the same log dirs, with TensorBoard's own CSP relaxed only under its 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 from labyard.db import utcnow
-from labyard.tensorboard import process
+from labyard.tensorboard import process, service
 from labyard.tensorboard.models import TensorBoardInstance
 from labyard.web.headers import CONTENT_SECURITY_POLICY
 from tests.factories import session_client
+
+FRAME = re.compile(r'<iframe id="tb-frame" src="(?P<src>[^"]+)" sandbox="(?P<sandbox>[^"]*)"')
 
 
 def test_open_proxy_scalars_reuse(tb: Any) -> None:
@@ -23,8 +26,9 @@ def test_open_proxy_scalars_reuse(tb: Any) -> None:
         tb_id = body["id"]
         assert body["url"] == f"/tensorboard/{tb_id}/"
         assert body["started_by"] == "owner"
-        assert list(body["runs"]) == [run]
-        assert body["runs"][run].endswith(f"jobs/{tb.job_id}/output/tensorboard")
+        assert body["runs"] == [run]
+        # no server path leaves the server (the runs are named, their folders are not)
+        assert str(tb.settings.data_dir) not in response.text and "/jobs/" not in response.text
         row = tb.instance(tb_id)
         assert process.is_alive(row.pid, row.process_started_at)
 
@@ -34,15 +38,31 @@ def test_open_proxy_scalars_reuse(tb: Any) -> None:
         assert "tb-status" in page.text
         tb.wait_ready(owner, tb_id)
         fragment = owner.get(f"/tensorboards/{tb_id}/status", headers={"HX-Request": "true"})
-        assert f'<iframe id="tb-frame" src="/tensorboard/{tb_id}/"' in fragment.text
+        # framed sandboxed, without same-origin, by a link of this browser session
+        frame = FRAME.search(fragment.text)
+        assert frame is not None, fragment.text
+        assert frame["sandbox"] == "allow-scripts allow-popups allow-downloads"
+        assert frame["src"].startswith(f"/tensorboard/{tb_id}/~")
 
-        # TensorBoard's page, its static files and the job's scalars, all through the proxy
-        index = owner.get(f"/tensorboard/{tb_id}/")
+        # TensorBoard's page, its static files and the job's scalars, all through the proxy;
+        # a browser asking for its page on the plain prefix is sent to a fresh link
+        moved = owner.get(f"/tensorboard/{tb_id}/")
+        assert moved.status_code == 307
+        assert moved.headers["location"].startswith(f"/tensorboard/{tb_id}/~")
+        index = owner.get(moved.headers["location"])
         assert index.status_code == 200
         assert "<tb-webapp" in index.text or "tensorboard" in index.text.lower()
         csp = index.headers["content-security-policy"]
+        assert csp.startswith("sandbox allow-scripts ") and "allow-same-origin" not in csp
         assert "'unsafe-inline'" in csp and "frame-ancestors 'self'" in csp
         assert index.headers["x-frame-options"] == "SAMEORIGIN"
+        # the stand-ins for what an opaque origin lacks load before any TensorBoard script
+        shim = '<script src="/static/js/tensorboard_sandbox.js"></script>'
+        assert index.text.index(shim) < index.text.find("<script", index.text.index(shim) + 1)
+        assert owner.get("/static/js/tensorboard_sandbox.js").status_code == 200
+        # the plain prefix (bearer tokens, scripts) is sandboxed the same way
+        plain = owner.get(f"/tensorboard/{tb_id}/data/runs")
+        assert plain.headers["content-security-policy"] == csp
         assert owner.get(f"/tensorboard/{tb_id}/index.js").status_code == 200
         tb.wait_for_tag(owner, tb_id)
         # TensorBoard's read-only POST queries pass without Labyard's CSRF token
@@ -85,11 +105,13 @@ def test_last_access_noted_at_most_once_a_minute(tb: Any) -> None:
         recent = utcnow() - timedelta(seconds=30)
         _set_last_access(tb, tb_id, recent)
         assert owner.get(f"/tensorboard/{tb_id}/data/runs").status_code == 200
+        service.flush_access_notes()
         assert tb.instance(tb_id).last_access_at == recent
 
         old = utcnow() - timedelta(minutes=5)
         _set_last_access(tb, tb_id, old)
         assert owner.get(f"/tensorboard/{tb_id}/data/runs").status_code == 200
+        service.flush_access_notes()  # noted on a writer thread of its own
         assert tb.instance(tb_id).last_access_at > utcnow() - timedelta(minutes=1)
 
 
