@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from labyard.errors import InvalidInput
+from labyard.jobs.views import parse_ids
 from labyard.tensorboard import links, proxy, service
 from labyard.tensorboard.models import TensorBoardInstance
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
@@ -37,19 +37,6 @@ router.routes.extend(
         WebSocketRoute("/tensorboard/{instance_id:int}/{path:path}", proxy.proxy_websocket),
     ]
 )
-
-
-def parse_ids(values: list[str], *, field: str) -> list[int]:
-    """Integers from form fields, each one id or several separated by commas."""
-    ids: list[int] = []
-    for value in values:
-        for part in value.replace(" ", "").split(","):
-            if not part:
-                continue
-            if not part.isdigit():
-                raise InvalidInput(f"{part!r} is not a job id.", field=field)
-            ids.append(int(part))
-    return ids
 
 
 def _go_to(request: Request, instance: TensorBoardInstance) -> Response:

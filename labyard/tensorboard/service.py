@@ -23,9 +23,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.datasets.files import resolve_existing
 from labyard.db import Database, utcnow
 from labyard.db.engine import is_read_session, write_beside
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -34,7 +34,6 @@ from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.projects.models import Role
 from labyard.projects.service import (
-    register_project_storage,
     require_owned,
     role_of,
     visible_project_ids,
@@ -75,8 +74,23 @@ def log_path(settings: Settings, instance_id: int) -> Path:
 
 
 def job_logdir(settings: Settings, job_id: int) -> Path:
-    """Where a job writes its TensorBoard event files."""
-    return jobs_service.job_dir(settings, job_id) / "output" / "tensorboard"
+    """Where a job writes its TensorBoard event files. The job writes that folder, and
+    TensorBoard follows links, so a job that made `output/` or `output/tensorboard` a link,
+    or put a link inside leading out of it, is refused (InvalidInput naming the link)."""
+    folder = jobs_service.job_dir(settings, job_id)
+    logdir = folder / "output" / "tensorboard"
+    for path in (logdir.parent, logdir):
+        if path.is_symlink():
+            raise InvalidInput(
+                f"Job {job_id}'s {path.relative_to(folder).as_posix()} is a link; TensorBoard "
+                "does not follow links out of a job's folder."
+            )
+    if logdir.is_dir():
+        try:
+            paths.check_tree(logdir)
+        except InvalidInput as exc:
+            raise InvalidInput(f"Job {job_id}: {exc.message}") from None
+    return logdir
 
 
 def run_name(*parts: object) -> str:
@@ -137,9 +151,10 @@ def open_for_logdir(
         name = run_name(job.id, job.name, path.strip("/"))
     else:
         raise InvalidInput("The source must be `lab` or `job`.", field="source")
-    folder = resolve_existing(root, path)  # NotFound for ../, absolute or outward links
+    folder = paths.resolve_existing(root, path)  # NotFound for ../, absolute or outward links
     if not folder.is_dir():
         raise InvalidInput("Choose a folder, not a file.", field="path")
+    paths.check_tree(folder)  # nor links inside it that TensorBoard would follow out
     return _open(db, settings, user, project_id=project_id, spec={name: str(folder)})
 
 
@@ -350,7 +365,7 @@ def count_live(db: Session) -> int:
     return db.scalar(query.where(TensorBoardInstance.status.in_(LIVE_STATUSES))) or 0
 
 
-def _stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
+def stop_project_instances(db: Session, settings: Settings, project_id: int) -> list[Path]:
     """A project is being deleted: stop its TensorBoards (their rows go with it); their logs."""
     rows = list(
         db.scalars(select(TensorBoardInstance).where(TensorBoardInstance.project_id == project_id))
@@ -359,6 +374,3 @@ def _stop_project_instances(db: Session, settings: Settings, project_id: int) ->
         if instance.status in LIVE_STATUSES:  # no status update: the rows are about to go
             process.terminate(instance.pid, instance.process_started_at)
     return [log_path(settings, instance.id) for instance in rows]
-
-
-register_project_storage(_stop_project_instances)
