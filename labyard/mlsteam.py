@@ -22,6 +22,7 @@ import itertools
 import math
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -344,14 +345,20 @@ def format_value(value: Scalar) -> str:
 
 
 def grid_size(grid: dict[str, list[Any]]) -> int:
-    """How many jobs the grid expands into."""
+    """How many jobs the grid expands into: the product of the value counts."""
     return math.prod(len(values) for values in grid.values())
 
 
-def expand_grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination, in a stable order (the last param varies fastest)."""
+def iter_grid(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Every combination, one at a time, in a stable order (the last param varies fastest)."""
     names = list(grid)
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    for combo in itertools.product(*grid.values()):
+        yield dict(zip(names, combo, strict=True))
+
+
+def expand_grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination as a list (check the size first: jobs.grid)."""
+    return list(iter_grid(grid))
 
 
 def build_command(config: LabConfig, values: dict[str, Scalar]) -> list[str]:

@@ -96,7 +96,16 @@ def _precheck_events(text: str) -> None:
     """The fast path's cheap pass: libyaml's event stream with a depth counter, stopping at
     the first anchor, alias or level past MAX_DEPTH (before anything is composed)."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+    events = yaml.parse(text, Loader=yaml.CSafeLoader)
+    while True:
+        try:
+            event = next(events, None)
+        except yaml.scanner.ScannerError as exc:  # libyaml's own limit, met while reading ahead
+            if "nesting depth" not in str(exc.problem):
+                raise
+            raise _Refused(problem=_TOO_DEEP, problem_mark=exc.problem_mark) from None
+        if event is None:
+            return
         mark: Any = event.start_mark
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise _Refused(problem=_NO_REFERENCES, problem_mark=mark)

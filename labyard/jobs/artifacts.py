@@ -16,7 +16,8 @@ from pathlib import Path
 from labyard.config import Settings
 from labyard.errors import InvalidInput, NotFound
 from labyard.jobs.logs import LOG_NAME, complete_lines, read_log, split_stamp
-from labyard.jobs.service import CONFIG_NAME, job_dir
+from labyard.jobs.service import job_dir
+from labyard.mlsteam import CONFIG_FILE
 from labyard.paths import read_inside, resolve_existing, safe_root, walk_files
 
 TAIL_BYTES = 2 * 1024 * 1024
@@ -114,7 +115,7 @@ def parse_summary(texts: list[str]) -> str | None:
 def config_text(settings: Settings, job_id: int) -> str | None:
     """The job's resolved mlsteam.yml (None when its snapshot is gone)."""
     root = job_dir(settings, job_id)
-    data = read_inside(root, f"lab/{CONFIG_NAME}", MAX_CONFIG_BYTES)
+    data = read_inside(root, f"lab/{CONFIG_FILE}", MAX_CONFIG_BYTES)
     return None if data is None else data.decode("utf-8", errors="replace")
 
 

@@ -15,22 +15,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.db import utcnow
-from labyard.errors import Conflict, InvalidInput, TooLarge
+from labyard.errors import Conflict, InvalidInput
 from labyard.flavors.models import Flavor
+from labyard.jobs.grid import resolve_grid
 from labyard.jobs.inventory import Inventory, node_inventory
-from labyard.jobs.models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Sweep
+from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus, Sweep
 from labyard.mlsteam import (
+    CONFIG_FILE,
     LabConfig,
     build_command,
-    coerce_value,
-    expand_grid,
-    grid_size,
+    iter_grid,
     parse_mlsteam,
     resolved_yaml,
 )
@@ -49,7 +49,6 @@ TRANSITIONS: dict[str, set[str]] = {
     S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED},
 }
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
-CONFIG_NAME = "mlsteam.yml"
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def transition(
         job.exit_code = exit_code
     if to == S.RUNNING and job.started_at is None:
         job.started_at = now
-    if to in FINAL_STATUSES:
+    if to in (S.SUCCEEDED, S.FAILED, S.STOPPED):
         job.finished_at = now
         if job.started_at is None and to != S.STOPPED:
             job.started_at = now
@@ -91,29 +90,10 @@ def transition(
 
 def read_lab_config(lab_dir: Path) -> LabConfig:
     """The lab's parsed mlsteam.yml."""
-    path = lab_dir / CONFIG_NAME
+    path = lab_dir / CONFIG_FILE
     if not path.is_file():
         raise InvalidInput("The lab has no mlsteam.yml.", field="mlsteam.yml")
     return parse_mlsteam(path.read_text(encoding="utf-8", errors="replace"))
-
-
-def resolve_grid(
-    config: LabConfig, overrides: dict[str, list[Any]] | None, *, limit: int
-) -> dict[str, list[Any]]:
-    """The lab's grid with the caller's values per param, typed and size-checked."""
-    grid = config.grid()
-    for name, values in (overrides or {}).items():
-        if name not in config.params:
-            raise InvalidInput(f"mlsteam.yml has no param {name!r}.", field=name)
-        if not isinstance(values, list) or not values:
-            raise InvalidInput(f"Param {name!r} needs at least one value.", field=name)
-        grid[name] = [coerce_value(config.definitions.get(name), v, name=name) for v in values]
-    size = grid_size(grid)
-    if size > limit:
-        raise TooLarge(
-            f"This grid makes {size} jobs; the limit is {limit} (setting LABYARD_MAX_GRID_SIZE)."
-        )
-    return grid
 
 
 def check_fits(inventory: Inventory, flavor: Flavor) -> None:
@@ -154,11 +134,15 @@ def create_sweep(
     lab_id: int | None = None,
     priority: int = 0,
     inventory: Inventory | None = None,
+    config: LabConfig | None = None,
 ) -> Sweep:
-    """Create one queued job per grid combination, with their files, all or nothing."""
+    """Create one queued job per grid combination, with their files, all or nothing.
+
+    `config` is the lab's mlsteam.yml when the caller parsed it already (before its write
+    transaction began); else it is read from `lab_dir` here."""
     require_project(db, user, project_id, Role.WRITE)
     name = clean_display_name(name, max_length=150)
-    config = read_lab_config(lab_dir)
+    config = config or read_lab_config(lab_dir)
     full_grid = resolve_grid(config, grid, limit=settings.max_grid_size)
     flavor_row = db.scalar(select(Flavor).where(Flavor.name == flavor))
     if flavor_row is None:
@@ -175,7 +159,7 @@ def create_sweep(
     )
     db.add(sweep)
     db.flush()
-    combos = expand_grid(full_grid)
+    combos = iter_grid(full_grid)  # resolve_grid checked its size against the limit
     jobs = [
         Job(
             project_id=project_id,
@@ -213,7 +197,7 @@ def _write_job_files(settings: Settings, lab_dir: Path, jobs: list[tuple[int, st
                 shutil.rmtree(folder)
             made.append(folder)
             shutil.copytree(lab_dir, folder / "lab", symlinks=True)
-            (folder / "lab" / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+            (folder / "lab" / CONFIG_FILE).write_text(config_text, encoding="utf-8")
             (folder / "output").mkdir()
     except OSError as exc:
         for folder in made:
@@ -271,6 +255,21 @@ def list_jobs(
         if value is not None:
             query = query.where(column == value)
     return list(db.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 5000)))))
+
+
+def queue_position(db: Session, job: Job) -> int | None:
+    """1 for the next queued job to start (FIFO within priority); None unless queued."""
+    if job.status != S.QUEUED:
+        return None
+    ahead = db.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.status == S.QUEUED,
+            or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+        )
+    )
+    return (ahead or 0) + 1
 
 
 def elapsed_seconds(job: Job, now: datetime | None = None) -> float | None:

@@ -20,7 +20,7 @@ from labyard.datasets.files import Entry, list_folder
 from labyard.errors import Conflict, InvalidInput, NotFound, TooLarge
 from labyard.labs.models import Lab
 from labyard.labs.service import lab_dir
-from labyard.mlsteam import LabConfig, parse_mlsteam
+from labyard.mlsteam import CONFIG_FILE, LabConfig, parse_mlsteam
 from labyard.paths import (
     check_move,
     clean_relative,
@@ -30,7 +30,6 @@ from labyard.paths import (
     split_relative,
 )
 
-CONFIG_FILE = "mlsteam.yml"
 CHUNK = 1024 * 1024
 
 

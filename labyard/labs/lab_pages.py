@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -12,9 +14,10 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.errors import DomainError, InvalidInput
 from labyard.flavors.service import list_flavors
+from labyard.jobs.grid import GridCheck, check_selection
 from labyard.labs import files, params, service, submit
 from labyard.labs.models import Lab
-from labyard.mlsteam import MlsteamError, expand_grid, grid_size
+from labyard.mlsteam import CONFIG_FILE, LabConfig, MlsteamError, iter_grid
 from labyard.projects.models import Role
 from labyard.projects.service import role_of
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
@@ -31,6 +34,7 @@ TABS = (
     ("jobs", "Jobs"),
 )
 PARAM_PREFIX = "param."
+REVIEW_ROWS = 200  # combinations the confirmation lists; it says how many there are in all
 
 
 def _ctx(
@@ -97,7 +101,7 @@ def save_file(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     """Save the editor's text; answers a small status line."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    lab = service.lab_for_file_work(db, user, lab_id)
     rel = files.write_text(settings, lab, path, content)
     return render(request, "lab_files.html", {"saved": rel}, block="save_status")
 
@@ -133,7 +137,7 @@ def rename_entry(
     folder: PathForm = "",
 ) -> Response:
     """Rename or move a file or folder."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    lab = service.lab_for_file_work(db, user, lab_id)
     files.rename(settings, lab, path, new_path)
     return _after_change(lab_id, folder)
 
@@ -218,44 +222,47 @@ def _chosen(form: Any) -> dict[str, list[str]]:
     return chosen
 
 
-def _params_ctx(db: Session, settings: Settings, user: User, lab_id: int) -> dict[str, Any]:
+@router.get("/labs/{lab_id}/parameters")
+def parameters_tab(
+    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The form built from mlsteam.yml, the job count, "Submit Job"."""
     ctx = _ctx(db, settings, user, lab_id, "parameters")
     ctx["flavors"], ctx["config_error"], ctx["fields"], ctx["jobs"] = list_flavors(db), None, [], 0
     try:
         config = files.read_config(settings, ctx["lab"])
     except InvalidInput as exc:
         ctx["config_error"] = exc.message
-        return ctx
+        return render(request, "lab_parameters.html", ctx)
+    check = check_selection(config, None, limit=settings.max_grid_size)
     ctx["config"], ctx["fields"] = config, params.form_fields(config)
-    ctx["jobs"], ctx["errors"] = grid_size(config.grid()), {}
-    return ctx
+    ctx["jobs"], ctx["errors"], ctx["too_many"] = check.size, {}, check.too_many
+    return render(request, "lab_parameters.html", ctx)
 
 
-@router.get("/labs/{lab_id}/parameters")
-def parameters_tab(
-    request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
-) -> Response:
-    """The form built from mlsteam.yml, the job count, "Submit Job"."""
-    return render(request, "lab_parameters.html", _params_ctx(db, settings, user, lab_id))
-
-
-async def _form_grid(
-    request: Request, ctx: dict[str, Any]
-) -> tuple[dict[str, list[Any]], dict[str, str]]:
-    form = await request.form()
-    return params.check_selection(ctx["config"], _chosen(form))
+async def _checked_form(
+    request: Request, db: Session, settings: Settings, user: User, lab_id: int
+) -> tuple[Lab, LabConfig, GridCheck]:
+    """The form's selection through the one grid validator (WRITE), off the event loop."""
+    chosen = _chosen(await request.form())
+    check = submit.check_lab_grid
+    return await run_in_threadpool(check, db, settings, user, lab_id, chosen=chosen)
 
 
 @router.post("/labs/{lab_id}/parameters/count")
 async def count_jobs(
     request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> Response:
-    """ "N jobs will be created" for the form as it is, with each field's error."""
-    ctx = _params_ctx(db, settings, user, lab_id)
-    if ctx["config_error"]:
-        raise InvalidInput(ctx["config_error"])
-    grid, ctx["errors"] = await _form_grid(request, ctx)
-    ctx["jobs"], ctx["fragment"] = 0 if ctx["errors"] else grid_size(grid), True
+    """ "N jobs will be created" for the form as it is, with each field's error, or why
+    the grid is too large (its size comes from the value counts; nothing is expanded)."""
+    _lab, config, check = await _checked_form(request, db, settings, user, lab_id)
+    ctx = {
+        "jobs": check.size,
+        "errors": check.errors,
+        "too_many": check.too_many,
+        "fields": params.form_fields(config),
+        "fragment": True,
+    }
     return render(request, "lab_parameters.html", ctx, block="count")
 
 
@@ -263,15 +270,15 @@ async def count_jobs(
 async def review(
     request: Request, lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The confirmation: the combinations and the flavor to run them on."""
-    ctx = _params_ctx(db, settings, user, lab_id)
-    if ctx["config_error"]:
-        raise InvalidInput(ctx["config_error"])
-    grid, errors = await _form_grid(request, ctx)
-    if errors:
-        raise InvalidInput(next(iter(errors.values())))
-    params.require_grid(ctx["config"], grid)
-    ctx["combinations"] = expand_grid(grid)
+    """The confirmation: the first combinations, their number and the flavor to run them on."""
+    lab, _config, check = await _checked_form(request, db, settings, user, lab_id)
+    grid = check.require()
+    ctx = {
+        "lab": lab,
+        "flavors": await run_in_threadpool(list_flavors, db),
+        "jobs": check.size,
+        "combinations": list(itertools.islice(iter_grid(grid), REVIEW_ROWS)),
+    }
     return render(request, "lab_parameters.html", ctx, block="review")
 
 
@@ -282,7 +289,8 @@ async def submit_sweep(
     """Create the sweep (one job per combination) and go to the lab's jobs."""
     form = await request.form()
     flavor = form.get("flavor")
-    submit.submit_lab(
+    await run_in_threadpool(
+        submit.submit_lab,
         db,
         settings,
         user,
@@ -303,7 +311,7 @@ def config_tab(
     """The raw mlsteam.yml editor."""
     ctx = _ctx(db, settings, user, lab_id, "config")
     try:
-        ctx["content"] = files.read_text(settings, ctx["lab"], files.CONFIG_FILE)
+        ctx["content"] = files.read_text(settings, ctx["lab"], CONFIG_FILE)
     except DomainError:
         ctx["content"] = ""
     return render(request, "lab_config.html", ctx)
@@ -319,9 +327,9 @@ def save_config(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     """Save mlsteam.yml; an invalid file is refused with its line and reason, inline."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    lab = service.lab_for_file_work(db, user, lab_id)
     try:
-        files.write_text(settings, lab, files.CONFIG_FILE, content)
+        files.write_text(settings, lab, CONFIG_FILE, content)
     except MlsteamError as exc:
         ctx = {"error": exc.message, "line": exc.line}
         # 200: an inline form error, not a failed request (the fragment says what is wrong)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from sqlalchemy.orm import Session
 
 from labyard.config import Settings
+from labyard.jobs.grid import check_selection
 from labyard.labs import files, params, service, submit
 from labyard.labs.models import Lab
 from labyard.labs.schemas import (
@@ -26,7 +27,7 @@ from labyard.labs.schemas import (
     TemplateOut,
 )
 from labyard.labs.templates_catalog import list_templates
-from labyard.mlsteam import grid_size
+from labyard.mlsteam import CONFIG_FILE
 from labyard.projects.models import Role
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
@@ -145,7 +146,7 @@ def write_file(
     lab_id: int, body: FileContent, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> FileContent:
     """Create or overwrite a text file (WRITE); mlsteam.yml must be valid."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    lab = service.lab_for_file_work(db, user, lab_id)
     rel = files.write_text(settings, lab, body.path, body.content)
     return FileContent(path=rel, content=body.content)
 
@@ -160,7 +161,7 @@ def upload_file(
     path: Annotated[str, Form(max_length=4096)] = "",
 ) -> PathIn:
     """Upload a file to `path` (a file path, or a folder ending in '/') (WRITE)."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    lab = service.lab_for_file_work(db, user, lab_id)
     rel = files.upload(settings, lab, path, file.filename or "upload", file.file)
     return PathIn(path=rel)
 
@@ -179,7 +180,7 @@ def move_file(
     lab_id: int, body: MoveIn, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> PathIn:
     """Rename or move a file or folder (WRITE)."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    lab = service.lab_for_file_work(db, user, lab_id)
     return PathIn(path=files.rename(settings, lab, body.path, body.new_path))
 
 
@@ -198,7 +199,7 @@ def delete_file(
 def read_config(lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> ConfigIn:
     """The raw mlsteam.yml (READ)."""
     lab = service.get_lab(db, user, lab_id)
-    return ConfigIn(content=files.read_text(settings, lab, files.CONFIG_FILE))
+    return ConfigIn(content=files.read_text(settings, lab, CONFIG_FILE))
 
 
 @router.put("/labs/{lab_id}/config", response_model=ConfigIn)
@@ -206,8 +207,8 @@ def write_config(
     lab_id: int, body: ConfigIn, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> ConfigIn:
     """Replace mlsteam.yml (WRITE); refused with the line and reason when invalid."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
-    files.write_text(settings, lab, files.CONFIG_FILE, body.content)
+    lab = service.lab_for_file_work(db, user, lab_id)
+    files.write_text(settings, lab, CONFIG_FILE, body.content)
     return body
 
 
@@ -239,7 +240,7 @@ def parameters(
         lab_id=lab_id,
         command=config.command,
         fields=[f.as_json() for f in params.form_fields(config)],
-        jobs=grid_size(config.grid()),
+        jobs=check_selection(config, None, limit=settings.max_grid_size).size,
     )
 
 

@@ -27,6 +27,7 @@ from labyard.jobs.models import Job
 from labyard.jobs.views import LabRef
 from labyard.labs.models import Lab, LabDataset
 from labyard.labs.templates_catalog import LabTemplate, get_template
+from labyard.mlsteam import CONFIG_FILE
 from labyard.projects.models import Role
 from labyard.projects.service import (
     require_owned,
@@ -83,6 +84,15 @@ def _require_flavor(db: Session, name: str) -> str:
 def get_lab(db: Session, user: User, lab_id: int, need: Role = Role.READ) -> Lab:
     """The lab if the user holds `need` in its project; NotFound for non-members."""
     return require_owned(db, user, Lab, lab_id, need, noun="lab")
+
+
+def lab_for_file_work(db: Session, user: User, lab_id: int) -> Lab:
+    """The lab for a change to its files (WRITE), with the request's transaction ended:
+    the slow part that follows (parsing an mlsteam.yml, copying an upload) holds no
+    database lock, so it cannot stall other writers. It writes no rows."""
+    lab = get_lab(db, user, lab_id, Role.WRITE)
+    db.commit()  # ends BEGIN IMMEDIATE (SQLite's write lock); expire_on_commit is off
+    return lab
 
 
 def list_labs(db: Session, user: User, *, project_id: int | None = None) -> list[Lab]:
@@ -162,7 +172,7 @@ def _make_folder(settings: Settings, lab_id: int, source: LabTemplate | None) ->
     labs_root(settings).mkdir(parents=True, exist_ok=True)
     if source is None:
         folder.mkdir()
-        (folder / "mlsteam.yml").write_text(BLANK_MLSTEAM)
+        (folder / CONFIG_FILE).write_text(BLANK_MLSTEAM)
         (folder / "main.py").write_text(BLANK_MAIN)
         return
     shutil.copytree(

@@ -10,10 +10,28 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.jobs import service as jobs_service
+from labyard.jobs.grid import GridCheck, check_selection
 from labyard.jobs.models import Job, Sweep
-from labyard.labs import files, params, service
+from labyard.labs import files, service
 from labyard.labs.models import Lab
+from labyard.mlsteam import LabConfig
 from labyard.projects.models import Role
+
+
+def check_lab_grid(
+    db: Session,
+    settings: Settings,
+    user: User,
+    lab_id: int,
+    *,
+    chosen: Mapping[str, Sequence[Any]],
+) -> tuple[Lab, LabConfig, GridCheck]:
+    """The form's selection checked as a submission would check it (WRITE): each field's
+    error and the grid's size against LABYARD_MAX_GRID_SIZE, from the value counts alone.
+    The lab's mlsteam.yml is read after the request's transaction ended (no lock held)."""
+    lab = service.lab_for_file_work(db, user, lab_id)
+    config = files.read_config(settings, lab)
+    return lab, config, check_selection(config, chosen, limit=settings.max_grid_size)
 
 
 def submit_lab(
@@ -26,16 +44,16 @@ def submit_lab(
     flavor: str | None = None,
 ) -> tuple[Sweep, list[Job]]:
     """Create one queued job per combination of `chosen` (WRITE), on `flavor` (default the
-    lab's), with the lab's code snapshot and attached datasets."""
+    lab's), with the lab's code snapshot and attached datasets. The file is parsed and the
+    grid checked before the write transaction that creates the jobs begins."""
     lab = service.get_lab(db, user, lab_id, Role.WRITE)
-    config = files.read_config(settings, lab)
-    grid = params.require_grid(config, chosen)
     mounts = [
         jobs_service.DatasetInput(
             name=m.dataset.name, host_path=m.host_path, dataset_id=m.dataset.id
         )
         for m in service.mounts(settings, lab)
     ]
+    lab, config, check = check_lab_grid(db, settings, user, lab_id, chosen=chosen)
     sweep = jobs_service.create_sweep(
         db,
         user,
@@ -43,10 +61,11 @@ def submit_lab(
         project_id=lab.project_id,
         lab_dir=files.lab_root(settings, lab),
         flavor=flavor or lab.flavor,
-        grid=grid,
+        grid=check.require(),
         datasets=mounts,
         name=lab.name,
         lab_id=lab.id,
+        config=config,
     )
     return sweep, jobs_service.list_jobs(db, user, sweep_id=sweep.id)
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from labyard.errors import NotFound
 from labyard.resources import resource_dir
+from labyard.yamlcheck import YamlError, load_checked
 
 MANIFEST = "template.yml"
 TEMPLATE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
@@ -40,8 +39,8 @@ def _read_manifest(folder: Path) -> LabTemplate | None:
     if not TEMPLATE_NAME_RE.match(folder.name) or not manifest.is_file():
         return None
     try:
-        data = yaml.safe_load(manifest.read_text())
-    except yaml.YAMLError:
+        _root, data = load_checked(manifest.read_text(errors="replace"), source=MANIFEST)
+    except YamlError:
         return None
     if not isinstance(data, dict):
         return None

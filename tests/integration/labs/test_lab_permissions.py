@@ -105,8 +105,8 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, str], Body]] = {
     ("POST", "/labs/{lab_id}/datasets"): (NEED_WRITE, lambda w: {"data": {"name": "digits"}}),
     ("POST", "/labs/{lab_id}/datasets/{dataset_id}/detach"): (NEED_WRITE, _none),
     ("GET", "/labs/{lab_id}/parameters"): (NEED_READ, _none),
-    ("POST", "/labs/{lab_id}/parameters/count"): (NEED_READ, _none),
-    ("POST", "/labs/{lab_id}/parameters/review"): (NEED_READ, _none),
+    ("POST", "/labs/{lab_id}/parameters/count"): (NEED_WRITE, _none),
+    ("POST", "/labs/{lab_id}/parameters/review"): (NEED_WRITE, _none),
     ("POST", "/labs/{lab_id}/sweeps"): (NEED_WRITE, _none),
     ("GET", "/labs/{lab_id}/config"): (NEED_READ, _none),
     ("POST", "/labs/{lab_id}/config"): (
