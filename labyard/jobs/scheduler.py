@@ -266,11 +266,12 @@ class Scheduler:
             free_gpus = [g for g in inv.gpus if g not in used]
             free_cpus = inv.cpus - sum(j.cpus for j in live)
             free_mem = inv.memory_mb - sum(j.memory_mb for j in live)
-            job = db.scalar(
+            job = db.scalar(  # locked: a stop or delete waits until this claim commits
                 select(Job)
                 .where(Job.status == S.QUEUED)
                 .order_by(Job.priority.desc(), Job.id)
                 .limit(1)
+                .with_for_update()
             )
             if job is None:
                 return False, None
@@ -281,24 +282,12 @@ class Scheduler:
             if job.gpus > len(free_gpus) or job.cpus > free_cpus + 1e-9 or job.memory_mb > free_mem:
                 return False, None
             gpus = free_gpus[: job.gpus]
-            result = db.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status == S.QUEUED)
-                .values(
-                    status=S.STARTING,
-                    attempt=Job.attempt + 1,
-                    assigned_gpus=gpus,
-                    executor=self.executor.name,
-                    external_id="",
-                )
-                .execution_options(synchronize_session=False)
-            )
-            claimed = getattr(result, "rowcount", 0)
-            if claimed != 1:  # stopped or deleted meanwhile
-                return True, None
+            transition(job, S.STARTING)
+            job.attempt += 1
+            job.assigned_gpus, job.executor, job.external_id = gpus, self.executor.name, ""
             return True, LaunchSpec(
                 job_id=job.id,
-                attempt=job.attempt + 1,
+                attempt=job.attempt,
                 argv=list(job.command),
                 job_dir=job_dir(self.settings, job.id),
                 image=job.image,
