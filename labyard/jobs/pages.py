@@ -99,7 +99,6 @@ def jobs_events(
     """Live row updates for the jobs a list page shows (server-sent events)."""
     job_ids = views.parse_ids([ids], field="ids")[:1000]
     user_id = user.id
-    db.commit()  # end this request's transaction: the stream must not hold it
     database = get_database(request)
     stream = live.rows_events(
         request,
@@ -198,7 +197,6 @@ def job_events(
     """The job page's one live stream; `Last-Event-ID` (or `cursor`) resumes it exactly."""
     service.get_job(db, user, job_id)
     start = live.Cursor.parse(request.headers.get("last-event-id")) or live.Cursor.parse(cursor)
-    db.commit()
     stream = live.job_events(
         request,
         get_database(request),

@@ -171,7 +171,6 @@ def get_logs(
         return Response(
             data, media_type="text/plain; charset=utf-8", headers={"X-Log-Offset": str(end)}
         )
-    db.commit()  # end this request's transaction: streaming must not hold a database lock
     database = get_database(request)
 
     async def stream() -> AsyncIterator[bytes]:
