@@ -42,7 +42,9 @@ def test_proxied_get_answers_while_another_writer_holds_the_lock(tb: Any) -> Non
 
         with tb.database.session() as writer:  # holds the write lock until the block ends
             writer.execute(
-                select(TensorBoardInstance).where(TensorBoardInstance.id == tb_id).with_for_update()
+                select(TensorBoardInstance.id)
+                .where(TensorBoardInstance.id == tb_id)
+                .with_for_update()
             )
             for path in ("data/runs", "data/plugin/scalars/tags", ""):
                 response = http.get(f"/tensorboard/{tb_id}/{path}", follow_redirects=True)
