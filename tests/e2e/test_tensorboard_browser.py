@@ -97,4 +97,10 @@ def _prove_the_frame_holds_no_session(page: Any, base_url: str) -> None:
     with probe.expect_request(f"{base_url}/api/v1/projects") as own:
         status = probe.evaluate("async () => (await fetch('/api/v1/projects')).status")
     assert status == 200 and "labyard_session=" in own.value.all_headers()["cookie"]
+
+    # "Open in a new tab": the same link as a top-level page, sandboxed by its header alone
+    link = probe.get_attribute("#tb-frame", "src")
+    probe.goto(f"{base_url}{link}")
+    probe.get_by_text("Train/loss").first.wait_for(timeout=60_000)
+    assert probe.evaluate("String(self.origin)") == "null"
     probe.close()
