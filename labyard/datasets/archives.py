@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from labyard.datasets.tarheaders import FastTarInfo
 from labyard.errors import DomainError, InvalidInput, TooLarge
 from labyard.paths import MAX_COMPONENT, clean_name
 
@@ -352,7 +351,7 @@ class _Tree:
 
 
 def _extract_tar(path: Path, tree: _Tree) -> None:
-    with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:*", tarinfo=FastTarInfo) as tar:
+    with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
         tree.read_fraction = lambda: raw.tell() / tree.archive_size
         source = tar.fileobj
         assert source is not None
