@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import cached_property
@@ -44,10 +45,27 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=60, description="Lifetime of an OAuth2 token.")
     refresh_token_days: int = Field(default=30, description="Lifetime of a refresh token.")
     login_max_failures: int = Field(
-        default=5, description="Failed logins for one account within the window before throttling."
+        default=5,
+        description="Failed logins for one account from one address within the window before "
+        "that address is refused for that account; past as many failures from all addresses "
+        "together, every attempt on the account waits `login_account_delay_seconds` (the right "
+        "password is never refused for the account's sake).",
     )
     login_max_failures_per_address: int = Field(
         default=20, description="Failed logins from one address within the window."
+    )
+    login_account_delay_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Delay of each login attempt on an account that failed "
+        "`login_max_failures` times within the window (slows guessing from many addresses).",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR networks of reverse proxies whose "
+        "`X-Forwarded-For` is believed: the client is the rightmost hop that is not one of "
+        "them. Empty: the TCP peer is the client (the header is ignored).",
     )
     login_window_seconds: int = Field(default=900, description="Throttling window for logins.")
     secure_cookies: bool = Field(
@@ -91,6 +109,11 @@ class Settings(BaseSettings):
         "(created by `labyard serve` if missing) and cannot read the server's secrets; "
         "empty runs them as the server's user (one trusted user only).",
     )
+    job_python: str = Field(
+        default="",
+        description="The Python local jobs get as `python` (its folder first on PATH), e.g. a "
+        "shared environment with CUDA builds; empty means the server's own interpreter.",
+    )
     job_output_quota_bytes: int = Field(
         default=100 * 1024**3,
         ge=0,
@@ -129,6 +152,23 @@ class Settings(BaseSettings):
     )
     lab_max_edit_bytes: int = Field(
         default=1024**2, description="Largest lab file the in-browser editor opens or saves."
+    )
+    request_max_body_bytes: int = Field(
+        default=8 * 1024**2,
+        ge=1024,
+        description="Largest request body (a form, JSON) of a route that does not stream an "
+        "upload; larger ones are refused (413) before they are read.",
+    )
+    form_max_fields: int = Field(
+        default=1000, ge=1, description="Most text fields one form or multipart body may carry."
+    )
+    form_max_field_bytes: int = Field(
+        default=2 * 1024**2,
+        ge=1024,
+        description="Largest text field of a form (the lab editor's file content is one).",
+    )
+    upload_max_files: int = Field(
+        default=10_000, ge=1, description="Most files one multipart upload request may carry."
     )
 
     tensorboard_max_instances: int = Field(
@@ -188,6 +228,24 @@ class Settings(BaseSettings):
         if value and len(value) < 32:
             raise ValueError("LABYARD_SECRET_KEY must be at least 32 characters (or left unset)")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"LABYARD_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network"
+                ) from None
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of `trusted_proxies`, parsed."""
+        parts = (part.strip() for part in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
     @cached_property
     def resolved_database_url(self) -> str:
