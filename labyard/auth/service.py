@@ -29,7 +29,6 @@ UserCreated = Callable[[Session, User], None]
 USER_CREATED: HookPoint[UserCreated] = HookPoint("auth.user_created")
 
 
-
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

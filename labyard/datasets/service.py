@@ -370,4 +370,3 @@ def project_dataset_folders(db: Session, settings: Settings, project_id: int) ->
     """The folders of the project's datasets (wired into projects.delete_project)."""
     rows = db.scalars(select(Dataset).where(Dataset.project_id == project_id))
     return [dataset_dir(settings, dataset) for dataset in rows]
-

@@ -364,4 +364,3 @@ def download_file_api(
 ) -> Response:
     """Download one output file."""
     return _download_output(db, user, settings, job_id, path)
-

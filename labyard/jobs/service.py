@@ -364,4 +364,3 @@ def project_jobs_active(db: Session, project_id: int) -> str | None:
         .where(Job.project_id == project_id, Job.status.in_([S.QUEUED, *LIVE_STATUSES]))
     )
     return f"{active} of its jobs are queued or running; stop them first" if active else None
-

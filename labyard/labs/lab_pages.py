@@ -15,7 +15,7 @@ from labyard.config import Settings
 from labyard.errors import DomainError, InvalidInput
 from labyard.flavors.service import list_flavors
 from labyard.jobs.grid import GridCheck, check_selection
-from labyard.labs import files, params, service, submit
+from labyard.labs import file_service, params, service, submit
 from labyard.labs.models import Lab
 from labyard.mlsteam import CONFIG_FILE, LabConfig, MlsteamError, iter_grid
 from labyard.projects.models import Role
@@ -60,11 +60,11 @@ def _files_ctx(
     db: Session, settings: Settings, user: User, lab_id: int, path: str, file: str
 ) -> dict[str, Any]:
     ctx = _ctx(db, settings, user, lab_id, "files")
-    ctx["folder"], ctx["entries"] = files.list_files(settings, ctx["lab"], path)
+    ctx["folder"], ctx["entries"] = file_service.list_files(db, user, settings, lab_id, path)
     ctx["file"], ctx["content"], ctx["file_error"] = file, None, None
     if file:
         try:
-            ctx["content"] = files.read_text(settings, ctx["lab"], file)
+            ctx["content"] = file_service.read_text(db, user, settings, lab_id, file)
         except DomainError as exc:
             ctx["file_error"] = exc.message
     return ctx
@@ -101,8 +101,7 @@ def save_file(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     """Save the editor's text; answers a small status line."""
-    lab = service.lab_for_file_work(db, user, lab_id)
-    rel = files.write_text(settings, lab, path, content)
+    rel = file_service.write_text(db, user, settings, lab_id, path, content)
     return render(request, "lab_files.html", {"saved": rel}, block="save_status")
 
 
@@ -117,12 +116,11 @@ def new_entry(
     kind: Annotated[str, Form()] = "file",
 ) -> Response:
     """Create an empty file (opened in the editor) or a folder."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
     target = f"{folder.strip('/')}/{name}" if folder.strip("/") else name
     if kind == "folder":
-        files.make_folder(settings, lab, target)
+        file_service.make_folder(db, user, settings, lab_id, target)
         return _after_change(lab_id, folder)
-    rel = files.create_file(settings, lab, target)
+    rel = file_service.create_file(db, user, settings, lab_id, target)
     return _after_change(lab_id, folder, rel)
 
 
@@ -137,8 +135,7 @@ def rename_entry(
     folder: PathForm = "",
 ) -> Response:
     """Rename or move a file or folder."""
-    lab = service.lab_for_file_work(db, user, lab_id)
-    files.rename(settings, lab, path, new_path)
+    file_service.rename(db, user, settings, lab_id, path, new_path)
     return _after_change(lab_id, folder)
 
 
@@ -152,7 +149,7 @@ def delete_entry(
     folder: PathForm = "",
 ) -> Response:
     """Delete a file or folder after the page's confirmation."""
-    files.delete(settings, service.get_lab(db, user, lab_id, Role.WRITE), path)
+    file_service.delete(db, user, settings, lab_id, path)
     return _after_change(lab_id, folder)
 
 
@@ -230,7 +227,7 @@ def parameters_tab(
     ctx = _ctx(db, settings, user, lab_id, "parameters")
     ctx["flavors"], ctx["config_error"], ctx["fields"], ctx["jobs"] = list_flavors(db), None, [], 0
     try:
-        config = files.read_config(settings, ctx["lab"])
+        config = file_service.read_config(db, user, settings, lab_id)
     except InvalidInput as exc:
         ctx["config_error"] = exc.message
         return render(request, "lab_parameters.html", ctx)
@@ -311,7 +308,7 @@ def config_tab(
     """The raw mlsteam.yml editor."""
     ctx = _ctx(db, settings, user, lab_id, "config")
     try:
-        ctx["content"] = files.read_text(settings, ctx["lab"], CONFIG_FILE)
+        ctx["content"] = file_service.read_text(db, user, settings, lab_id, CONFIG_FILE)
     except DomainError:
         ctx["content"] = ""
     return render(request, "lab_config.html", ctx)
@@ -327,9 +324,8 @@ def save_config(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     """Save mlsteam.yml; an invalid file is refused with its line and reason, inline."""
-    lab = service.lab_for_file_work(db, user, lab_id)
     try:
-        files.write_text(settings, lab, CONFIG_FILE, content)
+        file_service.write_text(db, user, settings, lab_id, CONFIG_FILE, content)
     except MlsteamError as exc:
         ctx = {"error": exc.message, "line": exc.line}
         # 200: an inline form error, not a failed request (the fragment says what is wrong)

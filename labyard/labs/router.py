@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.jobs.grid import check_selection
-from labyard.labs import files, params, service, submit
+from labyard.labs import file_service, params, service, submit
 from labyard.labs.models import Lab
 from labyard.labs.schemas import (
     ConfigIn,
@@ -28,7 +28,6 @@ from labyard.labs.schemas import (
 )
 from labyard.labs.templates_catalog import list_templates
 from labyard.mlsteam import CONFIG_FILE
-from labyard.projects.models import Role
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["labs"])
@@ -128,7 +127,7 @@ def list_files(
     lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep, path: PathQuery = ""
 ) -> FolderOut:
     """A folder of the lab (READ)."""
-    rel, entries = files.list_files(settings, service.get_lab(db, user, lab_id), path)
+    rel, entries = file_service.list_files(db, user, settings, lab_id, path)
     return FolderOut(path=rel, entries=[FileEntryOut(**e.__dict__) for e in entries])
 
 
@@ -137,8 +136,7 @@ def read_file(
     lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep, path: PathQuery
 ) -> FileContent:
     """A text file's content (READ)."""
-    lab = service.get_lab(db, user, lab_id)
-    return FileContent(path=path, content=files.read_text(settings, lab, path))
+    return FileContent(path=path, content=file_service.read_text(db, user, settings, lab_id, path))
 
 
 @router.put("/labs/{lab_id}/files/content", response_model=FileContent)
@@ -146,8 +144,7 @@ def write_file(
     lab_id: int, body: FileContent, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> FileContent:
     """Create or overwrite a text file (WRITE); mlsteam.yml must be valid."""
-    lab = service.lab_for_file_work(db, user, lab_id)
-    rel = files.write_text(settings, lab, body.path, body.content)
+    rel = file_service.write_text(db, user, settings, lab_id, body.path, body.content)
     return FileContent(path=rel, content=body.content)
 
 
@@ -161,8 +158,8 @@ def upload_file(
     path: Annotated[str, Form(max_length=4096)] = "",
 ) -> PathIn:
     """Upload a file to `path` (a file path, or a folder ending in '/') (WRITE)."""
-    lab = service.lab_for_file_work(db, user, lab_id)
-    rel = files.upload(settings, lab, path, file.filename or "upload", file.file)
+    filename = file.filename or "upload"
+    rel = file_service.upload(db, user, settings, lab_id, path, filename, file.file)
     return PathIn(path=rel)
 
 
@@ -171,8 +168,7 @@ def make_folder(
     lab_id: int, body: PathIn, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> PathIn:
     """Create a folder (WRITE)."""
-    lab = service.get_lab(db, user, lab_id, Role.WRITE)
-    return PathIn(path=files.make_folder(settings, lab, body.path))
+    return PathIn(path=file_service.make_folder(db, user, settings, lab_id, body.path))
 
 
 @router.post("/labs/{lab_id}/files/move", response_model=PathIn)
@@ -180,8 +176,8 @@ def move_file(
     lab_id: int, body: MoveIn, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> PathIn:
     """Rename or move a file or folder (WRITE)."""
-    lab = service.lab_for_file_work(db, user, lab_id)
-    return PathIn(path=files.rename(settings, lab, body.path, body.new_path))
+    new_path = file_service.rename(db, user, settings, lab_id, body.path, body.new_path)
+    return PathIn(path=new_path)
 
 
 @router.delete("/labs/{lab_id}/files", status_code=204)
@@ -189,7 +185,7 @@ def delete_file(
     lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep, path: PathQuery
 ) -> None:
     """Delete a file or folder (WRITE)."""
-    files.delete(settings, service.get_lab(db, user, lab_id, Role.WRITE), path)
+    file_service.delete(db, user, settings, lab_id, path)
 
 
 # ---------------------------------------------------------------- config, datasets, params
@@ -198,8 +194,7 @@ def delete_file(
 @router.get("/labs/{lab_id}/config", response_model=ConfigIn)
 def read_config(lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> ConfigIn:
     """The raw mlsteam.yml (READ)."""
-    lab = service.get_lab(db, user, lab_id)
-    return ConfigIn(content=files.read_text(settings, lab, CONFIG_FILE))
+    return ConfigIn(content=file_service.read_text(db, user, settings, lab_id, CONFIG_FILE))
 
 
 @router.put("/labs/{lab_id}/config", response_model=ConfigIn)
@@ -207,8 +202,7 @@ def write_config(
     lab_id: int, body: ConfigIn, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> ConfigIn:
     """Replace mlsteam.yml (WRITE); refused with the line and reason when invalid."""
-    lab = service.lab_for_file_work(db, user, lab_id)
-    files.write_text(settings, lab, CONFIG_FILE, body.content)
+    file_service.write_text(db, user, settings, lab_id, CONFIG_FILE, body.content)
     return body
 
 
@@ -235,7 +229,7 @@ def parameters(
     lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> ParametersOut:
     """The parameter form of the lab's mlsteam.yml (READ)."""
-    config = files.read_config(settings, service.get_lab(db, user, lab_id))
+    config = file_service.read_config(db, user, settings, lab_id)
     return ParametersOut(
         lab_id=lab_id,
         command=config.command,

@@ -303,7 +303,6 @@ def project_lab_folders(db: Session, settings: Settings, project_id: int) -> lis
     return [lab_dir(settings, lab_id) for lab_id in ids]
 
 
-
 def lab_refs(db: Session, project_ids: Sequence[int], lab_id: int | None = None) -> list[LabRef]:
     """The labs of these projects (only `lab_id` when given) as the jobs pages show them."""
     query = select(Lab).where(Lab.project_id.in_(project_ids)).order_by(Lab.name, Lab.id)

@@ -190,3 +190,16 @@ def test_importing_every_module_wires_nothing_and_wire_hooks_wires_everything() 
     assert out[0] == "after imports []"
     assert out[1] == "after wiring []"
     assert int(out[2].split()[1]) >= 5
+
+
+def test_lab_files_are_reached_only_through_the_labs_file_service() -> None:
+    """The permission check for a lab's files lives in labs.file_service, not in routers."""
+    edges = import_edges()
+    web_modules = ("labyard.labs.router", "labyard.labs.lab_pages", "labyard.labs.pages")
+    direct = {
+        source: where
+        for (source, target), where in edges.items()
+        if source in web_modules and target == "labyard.labs.files"
+    }
+    assert not direct, f"lab files used without labs.file_service: {direct}"
+    assert any(s in web_modules for s, t in edges if t == "labyard.labs.file_service")
