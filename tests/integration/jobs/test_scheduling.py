@@ -11,7 +11,7 @@ from labyard.db import Database
 from labyard.jobs import service, views
 from labyard.jobs.inventory import Inventory, node_inventory, parse_gpu_list
 from labyard.jobs.models import Job
-from tests.integration.jobs.conftest import all_final, run_until
+from tests.integration.jobs.conftest import all_final, run_until, write_lab
 from tests.integration.jobs.test_local_jobs import FOUR_GPUS, submit
 
 
@@ -27,8 +27,10 @@ def test_whole_gpus_are_packed_exclusively_fifo_within_priority(
     settings.gpus = "0,1,2,3"  # the configured inventory, as LABYARD_GPUS=0,1,2,3
     inventory = node_inventory(settings)
     assert inventory.gpus == ("0", "1", "2", "3")
-    g2 = submit(database, settings, lab, flavor="g2", grid={"mode": ["wait", "wait"]})
-    g1 = submit(database, settings, lab, flavor="g1", grid={"mode": ["wait", "wait"]})
+    lab = write_lab(lab.parent / "two", params="  mode: [wait]\n  copy: [1]\n")
+    two = {"mode": ["wait"], "copy": [1, 2]}  # two jobs each (a grid's values are distinct)
+    g2 = submit(database, settings, lab, flavor="g2", grid=two)
+    g1 = submit(database, settings, lab, flavor="g1", grid=two)
     with database.session() as db:
         positions = views.queue_positions(db, [db.get(Job, i) for i in g2 + g1])  # type: ignore[misc]
     assert [positions[i] for i in g2 + g1] == [1, 2, 3, 4]
