@@ -8,9 +8,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from labyard.auth import service
-from labyard.auth.passwords import verify_password
+from labyard.auth.throttle import client_address, pause_for_account
 from labyard.config import Settings
-from labyard.errors import InvalidInput, Throttled, Unauthenticated
+from labyard.errors import Throttled, Unauthenticated
 from labyard.web.deps import (
     SESSION_COOKIE,
     CurrentUser,
@@ -18,6 +18,7 @@ from labyard.web.deps import (
     SessionDep,
     SettingsDep,
     cookie_signer,
+    get_database,
     load_web_session,
 )
 from labyard.web.render import render
@@ -61,7 +62,8 @@ def login(
     next: Annotated[str, Form()] = "/projects",
 ) -> Response:
     """Check the credentials and start a fresh session (any old one is revoked)."""
-    address = request.client.host if request.client else None
+    address = client_address(request, settings)
+    pause_for_account(get_database(request), settings, username=username, address=address)
     try:
         user = service.authenticate(
             db, settings, username=username, password=password, address=address
@@ -129,9 +131,9 @@ def change_password(
     new_password: Annotated[str, Form()],
 ) -> Response:
     """Change my password; every other session and token ends, this browser logs in anew."""
-    if not verify_password(user.password_hash, current_password):
-        raise InvalidInput("The current password is wrong.", field="current_password")
-    service.set_password(db, user, new_password)
+    service.change_own_password(
+        db, user, current_password=current_password, new_password=new_password
+    )
     web_session = service.create_session(db, settings, user)
     response = RedirectResponse("/settings?changed=1", status_code=303)
     _set_session_cookie(response, settings, web_session.id)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from labyard.auth import service
 from labyard.auth.models import User
 from labyard.auth.schemas import (
+    PasswordChange,
     PersonalTokenCreate,
     PersonalTokenCreated,
     PersonalTokenOut,
@@ -18,8 +19,9 @@ from labyard.auth.schemas import (
     UserOut,
     UserUpdate,
 )
-from labyard.errors import PermissionDenied, Throttled, Unauthenticated
-from labyard.web.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
+from labyard.auth.throttle import client_address, pause_for_account
+from labyard.errors import Throttled, Unauthenticated
+from labyard.web.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, get_database
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -44,7 +46,9 @@ def token(
         if grant_type == "password":
             if not username or password is None:
                 return _oauth_error("invalid_request", "username and password are required")
-            address = request.client.host if request.client else None
+            address = client_address(request, settings)
+            database = get_database(request)
+            pause_for_account(database, settings, username=username, address=address)
             user = service.authenticate(
                 db, settings, username=username, password=password, address=address
             )
@@ -73,6 +77,15 @@ def token(
 def me(user: CurrentUser) -> User:
     """The authenticated user."""
     return user
+
+
+@router.post("/me/password", status_code=204)
+def change_password(body: PasswordChange, user: CurrentUser, db: SessionDep) -> None:
+    """Change my password (the current one is required). Every session and token of mine
+    ends, the one that sent this too: get a new token with the new password."""
+    service.change_own_password(
+        db, user, current_password=body.current_password, new_password=body.new_password
+    )
 
 
 @router.get("/me/tokens", response_model=list[PersonalTokenOut])
@@ -111,13 +124,11 @@ def create_user(body: UserCreate, _admin: AdminUser, db: SessionDep) -> User:
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(user_id: int, body: UserUpdate, admin: AdminUser, db: SessionDep) -> User:
     """Reset a password, (de)activate, or change admin rights (admin)."""
-    user = service.get_user(db, user_id)
-    if user.id == admin.id and (body.is_active is False or body.is_admin is False):
-        raise PermissionDenied("You cannot deactivate or demote yourself.")
-    if body.password is not None:
-        service.set_password(db, user, body.password)
-    if body.is_active is not None:
-        service.set_active(db, user, body.is_active)
-    if body.is_admin is not None:
-        user.is_admin = body.is_admin
-    return user
+    return service.update_user(
+        db,
+        admin,
+        user_id,
+        password=body.password,
+        is_active=body.is_active,
+        is_admin=body.is_admin,
+    )

@@ -36,6 +36,13 @@ class UserUpdate(BaseModel):
     is_admin: bool | None = None
 
 
+class PasswordChange(BaseModel):
+    """Change my own password: the current one proves it is me."""
+
+    current_password: str
+    new_password: str
+
+
 class TokenResponse(BaseModel):
     """OAuth2 token response (RFC 6749 section 5.1)."""
 

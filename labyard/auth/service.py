@@ -18,7 +18,14 @@ from labyard.auth.passwords import check_password_rules, hash_password, verify_p
 from labyard.config import Settings
 from labyard.db import utcnow
 from labyard.db.engine import write_beside
-from labyard.errors import Conflict, InvalidInput, NotFound, Throttled, Unauthenticated
+from labyard.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+)
 from labyard.hooks import HookPoint
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,6 +90,39 @@ def set_password(db: Session, user: User, password: str) -> None:
     revoke_all_credentials(db, user)
 
 
+def change_own_password(
+    db: Session, user: User, *, current_password: str, new_password: str
+) -> None:
+    """Change `user`'s password after checking the current one; every session and token of
+    theirs ends (the caller starts a fresh one where it needs to)."""
+    if not verify_password(user.password_hash, current_password):
+        raise InvalidInput("The current password is wrong.", field="current_password")
+    set_password(db, user, new_password)
+
+
+def update_user(
+    db: Session,
+    admin: User,
+    user_id: int,
+    *,
+    password: str | None = None,
+    is_active: bool | None = None,
+    is_admin: bool | None = None,
+) -> User:
+    """Reset a password, (de)activate, or change admin rights, as `admin`; nobody may
+    deactivate or demote themselves (the last admin could lock everyone out)."""
+    user = get_user(db, user_id)
+    if user.id == admin.id and (is_active is False or is_admin is False):
+        raise PermissionDenied("You cannot deactivate or demote yourself.")
+    if password is not None:
+        set_password(db, user, password)
+    if is_active is not None:
+        set_active(db, user, is_active)
+    if is_admin is not None:
+        user.is_admin = is_admin
+    return user
+
+
 def set_active(db: Session, user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivation ends their sessions and tokens."""
     user.is_active = active
@@ -102,30 +142,58 @@ def revoke_all_credentials(db: Session, user: User) -> None:
 
 
 def _throttle_keys(username: str, address: str | None) -> list[tuple[str, str]]:
-    keys = [(f"user:{username.lower()}", "account")]
+    """(key, kind) of the counters a login attempt touches: the account everywhere (it only
+    delays), the account from this address and the address alone (those refuse)."""
+    name = username.lower()[:64]
+    keys = [(f"user:{name}", "account")]
     if address:
-        keys.append((f"addr:{address}", "address"))
+        keys += [(f"pair:{name}|{address}", "pair"), (f"addr:{address}", "address")]
     return keys
 
 
+def _live_count(db: Session, settings: Settings, key: str) -> tuple[int, datetime]:
+    """Failures counted under `key` in the current window, and when the window started."""
+    row = db.get(LoginFailure, key)
+    if row is None or utcnow() - row.window_start > timedelta(
+        seconds=settings.login_window_seconds
+    ):
+        return 0, utcnow()
+    return row.count, row.window_start
+
+
 def _check_throttle(db: Session, settings: Settings, keys: list[tuple[str, str]]) -> None:
-    now = utcnow()
-    window = timedelta(seconds=settings.login_window_seconds)
+    """Throttled when this account from this address, or this address, failed too often.
+    Never for the account alone: failures from elsewhere must not lock its owner out."""
+    limits = {
+        "pair": settings.login_max_failures,
+        "address": settings.login_max_failures_per_address,
+    }
     for key, kind in keys:
-        row = db.get(LoginFailure, key)
-        if row is None or now - row.window_start > window:
+        if kind not in limits:
             continue
-        limit = (
-            settings.login_max_failures
-            if kind == "account"
-            else settings.login_max_failures_per_address
-        )
-        if row.count >= limit:
-            retry = int((row.window_start + window - now).total_seconds()) + 1
+        count, window_start = _live_count(db, settings, key)
+        if count >= limits[kind]:
+            window = timedelta(seconds=settings.login_window_seconds)
+            retry = int((window_start + window - utcnow()).total_seconds()) + 1
+            where = "this account from your address" if kind == "pair" else "your address"
             raise Throttled(
-                f"Too many failed logins for this {kind}. Try again in {retry} seconds.",
+                f"Too many failed logins for {where}. Try again in {retry} seconds.",
                 retry_after=retry,
             )
+
+
+def login_delay(db: Session, settings: Settings, *, username: str, address: str | None) -> float:
+    """Seconds a login attempt on `username` waits before its password is checked: the
+    account-wide delay once the account failed `login_max_failures` times in the window from
+    all addresses together (it slows guessing, never refuses), else 0. An attempt that will be
+    refused anyway (its address is throttled) does not wait."""
+    keys = _throttle_keys(username, address)
+    try:
+        _check_throttle(db, settings, keys)
+    except Throttled:
+        return 0.0
+    count, _start = _live_count(db, settings, keys[0][0])
+    return settings.login_account_delay_seconds if count >= settings.login_max_failures else 0.0
 
 
 def _record_failure(db: Session, settings: Settings, keys: list[tuple[str, str]]) -> None:
@@ -146,8 +214,9 @@ def authenticate(
 ) -> User:
     """The active user with these credentials; the same error whatever was wrong.
 
-    Raises Throttled when the account or the address failed too often in the window; the
-    failure is recorded in the caller's transaction, which must commit even on error.
+    Raises Throttled when this account from this address, or this address, failed too often
+    in the window; the account alone never refuses (see login_delay). The failure is recorded
+    in the caller's transaction, which must commit even on error.
     """
     keys = _throttle_keys(username, address)
     _check_throttle(db, settings, keys)
@@ -156,7 +225,9 @@ def authenticate(
     if user is None or not ok or not user.is_active:
         _record_failure(db, settings, keys)
         raise Unauthenticated(BAD_LOGIN)
-    db.execute(delete(LoginFailure).where(LoginFailure.key == keys[0][0]))
+    pair = [key for key, kind in keys if kind == "pair"]
+    if pair:
+        db.execute(delete(LoginFailure).where(LoginFailure.key.in_(pair)))
     return user
 
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from labyard.auth import service as auth_service
-from labyard.errors import PermissionDenied
 from labyard.flavors import service as flavor_service
 from labyard.jobs.isolation import isolation_warnings
 from labyard.web.deps import AdminUser, SessionDep, SettingsDep
@@ -66,9 +65,7 @@ def set_active(
     active: Annotated[bool, Form()],
 ) -> Response:
     """Activate or deactivate a user."""
-    if user_id == admin.id:
-        raise PermissionDenied("You cannot deactivate yourself.")
-    auth_service.set_active(db, auth_service.get_user(db, user_id), active)
+    auth_service.update_user(db, admin, user_id, is_active=active)
     return render(request, "admin.html", _context(db), block="users")
 
 
