@@ -36,7 +36,8 @@ from labyard.tensorboard import pages as tensorboard_pages
 from labyard.tensorboard import router as tensorboard_router
 from labyard.tensorboard import service as tensorboard_service
 from labyard.web import admin_pages, docs, health
-from labyard.web.deps import csrf_protect
+from labyard.web.bodies import BodyGuard
+from labyard.web.deps import csrf_protect, form_limits
 from labyard.web.errors import install_error_handlers
 from labyard.web.headers import SecurityHeadersMiddleware
 from labyard.web.render import make_templates
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(csrf_protect)],
+        form_limits=form_limits(settings),  # type: ignore[arg-type]
         docs_url=None,  # labyard/web/docs.py serves /docs from static/vendor under the CSP
         redoc_url=None,
         openapi_url=docs.OPENAPI_URL,
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.templates = make_templates()
     app.state.nav = [link for m in PAGE_MODULES for link in getattr(m, "NAV_LINKS", ())]
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyGuard)  # no body is read before the server knows it wants it
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(resource_dir("static"))), name="static")
     for module in (*API_MODULES, *PAGE_MODULES):

@@ -44,6 +44,12 @@ class InvalidInput(DomainError):
     status_code = 422
 
 
+class MalformedRequest(DomainError):
+    """The request itself is broken (e.g. a multipart body that does not parse)."""
+
+    status_code = 400
+
+
 class TooLarge(DomainError):
     """A size limit was exceeded."""
 

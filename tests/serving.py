@@ -26,7 +26,13 @@ def free_port() -> int:
 @contextmanager
 def serve_in_thread(app: Any) -> Iterator[str]:
     """Serve `app` (lifespan included) on a free loopback port; yield its base URL."""
-    port = free_port()
+    with serve_on(app, free_port()) as url:
+        yield url
+
+
+@contextmanager
+def serve_on(app: Any, port: int) -> Iterator[str]:
+    """Serve `app` (lifespan included) on loopback `port`; yield its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -21,6 +21,7 @@ from labyard.auth.schemas import (
 )
 from labyard.auth.throttle import client_address, pause_for_account
 from labyard.errors import Throttled, Unauthenticated
+from labyard.web.bodies import anonymous_body
 from labyard.web.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, get_database
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -31,6 +32,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
 
 
 @router.post("/auth/token", response_model=TokenResponse)
+@anonymous_body  # the grant is how a caller without credentials gets some
 def token(
     request: Request,
     db: SessionDep,

@@ -2,7 +2,9 @@
 
 `append_body` writes a raw body (a tus PATCH); `MultipartSink` feeds a multipart/form-data
 body through python-multipart's streaming parser, each file part going straight into a
-server-named work file. Both stop with TooLarge as soon as a limit is passed.
+server-named work file. Both stop with TooLarge as soon as a limit is passed: the bytes,
+the number of files, the number and size of text fields, and each part's headers (count
+and size, python-multipart's limits). A body that does not parse is MalformedRequest (400).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from typing import BinaryIO
 
 import anyio.to_thread
 from fastapi import Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from labyard.errors import InvalidInput, TooLarge
+from labyard.errors import InvalidInput, MalformedRequest, TooLarge
 
 FLUSH_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+MAX_TEXT_FIELDS = 16  # the upload routes take a few named fields (path, extract)
+MAX_PART_HEADERS = 8
+MAX_HEADER_BYTES = 4096 + 128  # one header line of a part
 
 
 async def append_body(request: Request, out: BinaryIO, *, limit: int, message: str) -> int:
@@ -61,6 +67,7 @@ class MultipartSink:
     new_file: Callable[[], Path]
     limit: int
     message: str
+    max_files: int
     fields: dict[str, str] = field(default_factory=dict)
     files: list[FilePart] = field(default_factory=list)
     _headers: dict[bytes, bytes] = field(default_factory=dict)
@@ -100,9 +107,13 @@ class MultipartSink:
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is not None:
+            if len(self.files) >= self.max_files:
+                raise TooLarge(f"One upload may carry at most {self.max_files} files.")
             part = FilePart(filename.decode("utf-8", "replace"), self.new_file())
             self.files.append(part)
             self._out = part.path.open("wb")
+        elif len(self.fields) >= MAX_TEXT_FIELDS:
+            raise TooLarge(f"One upload may carry at most {MAX_TEXT_FIELDS} text fields.")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         size = end - start
@@ -115,7 +126,7 @@ class MultipartSink:
         else:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
-                raise InvalidInput(f"Form field {self._name!r} is too long.")
+                raise TooLarge(f"Form field {self._name[:100]!r} is longer than 64 KiB.")
 
     def _part_end(self) -> None:
         if self._out is not None:
@@ -136,16 +147,33 @@ async def parse_multipart(request: Request, sink: MultipartSink) -> None:
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInput("Send the file as multipart/form-data.")
-    parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
+    try:
+        parser = MultipartParser(
+            boundary,
+            sink.callbacks(),  # type: ignore[arg-type]
+            max_header_count=MAX_PART_HEADERS,
+            max_header_size=MAX_HEADER_BYTES,
+        )
+    except ValueError:
+        raise MalformedRequest("The multipart boundary is not valid.") from None
     buffer = bytearray()
     try:
         async for chunk in request.stream():
             buffer += chunk
             if len(buffer) >= FLUSH_BYTES:
-                await anyio.to_thread.run_sync(parser.write, bytes(buffer))
+                await _feed(parser, bytes(buffer))
                 buffer.clear()
         if buffer:
-            await anyio.to_thread.run_sync(parser.write, bytes(buffer))
-        parser.finalize()
+            await _feed(parser, bytes(buffer))
+        if parser.state != MultipartState.END:
+            raise MalformedRequest("The multipart body ended before its closing boundary.")
     finally:
         sink.close()
+
+
+async def _feed(parser: MultipartParser, data: bytes) -> None:
+    """Parse `data` off the event loop; a body that does not parse is MalformedRequest."""
+    try:
+        await anyio.to_thread.run_sync(parser.write, data)
+    except MultipartParseError as exc:
+        raise MalformedRequest(f"The multipart body is malformed: {exc}") from None

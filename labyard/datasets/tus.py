@@ -41,12 +41,12 @@ from labyard.datasets.streaming import MultipartSink, append_body, parse_multipa
 from labyard.db.oncommit import on_commit
 from labyard.errors import Conflict, DomainError, InvalidInput, TooLarge
 from labyard.projects.models import Role
+from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter()
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration"
-MULTIPART_SLACK = 1024 * 1024  # headers and boundaries around the files of a multipart body
 T = TypeVar("T")
 _busy: set[str] = set()  # uploads a PATCH is writing right now (one process)
 
@@ -64,6 +64,7 @@ def _truthy(value: str | None) -> bool:
 
 
 @router.post("/datasets/{dataset_id}/files", response_model=list[PlacedOut], status_code=201)
+@streams_body(lambda settings: settings.dataset_max_upload_bytes + MULTIPART_SLACK)
 async def upload_files(
     dataset_id: int, request: Request, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> list[PlacedOut]:
@@ -76,7 +77,9 @@ async def upload_files(
     declared = int(request.headers.get("content-length") or 0)
     if declared > allowance + MULTIPART_SLACK:
         raise TooLarge(message)
-    sink = MultipartSink(lambda: uploads.new_work_file(settings), allowance, message)
+    sink = MultipartSink(
+        lambda: uploads.new_work_file(settings), allowance, message, settings.upload_max_files
+    )
     try:
         try:
             await parse_multipart(request, sink)
@@ -207,6 +210,7 @@ def _placed_headers(request: Request, db: Session, placed: uploads.Placed) -> di
 
 
 @router.patch("/datasets/{dataset_id}/uploads/{upload_id}")
+@streams_body(lambda settings: settings.dataset_max_upload_bytes)
 async def tus_patch(
     dataset_id: int,
     upload_id: str,

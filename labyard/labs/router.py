@@ -28,6 +28,7 @@ from labyard.labs.schemas import (
 )
 from labyard.labs.templates_catalog import list_templates
 from labyard.mlsteam import CONFIG_FILE
+from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["labs"])
@@ -149,6 +150,7 @@ def write_file(
 
 
 @router.post("/labs/{lab_id}/files", response_model=PathIn, status_code=201)
+@streams_body(lambda settings: settings.lab_max_upload_bytes + MULTIPART_SLACK)
 def upload_file(
     lab_id: int,
     user: CurrentUser,

@@ -25,6 +25,7 @@ PRE_SESSION_COOKIE = "labyard_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+CSRF_STALE = "The form's security token is missing or stale. Reload the page and try again."
 
 
 def get_settings(request: Request) -> Settings:
@@ -172,12 +173,24 @@ def new_pre_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def form_limits(settings: Settings) -> dict[str, int]:
+    """Limits of every form FastAPI or `csrf_protect` parses: text fields, files, a field's size
+    (labyard/web/bodies.py caps the whole body before any of it is read)."""
+    return {
+        "max_fields": settings.form_max_fields,
+        "max_files": settings.upload_max_files,
+        "max_part_size": settings.form_max_field_bytes,
+    }
+
+
 async def csrf_protect(request: Request, db: SessionDep) -> None:
     """Refuse state-changing requests without the right CSRF token (403).
 
     Exempt only: API calls that send no session cookie (bearer tokens or none; the auth
     dependency then answers 401 if need be). HTMX sends the token in a header; plain forms
-    in a hidden field.
+    in a hidden field, read with a bounded parse and only when a session or pre-login cookie
+    says which token to expect. labyard/web/bodies.py makes the same decision before any
+    body is read.
     """
     if request.method in SAFE_METHODS:
         return
@@ -188,15 +201,15 @@ async def csrf_protect(request: Request, db: SessionDep) -> None:
         return
     # a database call must not block the event loop (it may wait for SQLite's write lock)
     expected = await run_in_threadpool(expected_csrf_token, request, db)
+    if not expected:
+        raise PermissionDenied(CSRF_STALE)
     provided = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "")
     if provided is None and content_type.startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        form = await request.form()
+        form = await request.form(**form_limits(get_settings(request)))
         value = form.get(CSRF_FIELD)
         provided = value if isinstance(value, str) else None
-    if not expected or not provided or not hmac.compare_digest(expected, provided):
-        raise PermissionDenied(
-            "The form's security token is missing or stale. Reload the page and try again."
-        )
+    if not provided or not hmac.compare_digest(expected, provided):
+        raise PermissionDenied(CSRF_STALE)

@@ -70,7 +70,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     messages = {404: "Not found.", 405: "Method not allowed."}
     message = str(exc.detail) if exc.detail else messages.get(exc.status_code, "Error.")
-    return error_response(request, exc.status_code, message)
+    response = error_response(request, exc.status_code, message)
+    response.headers.update(exc.headers or {})  # e.g. WWW-Authenticate of a refused body
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:
