@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from labyard import paths
@@ -231,6 +231,22 @@ def upload_file(settings: Settings, upload_id: str) -> Path:
 def refresh_stats(db: Session, settings: Settings, dataset: Dataset) -> None:
     """Recount the dataset's bytes and files from disk."""
     dataset.size_bytes, dataset.file_count = paths.tree_stats(dataset_dir(settings, dataset))
+
+
+def count_placed_file(db: Session, dataset: Dataset, *, size: int, replaced: int | None) -> None:
+    """Count one file placed into the dataset without walking it (adding many files is
+    linear in what was added): `replaced` is the size of the file it replaced, None when it
+    is new. The database adds (`x = x + delta`), so concurrent uploads into one dataset
+    add up."""
+    db.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset.id)
+        .values(
+            size_bytes=Dataset.size_bytes + (size - (replaced or 0)),
+            file_count=Dataset.file_count + (0 if replaced is not None else 1),
+        )
+    )
+    db.expire(dataset, ["size_bytes", "file_count"])
 
 
 def project_usage(db: Session, project_id: int) -> int:

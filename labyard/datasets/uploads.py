@@ -63,11 +63,12 @@ def place_file(
     target = parent / parts[-1]
     if target.is_dir() and not target.is_symlink():
         raise Conflict(f"A folder named {parts[-1]!r} already exists there.")
+    replaced = target.lstat().st_size if target.is_file() and not target.is_symlink() else None
     if target.is_symlink():
         target.unlink()
     size = work_file.stat().st_size
     os.replace(work_file, target)
-    service.refresh_stats(db, settings, dataset)
+    service.count_placed_file(db, dataset, size=size, replaced=replaced)
     rel = paths.relative(root, target)
     task = None
     if extract:
