@@ -78,8 +78,13 @@ class LogWriter:
         self.file.close()
 
 
+MAX_LOG_OFFSET = 1 << 40  # past any log: a larger offset (a client's) reads nothing
+
+
 def read_log(path: Path, offset: int = 0, limit: int = 1024 * 1024) -> tuple[bytes, int]:
     """Up to `limit` bytes of the log from `offset`, and the offset after them."""
+    if offset > MAX_LOG_OFFSET:  # seeking there would overflow or fail (EINVAL)
+        return b"", offset
     try:
         with open(path, "rb") as fh:
             fh.seek(max(0, offset))
