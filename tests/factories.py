@@ -229,11 +229,11 @@ def make_job_row(
 
     from labyard.db import utcnow
     from labyard.jobs.logs import LogWriter
-    from labyard.jobs.models import Job, MetricPoint
+    from labyard.jobs.models import FINAL_STATUSES, Job, MetricPoint
     from labyard.jobs.service import job_dir
 
     started = utcnow() - timedelta(minutes=5)
-    final = status in ("succeeded", "failed", "stopped")
+    final = status in FINAL_STATUSES
     with database.session() as db:
         job = Job(
             project_id=project_id,
