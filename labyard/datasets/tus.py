@@ -1,9 +1,9 @@
 """Uploads over HTTP: plain multipart, and the tus 1.0.0 resumable-upload protocol.
 
 tus (https://tus.io/protocols/resumable-upload) is implemented here directly on FastAPI:
-core protocol plus the creation, termination and expiration extensions. There is no
-well-maintained tus server library for FastAPI/Starlette, and the subset we need is small
-and precisely specified. Endpoints, under /api/v1/datasets/{id}/uploads:
+core protocol plus the creation, termination and expiration extensions. The subset we need
+is small and precisely specified; the README says with figures why `tuspyserver` (a FastAPI
+router) was not adopted. Endpoints, under /api/v1/datasets/{id}/uploads:
 
   OPTIONS              capabilities (Tus-Version, Tus-Extension, Tus-Max-Size)
   POST                 create: Upload-Length, Upload-Metadata (base64 `filename`, optional
