@@ -150,6 +150,7 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "cursor": str(live.Cursor(log_offset, charts["last_id"])),
         "state": views.row_state(job, position),
         "series": charts["series"],
+        "max_points": settings.chart_max_points,
     }
     return {
         "job": job,
@@ -344,7 +345,11 @@ def search_log_api(
     """Lines of the job's whole log containing `q` (case-insensitive; at most 1000)."""
     service.get_job(db, user, job_id)
     result = artifacts.search_log(settings, job_id, q)
-    matches = [{"line": n, "text": t} for n, t in result.matches]
+    rendered = ansi.log_lines([t for _, t in result.matches])
+    matches = [
+        {"line": n, "text": t, "html": line.div()}
+        for (n, t), line in zip(result.matches, rendered, strict=True)
+    ]
     return {"matches": matches, "truncated": result.truncated}
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
@@ -25,7 +25,7 @@ from labyard.errors import Conflict, InvalidInput
 from labyard.flavors.models import Flavor
 from labyard.jobs.grid import resolve_grid
 from labyard.jobs.inventory import Inventory, node_inventory
-from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus, Sweep
+from labyard.jobs.models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Sweep
 from labyard.mlsteam import (
     CONFIG_FILE,
     LabConfig,
@@ -79,7 +79,7 @@ def transition(
         job.exit_code = exit_code
     if to == S.RUNNING and job.started_at is None:
         job.started_at = now
-    if to in (S.SUCCEEDED, S.FAILED, S.STOPPED):
+    if to in FINAL_STATUSES:
         job.finished_at = now
         if job.started_at is None and to != S.STOPPED:
             job.started_at = now
@@ -255,21 +255,6 @@ def list_jobs(
         if value is not None:
             query = query.where(column == value)
     return list(db.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 5000)))))
-
-
-def queue_position(db: Session, job: Job) -> int | None:
-    """1 for the next queued job to start (FIFO within priority); None unless queued."""
-    if job.status != S.QUEUED:
-        return None
-    ahead = db.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(
-            Job.status == S.QUEUED,
-            or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
-        )
-    )
-    return (ahead or 0) + 1
 
 
 def elapsed_seconds(job: Job, now: datetime | None = None) -> float | None:

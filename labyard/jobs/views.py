@@ -20,7 +20,7 @@ from labyard.errors import DomainError, InvalidInput
 from labyard.hooks import HookPoint
 from labyard.jobs import service
 from labyard.jobs.metrics import downsample
-from labyard.jobs.models import Job, JobStatus, MetricPoint, Sweep
+from labyard.jobs.models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, MetricPoint, Sweep
 from labyard.projects.service import visible_project_ids
 
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "wer", "cer")
@@ -89,7 +89,8 @@ def visible_jobs(db: Session, user: User, job_ids: list[int]) -> list[Job]:
 
 
 def queue_positions(db: Session, jobs: list[Job]) -> dict[int, int]:
-    """Queue position (1 = next) of each queued job among `jobs`, in one query."""
+    """Queue position (1 = next to start: FIFO within priority, as the scheduler takes them)
+    of each queued job among `jobs`, in one query; the one place positions are computed."""
     queued = [j.id for j in jobs if j.status == JobStatus.QUEUED]
     if not queued:
         return {}
@@ -174,7 +175,8 @@ def row_state(job: Job, position: int | None) -> dict[str, Any]:
         "queue_position": position,
         "stop_requested": job.stop_requested_at is not None,
         "assigned_gpus": list(job.assigned_gpus or []),
-        "final": job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED),
+        "final": job.status in FINAL_STATUSES,
+        "live": job.status in LIVE_STATUSES,
     }
 
 
