@@ -44,7 +44,7 @@ def test_unknown_user_and_wrong_password_get_the_same_message(
     assert "Unknown username or wrong password." in wrong.text
 
 
-def test_repeated_failures_throttle_the_account_even_with_the_right_password(
+def test_repeated_failures_throttle_the_account_from_that_address_even_with_the_right_password(
     web: WebClient, database: Database
 ) -> None:
     make_user(database, "ana")

@@ -14,8 +14,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from labyard.auth.models import LoginFailure
 from labyard.db import Database
+from labyard.db.oncommit import on_commit
 from labyard.projects.models import Membership
+from labyard.web.deps import SessionDep
 from tests.factories import access_token_for, auth, make_users_fast
 from tests.serving import serve_in_thread
 
@@ -91,3 +94,51 @@ def test_a_204_means_the_row_is_committed(app: FastAPI, database: Database, base
     assert (still_there, missing) == (0, 0), (
         f"of {TRIES}: {still_there} 204s and {missing} 201s arrived before their commit"
     )
+
+
+def test_a_failing_commit_is_answered_as_an_error(
+    app: FastAPI, database: Database, base_url: str
+) -> None:
+    """A write that only fails at COMMIT (a duplicate key flushed then) must not answer 200."""
+    with database.session() as db:
+        db.add(LoginFailure(key="taken", count=1))
+
+    def write_a_duplicate(db: SessionDep) -> dict[str, str]:
+        db.add(LoginFailure(key="taken", count=99))  # flushed only by the commit
+        return {"status": "done"}
+
+    app.add_api_route("/api/v1/test-duplicate", write_a_duplicate, methods=["POST"])
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        response = client.post("/api/v1/test-duplicate")
+    assert response.status_code >= 400 and "done" not in response.text
+    with database.read_session() as db:
+        assert db.get(LoginFailure, "taken").count == 1  # type: ignore[union-attr]
+
+
+def test_on_commit_runs_after_commit_and_never_after_rollback(database: Database) -> None:
+    ran: list[str] = []
+    with database.session() as db:
+        on_commit(db, lambda: ran.append("committed"))
+        db.add(LoginFailure(key="k1", count=1))
+        assert ran == []  # not before the commit
+    assert ran == ["committed"]
+    with database.sessionmaker() as db:
+        on_commit(db, lambda: ran.append("rolled back"))
+        db.add(LoginFailure(key="k2", count=1))
+        db.flush()
+        db.rollback()  # the request failed
+        db.add(LoginFailure(key="k3", count=1))
+        db.commit()  # a later commit of the same session does not run the dropped action
+        assert db.get(LoginFailure, "k2") is None
+    assert ran == ["committed"]
+
+
+def test_a_failing_action_after_commit_keeps_the_commit(database: Database) -> None:
+    def boom() -> None:
+        raise OSError("the worker pool is gone")
+
+    with database.session() as db:
+        on_commit(db, boom)
+        db.add(LoginFailure(key="kept", count=1))
+    with database.read_session() as db:
+        assert db.get(LoginFailure, "kept") is not None
