@@ -32,6 +32,7 @@ from labyard.projects.models import Role
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
+MAX_MESSAGE = 1000  # characters of a task's message (its column holds 2000)
 
 
 def temp_dir(settings: Settings, task_id: int) -> Path:
@@ -177,6 +178,8 @@ def run_task(settings: Settings, database: Database, task_id: int, cancel: threa
             status, message = "failed", exc.message
         else:
             status, message = "failed", f"Extraction failed: {_reason(exc, work)}"
+        if len(message) > MAX_MESSAGE:  # entry names can be long; the column is not
+            message = message[: MAX_MESSAGE - 1] + "…"
         _update(database, task_id, status=status, message=message, finished_at=utcnow())
         if not isinstance(exc, DomainError):
             raise
