@@ -63,7 +63,8 @@ def login(
 ) -> Response:
     """Check the credentials and start a fresh session (any old one is revoked)."""
     address = client_address(request, settings)
-    pause_for_account(get_database(request), settings, username=username, address=address)
+    database = get_database(request)
+    pause_for_account(database, settings, username=username, address=address, request_db=db)
     try:
         user = service.authenticate(
             db, settings, username=username, password=password, address=address

@@ -50,7 +50,7 @@ def token(
                 return _oauth_error("invalid_request", "username and password are required")
             address = client_address(request, settings)
             database = get_database(request)
-            pause_for_account(database, settings, username=username, address=address)
+            pause_for_account(database, settings, username=username, address=address, request_db=db)
             user = service.authenticate(
                 db, settings, username=username, password=password, address=address
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
+from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from labyard.auth import service
@@ -53,15 +54,24 @@ def _canonical(hop: str) -> str:
 
 
 def pause_for_account(
-    database: Database, settings: Settings, *, username: str, address: str | None
+    database: Database,
+    settings: Settings,
+    *,
+    username: str,
+    address: str | None,
+    request_db: Session | None = None,
 ) -> float:
     """Wait the account-wide login delay, if the account is being guessed at; the seconds waited.
 
-    Read in a session of its own and before the request's transaction begins, so the wait
-    holds no database lock.
+    Read in a session of its own, and `request_db`'s transaction (begun by the CSRF check of a
+    request with a session cookie; nothing written yet) ends first: the wait holds no lock.
     """
     with database.read_session() as db:
         delay = service.login_delay(db, settings, username=username, address=address)
     if delay > 0:
+        if request_db is not None and request_db.in_transaction():
+            if request_db.new or request_db.dirty or request_db.deleted:
+                raise RuntimeError("pause_for_account must run before the request writes")
+            request_db.rollback()
         time.sleep(delay)
     return delay

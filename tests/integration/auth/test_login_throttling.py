@@ -96,6 +96,12 @@ def test_guessing_from_many_addresses_slows_the_account_but_never_refuses_it(
     # ...but the right password still gets in, from a new address too
     with _client(app, "10.1.0.99") as owner:
         assert owner.login("ana", PASSWORD).status_code == 303
+        # and again from a browser already logged in (its CSRF check began a transaction)
+        owner.refresh_csrf("/projects")
+        again = owner.post(
+            "/login", data={"username": "ana", "password": PASSWORD, "csrf_token": owner.csrf}
+        )
+        assert again.status_code == 303
     with database.read_session() as db:
         assert db.get(LoginFailure, "user:ana").count == PAIR_LIMIT  # type: ignore[union-attr]
 
