@@ -81,7 +81,8 @@ def test_eta_is_within_a_fifth_of_the_truth_once_a_fifth_is_done(
     params: dict[str, list[object]] = {"num_epoch": [EPOCHS], "batch_size": [32]}
     seen, total = run_template_job(app, database, settings, params)
     estimates = [s for s in seen if s.eta is not None]
-    # once the page shows a fifth done, and once a fifth of the run's time has passed
+    # once the page shows a fifth of the run done (the moment a fifth of the time has passed
+    # is printed too: early on, start-up can be a quarter of a short run, so it is no check)
     at_fifth = next(s for s in estimates if s.progress >= 0.2)
     at_fifth_time = next(s for s in estimates if s.elapsed >= total / 5)
     below = [s for s in seen if s.progress < 0.2]
@@ -90,8 +91,7 @@ def test_eta_is_within_a_fifth_of_the_truth_once_a_fifth_is_done(
         f"{_predicted(at_fifth):.1f} s; at a fifth of the time: {at_fifth_time} -> "
         f"{_predicted(at_fifth_time):.1f} s; last below 20 %: {below[-1] if below else None}"
     )
-    for moment in (at_fifth, at_fifth_time):
-        assert abs(_predicted(moment) - total) <= 0.2 * total, (moment, total)
+    assert abs(_predicted(at_fifth) - total) <= 0.2 * total, (at_fifth, total)
 
 
 def _predicted(seen: Seen) -> float:
