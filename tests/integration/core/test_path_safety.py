@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -163,3 +164,30 @@ def test_files_the_platform_creates_are_not_readable_by_others(tmp_path: Path) -
     assert any(p.endswith("/a.txt") for p in seen)
     assert open_to_others == []
     assert stat.S_IMODE(data.stat().st_mode) & 0o066 == 0
+
+
+def test_a_lab_move_that_would_carry_a_link_out_is_refused(
+    database: Database, settings: Settings
+) -> None:
+    from labyard.errors import InvalidInput
+    from labyard.labs import files as lab_files
+    from labyard.labs import service as labs_service
+
+    users = make_users_fast(database, "ana")
+    with database.session() as db:
+        lab = labs_service.create_lab(
+            db, settings, users["ana"], project_id=users["ana"].default_project_id, name="l1"
+        )
+        root = lab_files.lab_root(settings, lab)
+        (root / "a" / "b").mkdir(parents=True)
+        (root / "x").mkdir()
+        os.symlink("../../x", root / "a" / "b" / "up")  # made in the lab's terminal
+        before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+        with pytest.raises(InvalidInput) as refused:
+            lab_files.rename(settings, lab, "a/b", "b")
+        assert refused.value.message.startswith(
+            "This move would make links point outside the folder: 'a/b/up'."
+        )
+        assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == before
+        assert lab_files.rename(settings, lab, "a/b", "a/c") == "a/c"  # same depth: allowed
+        assert (root / "a" / "c" / "up").resolve() == (root / "x").resolve()
