@@ -33,7 +33,7 @@ from labyard.config import Settings
 
 JOB_GID_BASE = 0x60000000  # + job id: the group that may enter one job's folder
 DATASET_GID_BASE = 0x70000000  # + hash of its folder: the group that may read one dataset
-DATASET_GIDS = 0xFFFFFFFE - DATASET_GID_BASE  # (uid_t)-1 is never a group
+DATASET_GIDS = 0x7FFFFFFF - DATASET_GID_BASE  # Docker takes gids up to 2**31 - 1 only
 TRUSTED_ONLY_WARNING = (
     "Local jobs run as the server's own user: a job can read the server's secret key, its "
     "database and every project's files. The local executor is for one trusted user; a group "
@@ -146,7 +146,7 @@ def _can_run_python(python: str, uid: int, gid: int) -> bool:
 
 
 def dataset_gid(host_path: Path) -> int:
-    """The group that may read one dataset folder (a hash of its path, 2.4 billion values)."""
+    """The group that may read one dataset folder (a hash of its path, 268 million values)."""
     digest = hashlib.blake2b(str(host_path).encode(), digest_size=8).digest()
     return DATASET_GID_BASE + int.from_bytes(digest) % DATASET_GIDS
 
@@ -213,9 +213,15 @@ def grant_job_files(
         inputs.chmod(0o750)
     gids = []
     for host_path in datasets:
-        gid = dataset_gid(host_path)
         if host_path.is_relative_to(data):
             _traversable(host_path, data)
-        _group_readable(host_path, gid)
-        gids.append(gid)
+        gids.append(grant_dataset(host_path))
     return identity.groups_for(job_id, gids)
+
+
+def grant_dataset(host_path: Path) -> int:
+    """Let the group of one dataset read its tree (files are 0600/0700 under umask 077);
+    the group, which a job (local or in a container) is given to read it."""
+    gid = dataset_gid(host_path)
+    _group_readable(host_path, gid)
+    return gid

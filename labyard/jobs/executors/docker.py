@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labyard.config import Settings
+from labyard.jobs import isolation
 from labyard.jobs.executors.base import LOST, RUNNING, Executor, ExecutorError, JobState, LaunchSpec
 from labyard.jobs.logs import LOG_NAME, LogWriter, format_stamp, parse_stamp
 
@@ -52,6 +53,14 @@ def _job_user(spec: LaunchSpec) -> str:
                 os.lchown(os.path.join(root, name), CONTAINER_UID, CONTAINER_UID)
         os.chown(folder, CONTAINER_UID, CONTAINER_UID)
     return f"{CONTAINER_UID}:{CONTAINER_UID}"
+
+
+def _dataset_groups(spec: LaunchSpec) -> list[str]:
+    """Groups that let the container's user read its datasets (a root server keeps them
+    0600/0700 to itself, see labyard.jobs.isolation); none needed when not root."""
+    if os.geteuid() != 0:
+        return []
+    return [str(isolation.grant_dataset(mount.host_path)) for mount in spec.datasets]
 
 
 def _follow_logs(container: Any, log_path: Path, max_bytes: int) -> None:
@@ -136,6 +145,7 @@ class DockerExecutor(Executor):
                 LABEL_INSTANCE: self.instance,
             },
             user=_job_user(spec),
+            group_add=_dataset_groups(spec),
             working_dir="/mlsteam/lab",
             environment={
                 "HOME": "/mlsteam",

@@ -69,8 +69,9 @@ def test_docker_job_contract_hardening_and_literal_arguments(
 ) -> None:
     lab = docker_lab(tmp_path / "lab")
     data = tmp_path / "ds"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # as a root server's umask 077 leaves it: the job's group reads it
     (data / "hello.txt").write_text("hello dataset")
+    (data / "hello.txt").chmod(0o600)
     [job_id] = submit(
         database,
         docker_settings,
@@ -79,8 +80,8 @@ def test_docker_job_contract_hardening_and_literal_arguments(
         datasets=[service.DatasetInput("ds", data)],
     )
     [job] = run_until(make_scheduler(inventory=FOUR_GPUS), database, all_final, timeout=120)
+    assert job.status == "succeeded", job.reason
     log = (service.job_dir(docker_settings, job_id) / "job.log").read_text()
-    assert job.status == "succeeded", log
     assert f"ARGS {['--evil', value]!r}" in log
     assert f"PARAM {value}" in log
     assert "UID 1000" in log  # non-root

@@ -210,11 +210,14 @@ def test_a_job_cannot_read_the_servers_secrets_or_other_projects_files(
     )
     scheduler = make_scheduler(inventory=FOUR_GPUS)
     other_id = submit_as(database, settings, "bob", write_sh_lab(tmp_path / "bob", PROBE_SCRIPT))
+    run_until(scheduler, database, all_final)  # bob's output exists before ana's job looks
     mine = settings.data_dir / "datasets" / "ana" / "mine"
     mine.mkdir(parents=True)
     (mine / "data.txt").write_text("attached dataset")
     other_output = service.job_dir(settings, other_id) / "output" / "result.txt"
+    assert other_output.exists()  # so DENIED below means denied, not missing
     targets = _probe_targets(settings, other_output)
+    assert all(path.exists() for path in targets.values())
     args = " ".join(str(p) for p in targets.values())
     job_id = submit_as(
         database,
