@@ -98,7 +98,7 @@ def series_names(db: Session, job_id: int) -> list[dict[str, object]]:
         .group_by(MetricPoint.name, MetricPoint.x_name)
         .order_by(MetricPoint.name)
     )
-    return [{"name": n, "x_name": x, "points": c} for n, x, c in rows.tuples()]
+    return [{"name": n, "x_name": x, "points": c} for n, x, c in rows]
 
 
 def read_series(db: Session, job_id: int, name: str, max_points: int) -> list[tuple[float, float]]:
@@ -108,7 +108,7 @@ def read_series(db: Session, job_id: int, name: str, max_points: int) -> list[tu
         select(MetricPoint.x, MetricPoint.value)
         .where(MetricPoint.job_id == job_id, MetricPoint.name == name)
         .order_by(MetricPoint.x, MetricPoint.id)
-    ).tuples()
+    )
     points = [(x, v) for x, v in rows]
     return downsample(points, max_points)
 

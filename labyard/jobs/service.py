@@ -223,7 +223,7 @@ def sweep_counts(db: Session, sweep_id: int) -> dict[str, int]:
     rows = db.execute(
         select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status)
     )
-    return {status: count for status, count in rows.tuples()}
+    return {status: count for status, count in rows}
 
 
 # --------------------------------------------------------------------------- jobs
@@ -328,7 +328,7 @@ def dataset_in_use(db: Session, dataset_id: int) -> str | None:
     """Why a dataset cannot be deleted now (a queued or live job uses it), or None."""
     rows = db.execute(
         select(Job.id, Job.datasets).where(Job.status.in_([S.QUEUED, *LIVE_STATUSES]))
-    ).tuples()
+    )
     for job_id, mounts in rows:
         if any(m.get("dataset_id") == dataset_id for m in mounts or []):
             return f"job {job_id} uses it"

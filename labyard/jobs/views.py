@@ -97,7 +97,7 @@ def queue_positions(db: Session, jobs: list[Job]) -> dict[int, int]:
     rank = func.row_number().over(order_by=(Job.priority.desc(), Job.id.asc())).label("position")
     ranked = select(Job.id, rank).where(Job.status == JobStatus.QUEUED).subquery()
     rows = db.execute(select(ranked.c.id, ranked.c.position).where(ranked.c.id.in_(queued)))
-    return {job_id: int(position) for job_id, position in rows.tuples()}
+    return {job_id: int(position) for job_id, position in rows}
 
 
 def metric_summaries(db: Session, job_ids: list[int]) -> dict[int, dict[str, MetricSummary]]:
@@ -115,16 +115,16 @@ def metric_summaries(db: Session, job_ids: list[int]) -> dict[int, dict[str, Met
         )
         .where(MetricPoint.job_id.in_(job_ids))
         .group_by(MetricPoint.job_id, MetricPoint.name)
-    ).tuples()
+    )
     stats = list(rows)
     latest_ids = [row[4] for row in stats]
     latest: dict[int, float] = {}
     for start in range(0, len(latest_ids), 900):
         chunk = latest_ids[start : start + 900]
         latest.update(
-            db.execute(select(MetricPoint.id, MetricPoint.value).where(MetricPoint.id.in_(chunk)))
-            .tuples()
-            .all()
+            db.execute(
+                select(MetricPoint.id, MetricPoint.value).where(MetricPoint.id.in_(chunk))
+            ).all()
         )
     out: dict[int, dict[str, MetricSummary]] = {}
     for job_id, name, low, high, last_id, count in stats:
@@ -193,7 +193,7 @@ def chart_data(db: Session, job_id: int, *, max_points: int) -> dict[str, Any]:
         select(MetricPoint.name, MetricPoint.x_name, MetricPoint.x, MetricPoint.value)
         .where(MetricPoint.job_id == job_id, MetricPoint.id <= last_id)
         .order_by(MetricPoint.name, MetricPoint.x, MetricPoint.id)
-    ).tuples()
+    )
     grouped: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name, x_name, x, value in rows:
         grouped.setdefault((name, x_name), []).append((x, value))
@@ -221,7 +221,7 @@ def new_points(db: Session, job_id: int, after_id: int, limit: int = 5000) -> li
         .where(MetricPoint.job_id == job_id, MetricPoint.id > after_id)
         .order_by(MetricPoint.id)
         .limit(limit)
-    ).tuples()
+    )
     return list(rows)
 
 
@@ -270,7 +270,7 @@ def sweep_curves(
         select(MetricPoint.job_id, MetricPoint.x, MetricPoint.value)
         .where(MetricPoint.job_id.in_(job_ids), MetricPoint.name == metric)
         .order_by(MetricPoint.job_id, MetricPoint.x, MetricPoint.id)
-    ).tuples()
+    )
     per_job: dict[int, list[tuple[float, float]]] = {}
     for job_id, x, value in rows:
         per_job.setdefault(job_id, []).append((x, value))

@@ -116,7 +116,7 @@ def job_counts(db: Session, lab_ids: list[int]) -> dict[int, dict[str, int]]:
         .where(Job.lab_id.in_(lab_ids))
         .group_by(Job.lab_id, Job.status)
     )
-    for lab_id, status, count in rows.tuples():
+    for lab_id, status, count in rows:
         if lab_id is not None:
             counts[lab_id][str(status)] = count
     return counts

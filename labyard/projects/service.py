@@ -119,7 +119,7 @@ def list_projects(db: Session, user: User) -> list[tuple[Project, Role]]:
         .where(Membership.user_id == user.id)
         .order_by(Project.name)
     )
-    return [(p, r) for p, r in rows.tuples()]
+    return [(p, r) for p, r in rows]
 
 
 def update_project(
