@@ -49,8 +49,7 @@ def write_text(
     db: Session, user: User, settings: Settings, lab_id: int, path: str, content: str
 ) -> str:
     """Create or overwrite a text file (WRITE); its relative path."""
-    lab = lab_for_files(db, user, lab_id, change=True)
-    return files.write_text(settings, lab, path, content)
+    return files.write_text(settings, lab_for_files(db, user, lab_id, change=True), path, content)
 
 
 def create_file(db: Session, user: User, settings: Settings, lab_id: int, path: str) -> str:
@@ -81,8 +80,7 @@ def rename(
     db: Session, user: User, settings: Settings, lab_id: int, path: str, new_path: str
 ) -> str:
     """Rename or move a file or folder (WRITE); the new relative path."""
-    lab = lab_for_files(db, user, lab_id, change=True)
-    return files.rename(settings, lab, path, new_path)
+    return files.rename(settings, lab_for_files(db, user, lab_id, change=True), path, new_path)
 
 
 def delete(db: Session, user: User, settings: Settings, lab_id: int, path: str) -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from labyard.auth.models import User
@@ -75,23 +76,22 @@ def _project_with_a_job(database: Database, settings: Settings, status: str) -> 
     return project_id, make_job_row(database, settings, project_id, status=status)
 
 
-def test_delete_refuses_while_a_job_runs_with_only_the_project_service_imported(
-    database: Database, settings: Settings
+@pytest.mark.parametrize(
+    ("mode", "answer"),
+    [
+        (
+            "app",
+            "refused: Project 'study' cannot be deleted now: 1 of its jobs are queued or running",
+        ),
+        ("bare", "not wired: Hook 'projects.delete_blockers' is not wired"),
+    ],
+)
+def test_delete_refuses_while_a_job_runs_and_changes_nothing(
+    database: Database, settings: Settings, mode: str, answer: str
 ) -> None:
+    """app: only the project service imported, the app created; bare: not even the app."""
     project_id, job_id = _project_with_a_job(database, settings, "running")
-    out = _delete_in_fresh_interpreter(settings, "app", project_id)
-    assert out.startswith("refused:") and "queued or running" in out
-    with database.session() as db:
-        assert db.get(Project, project_id) is not None
-    assert job_dir(settings, job_id).is_dir()
-
-
-def test_delete_without_wired_hooks_refuses_to_run_and_changes_nothing(
-    database: Database, settings: Settings
-) -> None:
-    project_id, job_id = _project_with_a_job(database, settings, "running")
-    out = _delete_in_fresh_interpreter(settings, "bare", project_id)
-    assert out.startswith("not wired:") and "wire_hooks" in out
+    assert _delete_in_fresh_interpreter(settings, mode, project_id).startswith(answer)
     with database.session() as db:
         assert db.get(Project, project_id) is not None
     assert job_dir(settings, job_id).is_dir()
