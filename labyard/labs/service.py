@@ -183,8 +183,8 @@ def _make_folder(settings: Settings, lab_id: int, source: LabTemplate | None) ->
     )
     for dirpath, dirnames, _ in os.walk(folder):
         for name in dirnames:
-            (Path(dirpath) / name).chmod(0o755)
-    folder.chmod(0o755)
+            (Path(dirpath) / name).chmod(0o700)
+    folder.chmod(0o700)
 
 
 def _remove_tree(settings: Settings, folder: Path) -> None:
