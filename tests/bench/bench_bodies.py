@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.serving import free_port
+from tests.serving import free_port, wait_until_healthy
 
 PASSWORD = "bench-password-0123456789"
 GIB = 1 << 30
@@ -53,15 +53,7 @@ def _start_server(data: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.bench.bench_bodies", "--serve", str(port)], env=env
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    return wait_until_healthy(proc, port)
 
 
 def _serve(port: int) -> None:

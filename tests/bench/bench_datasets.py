@@ -34,6 +34,7 @@ import httpx
 import psutil
 
 from labyard.datasets import archives
+from tests.serving import wait_until_healthy
 from tests.zipgen import write_many_entry_zip
 
 PASSWORD = "bench-password-0123456789"
@@ -63,15 +64,7 @@ def _start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    return wait_until_healthy(proc, port)
 
 
 def bench_upload(work: Path, size: int) -> None:
