@@ -24,6 +24,7 @@ from labyard.db.oncommit import on_commit
 from labyard.errors import InvalidInput
 from labyard.projects.models import Role
 from labyard.projects.service import list_projects
+from labyard.web import viewer
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import render
 
@@ -260,7 +261,7 @@ def preview_page(
     db: SessionDep,
     settings: SettingsDep,
 ) -> Response:
-    """One file: an image preview, its size, a download link."""
+    """One file in the viewer (images scaled up pixelated, text, tables), a download link."""
     dataset, target = browse.open_entry(db, settings, user=user, dataset_id=dataset_id, path=path)
     if not target.is_file():
         raise InvalidInput(f"{path!r} is a folder.", field="path")
@@ -268,8 +269,15 @@ def preview_page(
         db, settings, user=user, dataset_id=dataset_id, path=path.strip("/").rpartition("/")[0]
     )
     entry = next((e for e in folder.entries if e.name == target.name), None)
+    api, quoted = f"/api/v1/datasets/{dataset_id}", quote(path, safe="")
+    view = viewer.view_file(
+        target,
+        name=target.name,
+        raw_url=f"{api}/thumbnail?path={quoted}&size=preview",
+        download_url=f"{api}/download?path={quoted}",
+    )
     return render(
         request,
         "datasets_preview.html",
-        {"dataset": dataset, "folder": folder, "entry": entry, "path": path, "quote": quote},
+        {"dataset": dataset, "folder": folder, "entry": entry, "path": path, "view": view},
     )

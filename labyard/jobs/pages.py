@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -20,6 +21,7 @@ from labyard.jobs import ansi, artifacts, listing, live, service, views
 from labyard.jobs.models import Job, JobStatus
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
+from labyard.web import viewer
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep, get_database
 from labyard.web.render import is_htmx, render
 
@@ -234,6 +236,38 @@ def _download_output(
     service.get_job(db, user, job_id)
     target = artifacts.output_file(settings, job_id, path)
     return FileResponse(target, filename=target.name, media_type="application/octet-stream")
+
+
+@router.get("/jobs/{job_id}/view/{path:path}")
+def view_output(
+    request: Request,
+    job_id: int,
+    path: str,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """One output file in the viewer (a fragment for the files tab, else a page)."""
+    job = service.get_job(db, user, job_id)
+    target = artifacts.output_file(settings, job_id, path)
+    quoted = quote(path)
+    view = viewer.view_file(
+        target,
+        name=path,
+        raw_url=f"/jobs/{job_id}/raw/{quoted}",
+        download_url=f"/jobs/{job_id}/files/{quoted}",
+    )
+    block = "viewer" if is_htmx(request) else None
+    return render(request, "job_file.html", {"job": job, "view": view}, block=block)
+
+
+@router.get("/jobs/{job_id}/raw/{path:path}")
+def raw_output(
+    job_id: int, path: str, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """An output image's bytes, shown inline by the viewer (other files: download them)."""
+    service.get_job(db, user, job_id)
+    return viewer.inline_image(artifacts.output_file(settings, job_id, path))
 
 
 @router.post("/jobs/{job_id}/stop")

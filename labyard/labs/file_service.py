@@ -8,6 +8,7 @@ Routers and pages call these and never choose a role themselves.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
@@ -15,9 +16,11 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets.files import Entry
+from labyard.errors import NotFound
 from labyard.labs import files, service
 from labyard.labs.models import Lab
 from labyard.mlsteam import LabConfig
+from labyard.paths import resolve_existing
 from labyard.projects.models import Role
 
 
@@ -38,6 +41,15 @@ def list_files(
 def read_text(db: Session, user: User, settings: Settings, lab_id: int, path: str) -> str:
     """A text file of the lab (READ)."""
     return files.read_text(settings, lab_for_files(db, user, lab_id, change=False), path)
+
+
+def file_path(db: Session, user: User, settings: Settings, lab_id: int, path: str) -> Path:
+    """A file of the lab, resolved inside its folder (READ), to view or download."""
+    lab = lab_for_files(db, user, lab_id, change=False)
+    target = resolve_existing(files.lab_root(settings, lab), path)
+    if not target.is_file():
+        raise NotFound("No such file.")
+    return target
 
 
 def read_config(db: Session, user: User, settings: Settings, lab_id: int) -> LabConfig:

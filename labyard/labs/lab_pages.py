@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
@@ -20,6 +21,7 @@ from labyard.labs.models import Lab
 from labyard.mlsteam import CONFIG_FILE, LabConfig, MlsteamError, iter_grid
 from labyard.projects.models import Role
 from labyard.projects.service import role_of
+from labyard.web import viewer
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import render
 
@@ -56,18 +58,41 @@ def _ctx(
 # ---------------------------------------------------------------- files
 
 
+EDITOR_KINDS = ("text", "json")  # shown in the editor; the others in the viewer (Edit opens it)
+
+
 def _files_ctx(
-    db: Session, settings: Settings, user: User, lab_id: int, path: str, file: str
+    db: Session, settings: Settings, user: User, lab_id: int, path: str, file: str, edit: bool
 ) -> dict[str, Any]:
     ctx = _ctx(db, settings, user, lab_id, "files")
     ctx["folder"], ctx["entries"] = file_service.list_files(db, user, settings, lab_id, path)
-    ctx["file"], ctx["content"], ctx["file_error"] = file, None, None
-    if file:
-        try:
+    ctx["file"], ctx["content"], ctx["file_error"], ctx["view"] = file, None, None, None
+    shown = file or next((e.path for e in ctx["entries"] if e.name.lower() == "readme.md"), "")
+    if not shown:
+        return ctx
+    try:
+        view = _lab_view(db, user, settings, lab_id, shown)
+        if file and (edit or (view.kind in EDITOR_KINDS and not view.truncated)):
             ctx["content"] = file_service.read_text(db, user, settings, lab_id, file)
-        except DomainError as exc:
-            ctx["file_error"] = exc.message
+        else:
+            ctx["view"] = view
+    except DomainError as exc:
+        ctx["file_error"] = exc.message
     return ctx
+
+
+def _lab_view(
+    db: Session, user: User, settings: Settings, lab_id: int, path: str
+) -> viewer.FileView:
+    """The viewer's view of one lab file (READ, through the lab's file service)."""
+    target = file_service.file_path(db, user, settings, lab_id, path)
+    quoted = quote(path, safe="")
+    return viewer.view_file(
+        target,
+        name=path,
+        raw_url=f"/labs/{lab_id}/files/raw?path={quoted}",
+        download_url=f"/labs/{lab_id}/files/download?path={quoted}",
+    )
 
 
 @router.get("/labs/{lab_id}/files")
@@ -79,10 +104,28 @@ def files_tab(
     settings: SettingsDep,
     path: PathQuery = "",
     file: PathQuery = "",
+    edit: bool = False,
 ) -> Response:
-    """The lab's files and the editor."""
-    ctx = _files_ctx(db, settings, user, lab_id, path, file)
+    """The lab's files, the viewer (a folder's README.md when no file is chosen), the editor."""
+    ctx = _files_ctx(db, settings, user, lab_id, path, file, edit)
     return render(request, "lab_files.html", ctx)
+
+
+@router.get("/labs/{lab_id}/files/raw")
+def raw_file(
+    lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep, path: PathQuery
+) -> Response:
+    """A lab image's bytes for the viewer (other files: download them)."""
+    return viewer.inline_image(file_service.file_path(db, user, settings, lab_id, path))
+
+
+@router.get("/labs/{lab_id}/files/download")
+def download_file(
+    lab_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep, path: PathQuery
+) -> Response:
+    """One lab file as an attachment (READ)."""
+    target = file_service.file_path(db, user, settings, lab_id, path)
+    return FileResponse(target, filename=target.name, content_disposition_type="attachment")
 
 
 def _after_change(lab_id: int, folder: str, file: str = "") -> Response:
