@@ -27,6 +27,7 @@ from labyard.jobs import views as jobs_views
 from labyard.labs import pages as labs_pages
 from labyard.labs import router as labs_router
 from labyard.labs import service as labs_service
+from labyard.overview import pages as overview_pages
 from labyard.projects import pages as project_pages
 from labyard.projects import router as projects_router
 from labyard.projects import service as projects_service
@@ -56,6 +57,7 @@ API_MODULES = (
 )
 # Page modules; their NAV_LINKS = [(label, path), ...] become the top navigation, in this order.
 PAGE_MODULES = (
+    overview_pages,
     project_pages,
     labs_pages,
     datasets_pages,

@@ -1,11 +1,12 @@
-"""Projects pages: the list, one project with its members."""
+"""Projects pages: the list and a project's actions (rename, members, delete). The project
+page itself, its overview, is labyard.overview.pages (it reads labs, datasets and jobs)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from labyard.projects import service
 from labyard.projects.models import Role
@@ -14,12 +15,6 @@ from labyard.web.render import render
 
 router = APIRouter(include_in_schema=False)
 NAV_LINKS = [("Projects", "/projects")]
-
-
-@router.get("/")
-def home(_user: CurrentUser) -> Response:
-    """The start page is the projects list."""
-    return RedirectResponse("/projects", status_code=303)
 
 
 @router.get("/projects")
@@ -43,7 +38,8 @@ def create_project(
     )
 
 
-def _project_context(db: SessionDep, user: CurrentUser, project_id: int) -> dict[str, object]:
+def project_context(db: SessionDep, user: CurrentUser, project_id: int) -> dict[str, object]:
+    """What every tab of a project shows: the project, my role, members, the tab links."""
     project = service.require_project(db, user, project_id)
     role = service.role_of(db, user, project_id) or Role.READ
     return {
@@ -52,17 +48,12 @@ def _project_context(db: SessionDep, user: CurrentUser, project_id: int) -> dict
         "Role": Role,
         "members": service.list_members(db, user, project_id),
         "project_links": [
+            ("Overview", f"/projects/{project_id}"),
             ("Labs", f"/projects/{project_id}/labs"),
             ("Datasets", f"/projects/{project_id}/datasets"),
             ("Jobs", f"/projects/{project_id}/jobs"),
         ],
     }
-
-
-@router.get("/projects/{project_id}")
-def project_page(request: Request, project_id: int, user: CurrentUser, db: SessionDep) -> Response:
-    """One project: details, rename, members, delete."""
-    return render(request, "project.html", _project_context(db, user, project_id))
 
 
 @router.post("/projects/{project_id}/rename")
@@ -76,7 +67,7 @@ def rename_project(
 ) -> Response:
     """Rename a project (WRITE)."""
     service.update_project(db, user, project_id, name=name, description=description)
-    return render(request, "project.html", _project_context(db, user, project_id), block="header")
+    return render(request, "project.html", project_context(db, user, project_id), block="header")
 
 
 @router.post("/projects/{project_id}/delete")
@@ -99,7 +90,7 @@ def set_member(
 ) -> Response:
     """Add a member or change a role (OWN)."""
     service.set_member(db, user, project_id, username=username.strip(), role=Role[role])
-    return render(request, "project.html", _project_context(db, user, project_id), block="members")
+    return render(request, "project.html", project_context(db, user, project_id), block="members")
 
 
 @router.post("/projects/{project_id}/members/{member_id}/remove")
@@ -108,4 +99,4 @@ def remove_member(
 ) -> Response:
     """Remove a member (OWN)."""
     service.remove_member(db, user, project_id, member_id=member_id)
-    return render(request, "project.html", _project_context(db, user, project_id), block="members")
+    return render(request, "project.html", project_context(db, user, project_id), block="members")

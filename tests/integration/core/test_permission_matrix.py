@@ -47,7 +47,13 @@ NEED_WRITE = {**NEED_READ, "READ": DENIED}
 NEED_OWN = {**NEED_WRITE, "WRITE": DENIED}
 
 # Endpoints of these modules are the foundation's and must each be in ROUTES.
-FOUNDATION_MODULES = ("labyard.auth", "labyard.projects", "labyard.flavors", "labyard.web")
+FOUNDATION_MODULES = (
+    "labyard.auth",
+    "labyard.projects",
+    "labyard.flavors",
+    "labyard.web",
+    "labyard.overview",
+)
 FRAMEWORK_MODULES = ("fastapi", "starlette")  # /api/v1/openapi.json
 # Later domains: owned by their domain's tests (tests/integration/<domain>/), not this table.
 OWNED_ELSEWHERE = ("labyard.datasets", "labyard.labs", "labyard.jobs", "labyard.tensorboard")
@@ -109,6 +115,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ),
     # ------------------------------------------------ any logged-in user, about themselves
     ("GET", "/"): Case(ANY_USER),
+    ("GET", "/overview/live"): Case(ANY_USER),
+    ("GET", "/api/v1/overview"): Case(ANY_USER),
     ("GET", "/api/v1/me"): Case(ANY_USER),
     ("GET", "/api/v1/me/tokens"): Case(ANY_USER),
     ("POST", "/api/v1/me/tokens"): Case(ANY_USER, _json(lambda w: {"name": "ci"})),
@@ -135,6 +143,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ),
     ("DELETE", "/api/v1/projects/{project_id}/members/{member_id}"): Case(NEED_OWN),
     ("GET", "/projects/{project_id}"): Case(NEED_READ),
+    ("GET", "/projects/{project_id}/datasets"): Case(NEED_READ),
+    ("GET", "/api/v1/projects/{project_id}/overview"): Case(NEED_READ),
     ("POST", "/projects/{project_id}/rename"): Case(NEED_WRITE, _form(lambda w: {"name": "r"})),
     ("POST", "/projects/{project_id}/delete"): Case(NEED_OWN),
     ("POST", "/projects/{project_id}/members"): Case(
