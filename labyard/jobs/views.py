@@ -263,21 +263,24 @@ def compare_sweep(db: Session, user: User, sweep_id: int) -> SweepComparison:
 def sweep_curves(
     db: Session, user: User, sweep_id: int, *, metric: str, max_points: int
 ) -> list[dict[str, Any]]:
-    """One downsampled curve of `metric` per job of the sweep (READ)."""
+    """One downsampled curve of `metric` per job of the sweep, with its x-axis name (READ)."""
     sweep = service.get_sweep(db, user, sweep_id)
     job_ids = select(Job.id).where(Job.sweep_id == sweep.id).scalar_subquery()
     rows = db.execute(
-        select(MetricPoint.job_id, MetricPoint.x, MetricPoint.value)
+        select(MetricPoint.job_id, MetricPoint.x_name, MetricPoint.x, MetricPoint.value)
         .where(MetricPoint.job_id.in_(job_ids), MetricPoint.name == metric)
         .order_by(MetricPoint.job_id, MetricPoint.x, MetricPoint.id)
     )
     per_job: dict[int, list[tuple[float, float]]] = {}
-    for job_id, x, value in rows:
+    axis: dict[int, str] = {}
+    for job_id, x_name, x, value in rows:
         per_job.setdefault(job_id, []).append((x, value))
+        axis.setdefault(job_id, x_name)
     curves = []
     for job_id, points in per_job.items():
         kept = downsample(points, max_points)
-        curves.append({"job_id": job_id, "x": [p[0] for p in kept], "y": [p[1] for p in kept]})
+        xs, ys = [p[0] for p in kept], [p[1] for p in kept]
+        curves.append({"job_id": job_id, "x_name": axis[job_id], "x": xs, "y": ys})
     return curves
 
 

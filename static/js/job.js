@@ -70,7 +70,7 @@
 
   // ------------------------------------------------------------------ charts
   var series = {};   // name -> {group, x_name, x: [], y: []}
-  var charts = {};   // group -> {plot, key}
+  var charts = {};   // panel id (metric@axis) -> labyardCharts.Panel (static/js/charts.js)
   var chartTimer = null;
   boot.series.forEach(function (s) {
     series[s.name] = { group: s.group, x_name: s.x_name, x: s.x.slice(), y: s.y.slice() };
@@ -105,7 +105,6 @@
       .catch(function () { /* keep every point; the next one tries again */ })
       .finally(function () { delete reloading[name]; });
   }
-  var smooth = window.labyardSmooth;  // static/js/smooth.js
   function scheduleCharts() {
     if (chartTimer) return;
     chartTimer = setTimeout(function () { chartTimer = null; renderCharts(); }, 250);
@@ -115,22 +114,27 @@
     s.x = idx.map(function (i) { return s.x[i]; }); s.y = idx.map(function (i) { return s.y[i]; });
     s.unsorted = false;
   }
-  function groupsNow() {
-    var choice = document.getElementById("chart-x").value, groups = {};
-    Object.keys(series).sort().forEach(function (name) {
-      var s = series[name];
-      (groups[s.group] = groups[s.group] || []).push(name);
-    });
-    var out = {};
-    Object.keys(groups).forEach(function (g) {
-      var axis = choice;
-      if (axis === "auto") {
-        var counts = {};
-        groups[g].forEach(function (n) { counts[series[n].x_name] = (counts[series[n].x_name] || 0) + 1; });
-        axis = Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; })[0];
-      }
-      var names = groups[g].filter(function (n) { return series[n].x_name === axis; });
-      if (names.length) out[g] = { axis: axis, names: names };
+  // One panel per metric name (Train_loss and Validation_loss share the `loss` panel); a
+  // metric logged over two x-axes gets one panel per axis ("loss · by epoch").
+  var GROUP_ORDER = ["Train", "Validation", "Test"], AXIS_ORDER = ["step", "iter", "epoch"];
+  var METRIC_ORDER = ["loss", "acc", "accuracy"];
+  var GROUP_COLORS = { Train: COLORS[0], Validation: COLORS[1], Test: COLORS[2] };
+  function rank(list, v) { var i = list.indexOf(v); return i < 0 ? 99 : i; }
+  function byRank(list) { return function (a, b) { return rank(list, a) - rank(list, b) || (a < b ? -1 : a > b ? 1 : 0); }; }
+  function metricOf(name) { var i = name.indexOf("_"); return i < 0 ? name : name.slice(i + 1); }
+  function panelsNow() {
+    var choice = document.getElementById("chart-x").value, byMetric = {}, out = [];
+    Object.keys(series).forEach(function (n) { (byMetric[metricOf(n)] = byMetric[metricOf(n)] || []).push(n); });
+    Object.keys(byMetric).sort(byRank(METRIC_ORDER)).forEach(function (metric) {
+      var axes = {};
+      byMetric[metric].forEach(function (n) { var a = series[n].x_name; (axes[a] = axes[a] || []).push(n); });
+      var keys = choice === "auto" ? Object.keys(axes).sort(byRank(AXIS_ORDER)) : axes[choice] ? [choice] : [];
+      keys.forEach(function (axis) {
+        var names = axes[axis].sort(function (a, b) { return byRank(GROUP_ORDER)(series[a].group, series[b].group); });
+        var several = Object.keys(axes).length > 1;
+        out.push({ id: metric + "@" + axis, metric: metric, axis: axis, names: names,
+                   title: several ? metric + " · by " + axis : metric });
+      });
     });
     return out;
   }
@@ -138,51 +142,27 @@
     var box = document.getElementById("charts");
     if (!box || box.closest("[data-panel]").hidden || typeof uPlot === "undefined") return;
     var weight = parseFloat(document.getElementById("chart-smooth").value) || 0;
-    var groups = groupsNow(), order = ["Train", "Validation", "Test"];
-    var names = Object.keys(groups).sort(function (a, b) {
-      var ia = order.indexOf(a), ib = order.indexOf(b);
-      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || (a < b ? -1 : 1);
-    });
-    document.getElementById("charts-empty").hidden = names.length > 0;
-    Object.keys(charts).forEach(function (g) {
-      if (!groups[g]) { charts[g].plot.destroy(); charts[g].wrap.remove(); delete charts[g]; }
-    });
-    names.forEach(function (g) {
-      var spec = groups[g];
-      var tables = spec.names.map(function (n) {
-        var s = series[n];
-        if (s.unsorted) sortSeries(s);
-        return [s.x, smooth(s.y, weight)];
-      });
-      var data = uPlot.join(tables);
-      var key = spec.axis + "|" + spec.names.join(",");
-      var width = Math.max(300, box.clientWidth - 8);
-      var total = tables.reduce(function (n, t) { return n + t[0].length; }, 0);
-      if (charts[g] && charts[g].key === key) {
-        charts[g].plot.setData(data);
-        charts[g].wrap.setAttribute("data-points", total);
-        return;
+    var wanted = panelsNow(), ids = {};
+    document.getElementById("charts-empty").hidden = wanted.length > 0;
+    wanted.forEach(function (p) { ids[p.id] = true; });
+    Object.keys(charts).forEach(function (id) { if (!ids[id]) { charts[id].destroy(); delete charts[id]; } });
+    wanted.forEach(function (p) {
+      var panel = charts[p.id];
+      if (!panel) {
+        panel = charts[p.id] = new window.labyardCharts.Panel(box, {
+          title: p.title, file: "job" + jobId + "-" + p.title,
+          attrs: { "data-metric": p.metric, "data-axis": p.axis }
+        });
       }
-      if (charts[g]) { charts[g].plot.destroy(); charts[g].wrap.remove(); }
-      var wrap = document.createElement("div");
-      wrap.className = "chart";
-      wrap.setAttribute("data-group", g);
-      var title = document.createElement("h3");
-      title.textContent = g;
-      wrap.appendChild(title);
-      box.appendChild(wrap);
-      var opts = {
-        width: width, height: 260,
-        scales: { x: { time: false } },
-        axes: [{ label: spec.axis }, {}],
-        series: [{ label: spec.axis }].concat(spec.names.map(function (n, i) {
-          return { label: n, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false } };
-        })),
-        legend: { live: true },
-        cursor: { drag: { x: true, y: false } }
-      };
-      charts[g] = { plot: new uPlot(opts, data, wrap), key: key, wrap: wrap };
-      wrap.setAttribute("data-points", total);
+      box.appendChild(panel.wrap);  // keep the panels in order as new ones arrive
+      panel.set({
+        xName: p.axis, yName: p.metric, smooth: weight,
+        series: p.names.map(function (n, k) {
+          var s = series[n];
+          if (s.unsorted) sortSeries(s);
+          return { name: n, x: s.x, y: s.y, stroke: GROUP_COLORS[s.group] || COLORS[(3 + k) % COLORS.length] };
+        })
+      });
     });
   }
   document.getElementById("chart-x").addEventListener("change", renderCharts);
@@ -191,10 +171,7 @@
     scheduleCharts();
   });
   window.addEventListener("resize", function () {
-    var box = document.getElementById("charts");
-    Object.keys(charts).forEach(function (g) {
-      charts[g].plot.setSize({ width: Math.max(300, box.clientWidth - 8), height: 260 });
-    });
+    Object.keys(charts).forEach(function (id) { charts[id].resize(); });
   });
 
   // ------------------------------------------------------------------ log

@@ -1,4 +1,5 @@
-// The sweep page: a sortable table that is the chart's legend, all curves overlaid (uPlot).
+// The sweep page: a sortable table that is the chart's legend, all curves overlaid in one
+// panel (static/js/charts.js: log scale, zoom, PNG/CSV, numbers table).
 (function () {
   "use strict";
   var box = document.getElementById("sweep-chart");
@@ -59,41 +60,66 @@
     if (tr) { tr.classList.add("pinned"); if (scroll) tr.scrollIntoView({ block: "nearest" }); }
     focusJob(pinned);
   }
+  var panel = null, readout = null;
   function draw() {
     var metric = metricNow;
     var weight = parseFloat(smoothInput ? smoothInput.value : "0") || 0;
-    if (plot) { plot.destroy(); plot = null; }
+    if (panel && (!curves.length || panel.o.title !== metric)) { panel.destroy(); panel = null; plot = null; }
     box.textContent = "";
     seriesOfJob = {}; jobOfSeries = {};
     if (!curves.length || typeof uPlot === "undefined") {
       var p = document.createElement("p"); p.className = "muted"; p.textContent = "No " + metric + " values yet.";
       box.appendChild(p); return;
     }
-    var data = uPlot.join(curves.map(function (c) { return [c.x, window.labyardSmooth(c.y, weight)]; }));
-    var series = [{ label: "x" }];
-    curves.forEach(function (c, i) {
-      var best = c.job_id === bestId;
+    var specs = curves.map(function (c, i) {
+      var best = c.job_id === bestId, stroke = best ? "#000" : color(i);
       seriesOfJob[c.job_id] = i + 1; jobOfSeries[i + 1] = c.job_id;
-      series.push({ label: "job " + c.job_id, stroke: best ? "#000" : color(i), width: best ? 3 : 1, spanGaps: true, points: { show: false } });
       var tr = table.querySelector('tr[data-job="' + c.job_id + '"] .swatch');
-      if (tr) tr.style.background = best ? "#000" : color(i);
+      if (tr) tr.style.background = stroke;
+      return { name: "job " + c.job_id, x: c.x, y: c.y, stroke: stroke, width: best ? 3 : 1 };
     });
-    plot = new uPlot({
-      width: Math.max(300, box.clientWidth - 8), height: 320,
-      scales: { x: { time: false } },
-      axes: [{}, { label: metric }],
-      series: series,
-      legend: { show: false },
-      focus: { alpha: 0.15 },
-      cursor: { focus: { prox: 12 }, drag: { x: true, y: false } },
-      hooks: { setSeries: [function (u, idx) { highlight(idx ? jobOfSeries[idx] : pinned); }] }
-    }, data, box);
-    plot.over.addEventListener("click", function () {  // click a curve: pin it, show its row
-      var focused = null;
-      plot.series.forEach(function (s, i) { if (i && s._focus) focused = jobOfSeries[i]; });
-      if (focused) pin(focused, true);
+    if (!panel) {
+      panel = new window.labyardCharts.Panel(box, {
+        title: metric, file: "sweep" + sweepId + "-" + metric, legend: false, height: 320,
+        attrs: { "data-metric": metric }
+      });
+      readout = document.createElement("p");
+      readout.className = "chart-readout muted";
+      readout.setAttribute("aria-live", "off");
+      panel.wrap.insertBefore(readout, panel.area.nextSibling);
+    }
+    box.appendChild(panel.wrap);
+    panel.set({
+      xName: curves[0].x_name || "x", yName: metric, smooth: weight, series: specs,
+      extra: function (opts) {
+        opts.focus = { alpha: 0.15 };
+        opts.cursor.focus = { prox: 12 };
+        opts.hooks.setSeries = [function (u, idx) { highlight(idx ? jobOfSeries[idx] : pinned); }];
+        opts.hooks.setCursor = [showValue];
+      },
+      created: function (u) {
+        plot = u;
+        u.over.addEventListener("click", function () {  // click a curve: pin it, show its row
+          var focused = null;
+          u.series.forEach(function (s, i) { if (i && s._focus) focused = jobOfSeries[i]; });
+          if (focused) pin(focused, true);
+        });
+      }
     });
     if (pinned) focusJob(pinned);
+  }
+  // The legend is the table; under the chart, the value of the job nearest the cursor.
+  function showValue(u) {
+    var i = u.cursor.idx;
+    if (i === null || i === undefined) { readout.textContent = ""; return; }
+    var best = null, top = u.cursor.top, x = u.data[0][i];
+    for (var k = 1; k < u.series.length; k++) {
+      var v = u.data[k][i];
+      if (v === null || v === undefined || !u.series[k].show) continue;
+      var d = Math.abs(u.valToPos(v, "y") - top);
+      if (!best || d < best.d) best = { d: d, k: k, v: v };
+    }
+    readout.textContent = u.series[0].label + " " + x + (best ? " · " + u.series[best.k].label + ": " + window.labyardCharts.fmt(best.v) : "");
   }
   function load() {
     var metric = document.getElementById("sweep-metric").value;

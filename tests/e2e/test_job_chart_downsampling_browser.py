@@ -55,7 +55,7 @@ def test_a_long_live_series_is_downsampled_by_the_server(
     page.wait_for_function("() => document.getElementById('job-status').textContent === 'running'")
     (service.job_dir(settings, job_id) / "output" / "go").touch()
     page.wait_for_function("() => document.body.getAttribute('data-stream') === 'ended'")
-    chart = "#charts .chart[data-group=Train]"
+    chart = "#charts .chart[data-metric=loss]"
     page.wait_for_function(
         f"() => {{ const c = document.querySelector('{chart}');"
         f" return c && Number(c.getAttribute('data-points')) <= {2 * MAX_POINTS}; }}"

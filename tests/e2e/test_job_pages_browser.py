@@ -103,10 +103,10 @@ def test_running_job_grows_eta_counts_down_and_stop_stops_it(
     login(page, live_server, "ana", PASSWORD)
     page.goto(f"{live_server}/jobs/{job_id}")
     page.wait_for_function("() => document.getElementById('job-status').textContent === 'running'")
-    page.wait_for_selector("#charts .chart[data-group=Train]")
-    first = int(page.get_attribute("#charts .chart[data-group=Train]", "data-points") or 0)
+    page.wait_for_selector("#charts .chart[data-metric=loss]")
+    first = int(page.get_attribute("#charts .chart[data-metric=loss]", "data-points") or 0)
     page.wait_for_function(
-        f"() => Number(document.querySelector('#charts .chart[data-group=Train]')"
+        f"() => Number(document.querySelector('#charts .chart[data-metric=loss]')"
         f".getAttribute('data-points')) > {first + 3}"
     )
     lines = page.locator("#log .ll").count()
