@@ -13,8 +13,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy.orm import Session, load_only
 
 from labyard.auth.models import User
 from labyard.config import Settings
@@ -26,7 +26,8 @@ from labyard.overview.gpus import GpuReading, cached_inventory, read_gpus
 from labyard.projects import service as projects_service
 from labyard.projects.models import Membership, Project, Role
 
-MAX_ACTIVE = 200  # running and queued rows shown; the jobs list has the rest
+MAX_RUNNING = 200  # rows shown; the jobs list has the rest
+MAX_QUEUED = 50
 RECENT_FAILURES = 10
 RECENT_JOBS = 10
 
@@ -75,6 +76,7 @@ class Overview:
     """The home page: scope ("all" for admins, else "projects"), jobs, queue, GPUs."""
 
     scope: str
+    queued_total: int = 0
     running: list[JobRow] = field(default_factory=list)
     queued: list[JobRow] = field(default_factory=list)
     failures: list[JobRow] = field(default_factory=list)
@@ -84,6 +86,7 @@ class Overview:
         """The overview for the API."""
         return {
             "scope": self.scope,
+            "queued_total": self.queued_total,
             "running": [r.as_json() for r in self.running],
             "queued": [r.as_json() for r in self.queued],
             "failures": [r.as_json() for r in self.failures],
@@ -104,29 +107,33 @@ def _rows(db: Session, jobs: list[Job]) -> list[JobRow]:
     return [JobRow(job, views.row_state(job, positions.get(job.id))) for job in jobs]
 
 
+# What a row shows (views.row_state and the templates); params, command and datasets are
+# JSON that the overview never shows, and decoding them was most of its time.
+_ROW_COLUMNS = load_only(
+    Job.id, Job.project_id, Job.name, Job.status, Job.reason, Job.exit_code, Job.gpus,
+    Job.assigned_gpus, Job.priority, Job.started_at, Job.finished_at, Job.eta_seconds,
+    Job.progress_fraction, Job.progress_line, Job.stop_requested_at,
+)  # fmt: skip
+
+
+def _jobs(db: Session, query: Select[Job], limit: int) -> list[Job]:
+    return list(db.scalars(query.options(_ROW_COLUMNS).limit(limit)))
+
+
 def home(db: Session, user: User, *, settings: Settings) -> Overview:
     """The home overview for `user` (any logged-in user; what it lists depends on the role)."""
     visible = _visible(user)
-    active = list(
-        db.scalars(
-            select(Job)
-            .where(visible, Job.status.in_((JobStatus.QUEUED, *LIVE_STATUSES)))
-            .order_by(Job.priority.desc(), Job.id.asc())
-            .limit(MAX_ACTIVE)
-        )
-    )
+    running = select(Job).where(visible, Job.status.in_(LIVE_STATUSES))
+    queued = select(Job).where(visible, Job.status == JobStatus.QUEUED)
     failed = select(Job).where(visible, Job.status == JobStatus.FAILED)
     newest = (Job.finished_at.desc().nulls_last(), Job.id.desc())
-    failures = db.scalars(failed.order_by(*newest).limit(RECENT_FAILURES))
-    rows = _rows(db, active)
+    queued_rows = _rows(db, _jobs(db, queued.order_by(Job.priority.desc(), Job.id), MAX_QUEUED))
     return Overview(
         scope="all" if user.is_admin else "projects",
-        running=[r for r in rows if r.job.status != JobStatus.QUEUED],
-        queued=sorted(
-            (r for r in rows if r.job.status == JobStatus.QUEUED),
-            key=lambda r: r.state["queue_position"] or 0,
-        ),
-        failures=_rows(db, list(failures)),
+        queued_total=db.scalar(queued.with_only_columns(func.count())) or 0,
+        running=_rows(db, _jobs(db, running.order_by(Job.id), MAX_RUNNING)),
+        queued=queued_rows,
+        failures=_rows(db, _jobs(db, failed.order_by(*newest), RECENT_FAILURES)),
         gpus=gpu_rows(db, user, settings=settings),
     )
 
@@ -201,14 +208,12 @@ def project_datasets(db: Session, user: User, project_id: int) -> list[Dataset]:
 def project(db: Session, user: User, project_id: int) -> ProjectOverview:
     """One project's overview (READ; a non-member gets NotFound)."""
     row = projects_service.require_project(db, user, project_id)
-    recent = db.scalars(
-        select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(RECENT_JOBS)
-    )
+    recent = select(Job).where(Job.project_id == project_id).order_by(Job.id.desc())
     return ProjectOverview(
         project=row,
         role=projects_service.role_of(db, user, project_id) or Role.READ,
         labs=views.find_labs(db, [project_id]),
         datasets=project_datasets(db, user, project_id),
-        recent_jobs=_rows(db, list(recent)),
+        recent_jobs=_rows(db, _jobs(db, recent, RECENT_JOBS)),
         members=projects_service.list_members(db, user, project_id),
     )
