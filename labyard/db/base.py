@@ -1,13 +1,16 @@
-"""The declarative base with a naming convention, and the UTC timestamp type."""
+"""The declarative base with a naming convention, the UTC timestamp type and the checked
+integer every `Mapped[int]` column gets."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Integer, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+
+from labyard.errors import InvalidInput
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -42,8 +45,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider, so both refuse the same values
+
+
+class NumberOutOfRange(InvalidInput):
+    """A number from the user does not fit an INTEGER column (an id, a count)."""
+
+    def __init__(self, value: int) -> None:
+        shown = str(value) if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
+        super().__init__(f"The number {shown} is out of range (at most {INT_MAX:,}).")
+
+
+class CheckedInteger(TypeDecorator[int]):
+    """INTEGER that refuses a value the column cannot hold as InvalidInput (422), so an id like
+    `/projects/99999999999999999999` is the user's error on SQLite and PostgreSQL, not a
+    driver's OverflowError (500). Columns that need more say BigInteger."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, int) and not -INT_MAX - 1 <= value <= INT_MAX:
+            raise NumberOutOfRange(value)
+        return value
+
+
 class Base(DeclarativeBase):
     """Base of every Labyard table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime()}
+    type_annotation_map = {datetime: UTCDateTime(), int: CheckedInteger()}

@@ -12,6 +12,11 @@ dependency will decide it later:
 - every body is capped: `request_max_body_bytes`, or what an endpoint declared with
   `streams_body` allows (uploads, which check their exact limits while they read).
 
+A JSON body is read whole (it is capped) and checked before FastAPI parses it: `NaN`,
+`Infinity`, numbers past a float's range and lone surrogates (`"\\ud800"`) are valid to
+Python's json module but no response, database or file can hold them, so they are refused here
+with a 422, for every route at once (`strict_json`).
+
 A refused body is never read: the error (401, 403 or 413 with its message) is raised where
 the body would have been read and rendered by labyard/web/errors.py, so a refused client's
 upload is cut off and nothing is parsed, kept in memory or spooled to disk. Plain Starlette
@@ -21,6 +26,8 @@ routes (the TensorBoard proxy) authorise themselves before reading and only get 
 from __future__ import annotations
 
 import hmac
+import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -111,9 +118,29 @@ class _Gate:
         if self.limit is None:
             try:
                 self.limit = await self._decide()
+                if _is_json(self.scope) and isinstance(self.scope.get("route"), APIRoute):
+                    return await self._whole_json()
             except HTTPException as exc:
                 self.refused = exc
                 raise
+        return await self._next()
+
+    async def _whole_json(self) -> Message:
+        """The whole (capped) JSON body as one message, once `strict_json` accepts it."""
+        chunks: list[bytes] = []
+        while True:
+            message = await self._next()
+            if message["type"] != "http.request":
+                return message
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        strict_json(body)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def _next(self) -> Message:
+        assert self.limit is not None
         message = await self._receive()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
@@ -138,6 +165,52 @@ class _Gate:
         elif int(length) > limit:
             raise _too_large(limit)
         return limit
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise HTTPException(422, f"The number {text[:40]} in the JSON body is out of range.")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise HTTPException(422, f"{name} is not a number JSON allows.")
+
+
+def strict_json(body: bytes) -> None:
+    """Refuse (422) a JSON body that Python's json module reads but no response, database or
+    file can hold: NaN, Infinity, 1e309, lone surrogates. Malformed JSON is left to FastAPI's
+    own 422; nesting past the parser's recursion limit is refused here."""
+    try:
+        data = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise HTTPException(422, "The JSON body is nested too deeply.") from None
+    except ValueError:  # malformed, or an integer past Python's digit limit: FastAPI says so
+        return
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HTTPException(
+                    422, "The JSON body holds a lone surrogate (\\ud800-\\udfff): not text."
+                ) from None
 
 
 async def _credentials_limit(request: Request, limit: int, *, streaming: bool) -> int:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labyard.errors import DomainError, Throttled, Unauthenticated
@@ -56,10 +57,27 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _statement_error(request: Request, exc: Exception) -> Response:
+    """A DomainError raised while SQLAlchemy bound a value (db.base.CheckedInteger) arrives
+    wrapped; anything else is a real server error."""
+    assert isinstance(exc, StatementError)
+    if isinstance(exc.orig, DomainError):
+        return await _domain_error(request, exc.orig)
+    raise exc
+
+
+def _without_input(error: dict[str, object]) -> dict[str, object]:
+    """A validation error without the value that failed: echoing it back would answer
+    NaN, Infinity or a lone surrogate, which no JSON response can hold (500), and mirror
+    megabytes the client just sent."""
+    return {key: value for key, value in error.items() if key not in ("input", "ctx", "url")}
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if is_api(request):
-        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        errors = [_without_input(error) for error in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ())[1:])
     message = f"{where}: {first.get('msg', 'invalid input')}" if where else "Invalid input."
@@ -80,3 +98,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StatementError, _statement_error)

@@ -1,0 +1,122 @@
+"""Values that parse but cannot be stored or answered: ids past an INTEGER column, NaN,
+Infinity, 1e309 and lone surrogates in JSON, JSON nested past the parser. Each is a 4xx with
+a message on every route at once (db.base.CheckedInteger, web.bodies.strict_json,
+web.errors), never a 500, and nothing is written."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from labyard.auth.models import ApiToken
+from labyard.db import Database
+from labyard.projects.models import Project
+from tests.factories import access_token_for, auth, make_users_fast
+
+HUGE_IDS = ["99999999999999999999", "2147483648", "-9223372036854775809"]
+
+
+@pytest.fixture
+def client(app: FastAPI, database: Database) -> tuple[TestClient, dict[str, str]]:
+    ana = make_users_fast(database, "ana")["ana"]
+    return TestClient(app, raise_server_exceptions=False), auth(
+        access_token_for(app, database, ana)
+    )
+
+
+def _counts(database: Database) -> tuple[int, int]:
+    with database.read_session() as db:
+        projects = db.scalar(select(func.count()).select_from(Project)) or 0
+        tokens = db.scalar(select(func.count()).select_from(ApiToken)) or 0
+        return projects, tokens
+
+
+@pytest.mark.parametrize("value", HUGE_IDS)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/projects/{}"),
+        ("DELETE", "/api/v1/projects/{}"),
+        ("GET", "/api/v1/jobs/{}/files"),
+        ("POST", "/api/v1/tensorboards/{}/stop"),
+        ("GET", "/api/v1/sweeps/{}/compare"),
+        ("GET", "/api/v1/jobs?project_id={}"),
+        ("GET", "/projects/{}"),
+    ],
+)
+def test_an_id_past_the_integer_column_is_a_422(
+    client: tuple[TestClient, dict[str, str]], method: str, path: str, value: str
+) -> None:
+    http, headers = client
+    response = http.request(method, path.format(value), headers=headers)
+    assert response.status_code == 422, response.text
+    assert "out of range" in response.text
+
+
+def test_a_body_id_past_the_integer_column_writes_nothing(
+    client: tuple[TestClient, dict[str, str]], database: Database
+) -> None:
+    http, headers = client
+    before = _counts(database)
+    response = http.post(
+        "/api/v1/datasets", json={"name": "d", "project_id": 2**63}, headers=headers
+    )
+    assert response.status_code == 422, response.text
+    assert "out of range" in response.json()["detail"]
+    assert _counts(database) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"name": NaN}', "NaN is not a number JSON allows."),
+        (b'{"name": -Infinity}', "-Infinity is not a number JSON allows."),
+        (b'{"name": 1e309}', "The number 1e309 in the JSON body is out of range."),
+        (b'{"name": "a\\ud800b"}', "lone surrogate"),
+        (b'{"name": {"x": ["\\udfff"]}}', "lone surrogate"),
+        (b"[" * 100_000, "The JSON body is nested too deeply."),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/projects", "/api/v1/me/tokens"])
+def test_unrepresentable_json_is_refused_and_writes_nothing(
+    client: tuple[TestClient, dict[str, str]],
+    database: Database,
+    path: str,
+    body: bytes,
+    message: str,
+) -> None:
+    http, headers = client
+    before = _counts(database)
+    response = http.post(
+        path, content=body, headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert _counts(database) == before
+
+
+def test_a_validation_error_does_not_echo_the_input(
+    client: tuple[TestClient, dict[str, str]],
+) -> None:
+    """A 422 names the field and the rule, not the value (which may be megabytes)."""
+    http, headers = client
+    response = http.post("/api/v1/projects", json={"name": ["x" * 100_000]}, headers=headers)
+    assert response.status_code == 422
+    assert "xxxx" not in response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+def test_escaped_surrogate_pairs_are_text(
+    client: tuple[TestClient, dict[str, str]], database: Database
+) -> None:
+    """An emoji escaped as a pair (as json.dumps writes it) is ordinary text."""
+    http, headers = client
+    response = http.post(
+        "/api/v1/projects",
+        content=b'{"name": "\\ud83d\\ude00 lab"}',
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "\U0001f600 lab"
