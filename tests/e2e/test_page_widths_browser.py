@@ -1,0 +1,247 @@
+"""Every page fits its window: logged in as the admin, after a two-job sweep (with metrics),
+beside the `digits` dataset and a TensorBoard, each full page the app serves is opened at
+1280×800 and 1920×1080; the document is never wider than the viewport and the console stays
+clean. With LABYARD_SCREENSHOTS set, a full-page screenshot of each lands in that folder.
+
+The pages come from the app's own routes (every GET route whose answer is a Labyard page),
+so a new page is walked without editing this file; path ids come from the objects made here."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import insert, select
+
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.datasets.models import Dataset
+from labyard.datasets.service import dataset_dir
+from labyard.db import Database
+from labyard.jobs import service as jobs_service
+from labyard.jobs.models import Job, MetricPoint
+from labyard.labs import service as labs_service
+from labyard.tensorboard import service as tb_service
+from tests.e2e.conftest import login
+from tests.factories import ADMIN_PASSWORD, write_scalars
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+VIEWPORTS = ((1280, 800), (1920, 1080))
+# TensorBoard's own pages, proxied: not Labyard's layout
+NOT_OURS = ("labyard.tensorboard.proxy",)
+# a route's required query parameters, from the objects the test made
+QUERIES = {"/datasets/{dataset_id}/preview": "?path={preview}"}
+CURVES = ("Train_loss", "Train_acc", "Validation_loss", "Validation_acc", "lr")
+
+
+@dataclass
+class World:
+    """The objects whose ids fill the routes' path parameters."""
+
+    project_id: int
+    lab_id: int
+    sweep_id: int
+    job_id: int
+    dataset_id: int
+    instance_id: int
+    preview: str
+    path: str = "metrics.txt"
+
+
+def _metrics(database: Database, job_ids: list[int]) -> None:
+    """Ten epochs of the classification template's curves, plus the final Test points."""
+    rows = [
+        {"job_id": job_id, "name": name, "x_name": "epoch", "x": x, "value": (k + 1) / (x + n)}
+        for n, job_id in enumerate(job_ids, start=1)
+        for k, name in enumerate(CURVES)
+        for x in range(1, 11)
+    ] + [
+        {"job_id": job_id, "name": name, "x_name": "epoch", "x": 10, "value": 0.5}
+        for job_id in job_ids
+        for name in ("Test_loss", "Test_acc")
+    ]
+    with database.session() as db:
+        db.execute(insert(MetricPoint), rows)
+
+
+@pytest.fixture
+def world(database: Database, settings: Settings) -> Iterator[World]:
+    """A classification lab, its two-job sweep, the digits dataset and a TensorBoard."""
+    with database.session() as db:
+        admin = db.scalars(select(User).where(User.username == "admin")).one()
+        project_id = admin.default_project_id
+        assert project_id is not None
+        lab = labs_service.create_lab(
+            db, settings, admin, project_id=project_id, name="widths", template="classification"
+        )
+        lab_id = lab.id
+        sweep = jobs_service.create_sweep(
+            db,
+            admin,
+            settings=settings,
+            project_id=project_id,
+            lab_dir=labs_service.lab_dir(settings, lab_id),
+            lab_id=lab_id,
+            flavor="cpu",
+            grid={"network": ["lenet", "resnet18"], "aug_list": ["color_distortion"]},
+        )
+        sweep_id = sweep.id
+        job_ids = list(db.scalars(select(Job.id).where(Job.sweep_id == sweep_id)))
+        digits = db.scalars(select(Dataset).where(Dataset.name == "digits")).one()
+        digits_id, digits_dir = digits.id, dataset_dir(settings, digits)
+    assert len(job_ids) == 2
+    _metrics(database, job_ids)
+    output = jobs_service.job_dir(settings, job_ids[0]) / "output"
+    write_scalars(output / "tensorboard", "Train/loss")
+    (output / "metrics.txt").write_text("loss 0.1\n")
+    preview = min(p for p in digits_dir.rglob("*.png")).relative_to(digits_dir).as_posix()
+    with database.session() as db:
+        admin = db.scalars(select(User).where(User.username == "admin")).one()
+        instance_id = tb_service.open_for_jobs(db, settings, admin, job_ids).id
+    try:
+        yield World(project_id, lab_id, sweep_id, job_ids[0], digits_id, instance_id, preview)
+    finally:
+        with database.session() as db:
+            tb_service.stop_children(db)
+
+
+def page_routes(app: FastAPI) -> list[str]:
+    """Every GET route outside the API and the proxied TensorBoard, as a path template."""
+    found = []
+    for route in fastapi.routing.iter_route_contexts(app.routes):
+        methods = getattr(route, "methods", None) or set()
+        path = route.path_format or ""
+        if "GET" not in methods or path.startswith(("/api/", "/static")):
+            continue
+        if route.endpoint.__module__ in NOT_OURS:
+            continue
+        found.append(path)
+    return found
+
+
+def fill(path: str, world: World) -> str:
+    """The route with its ids (and required query) filled in; unknown ids fail loudly."""
+    values = vars(world)
+    names = re.findall(r"{(\w+)}", path)
+    missing = [n for n in names if n not in values]
+    assert not missing, f"{path}: the test makes no object for {missing}; add one to World"
+    return (path + QUERIES.get(path, "")).format(**values)
+
+
+def is_page(base_url: str, url: str, cookies: dict[str, str]) -> bool:
+    """Whether the URL answers a whole Labyard page (not a fragment, a file or a stream)."""
+    with httpx.stream("GET", base_url + url, cookies=cookies, follow_redirects=True) as answer:
+        if not answer.headers.get("content-type", "").startswith("text/html"):
+            return False  # a download or an event stream: not read
+        body = answer.read().decode(errors="replace")
+    return answer.status_code == 200 and "/static/css/labyard.css" in body
+
+
+def settle(page: Any) -> None:
+    """Wait until the page stops changing width (charts and htmx fragments have drawn)."""
+    page.wait_for_load_state("load")
+    page.wait_for_function(
+        """() => new Promise((done) => {
+          let last = -1, same = 0;
+          const tick = () => {
+            const w = document.documentElement.scrollWidth;
+            same = w === last ? same + 1 : 0;
+            last = w;
+            if (same >= 10) done(true); else requestAnimationFrame(tick);
+          };
+          tick();
+        })"""
+    )
+
+
+MEASURE = """() => {
+  const spills = [...document.querySelectorAll(".card")]
+    .filter((card) => card.scrollWidth > card.clientWidth + 1)
+    .map((card) => card.className + " " + card.scrollWidth + ">" + card.clientWidth);
+  const root = document.documentElement;
+  return [root.scrollWidth, root.clientWidth, spills];
+}"""
+
+
+def measure(
+    page: Any, name: str, size: tuple[int, int], shots: Path | None
+) -> tuple[int, int, list[str]]:
+    """(document width, viewport width, cards whose content spills out) once the page
+    settled; a screenshot if asked."""
+    settle(page)
+    if shots is not None:
+        page.screenshot(path=str(shots / f"{size[0]}x{size[1]}-{name}.png"), full_page=True)
+    return page.evaluate(MEASURE)
+
+
+def assert_job_column_sticks(page: Any, table: str) -> None:
+    """Scrolled to its right end, a wide table still shows its job column at the left."""
+    wrapper = page.locator(f"{table} >> xpath=ancestor::div[contains(@class,'table-scroll')]")
+    wide = wrapper.evaluate("(el) => (el.scrollLeft = el.scrollWidth, el.scrollLeft)")
+    assert wide > 0, f"{table} fits without scrolling: nothing to prove"
+    box = wrapper.bounding_box()
+    cell = page.locator(f"{table} tbody tr td.sticky.edge").first.bounding_box()
+    assert box is not None and cell is not None
+    assert box["x"] <= cell["x"] < box["x"] + 80, (box, cell)
+    name = page.locator(f"{table} tbody tr td.sticky.edge .trunc").first
+    assert name.get_attribute("title") == name.text_content()
+
+
+def slug(url: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", url).strip("-") or "home"
+
+
+def test_every_page_fits_its_window(
+    live_server: str, page: Any, app: FastAPI, world: World
+) -> None:
+    shots_env = os.environ.get("LABYARD_SCREENSHOTS")
+    shots = Path(shots_env) if shots_env else None
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(page, live_server, "admin", ADMIN_PASSWORD)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    urls = [fill(path, world) for path in page_routes(app)]
+    pages = [url for url in urls if is_page(live_server, url, cookies)]
+    assert {f"/sweeps/{world.sweep_id}", "/jobs", f"/labs/{world.lab_id}/files"} <= set(pages)
+    pages.append(f"/labs/{world.lab_id}/files?file=README.md")
+    pages.append(f"/datasets/{world.dataset_id}?path={world.preview.rpartition('/')[0]}")
+
+    too_wide, widths = [], []
+    for size in VIEWPORTS:
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        for url in pages:
+            page.goto(live_server + url)
+            doc, view, spills = measure(page, slug(url), size, shots)
+            widths.append(f"{size[0]} {url}: {doc}")
+            if doc > view or spills:
+                too_wide.append(f"{url} at {size[0]}: {doc} px {spills}")
+            assert not errors, f"console errors on {url}: {errors}"
+        # the submit review: a table of the combinations under the parameter form
+        page.goto(f"{live_server}/labs/{world.lab_id}/parameters")
+        page.wait_for_load_state()
+        page.select_option("select[name='param.network']", ["lenet", "resnet18", "vgg16"])
+        page.click("button:has-text('Submit Job')")
+        page.wait_for_selector("#review table")
+        doc, view, spills = measure(page, "lab-parameters-review", size, shots)
+        widths.append(f"{size[0]} review: {doc}")
+        if doc > view or spills:
+            too_wide.append(f"submit review at {size[0]}: {doc} px {spills}")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for url, table in ((f"/sweeps/{world.sweep_id}", "#sweep-table"), ("/jobs", "table.jobs")):
+        page.goto(live_server + url)
+        assert_job_column_sticks(page, table)
+    print("\n".join(widths))
+    assert not too_wide, f"pages wider than the window: {too_wide}"
+    assert not errors, errors
