@@ -128,6 +128,10 @@ ROUTES: dict[tuple[str, str], Case] = {
         ANY_USER,
         _form(lambda w: {"current_password": w.password, "new_password": "a new password 1"}),
     ),
+    ("POST", "/api/v1/me/password"): Case(
+        ANY_USER,
+        _json(lambda w: {"current_password": w.password, "new_password": "a new password 1"}),
+    ),
     ("GET", "/api/v1/flavors"): Case(ANY_USER),
     ("GET", "/api/v1/projects"): Case(ANY_USER),
     ("POST", "/api/v1/projects"): Case(ANY_USER, _json(lambda w: {"name": w.fresh})),
