@@ -58,7 +58,8 @@
       download(fileName(self.o.file) + ".csv", URL.createObjectURL(new Blob([self.csv()], { type: "text/csv" })));
     });
   }
-  // spec: {xName, yName, series: [{name, x, y, stroke, width}], smooth, extra(opts), created(plot)}
+  // spec: {xName, yName, series: [{name, x, y, stroke, width, scatter}], smooth, xText(x) for the
+  // CSV, extra(opts) to adjust uPlot's options, created(plot)}
   Panel.prototype.set = function (spec) {
     this.spec = spec;
     var log = this.log.checked, weight = spec.smooth || 0;
@@ -67,8 +68,8 @@
       if (log) ys = ys.map(function (v) { return v !== null && v > 0 ? v : null; });
       return [s.x, ys];
     });
-    var data = uPlot.join(tables);
-    var markers = spec.series.map(function (s) { return s.x.length <= MARKERS_UP_TO; });
+    var data = tables.length === 1 ? tables[0] : uPlot.join(tables);  // one series: x may repeat (scatter)
+    var markers = spec.series.map(function (s) { return s.scatter || s.x.length <= MARKERS_UP_TO; });
     var key = [spec.xName, log, markers.join(","), spec.series.map(function (s) { return s.name + s.stroke; }).join(",")].join("|");
     var total = spec.series.reduce(function (n, s) { return n + s.x.length; }, 0);
     this.wrap.setAttribute("data-points", total);
@@ -85,6 +86,7 @@
       series: [{ label: spec.xName }].concat(spec.series.map(function (s, i) {
         return {
           label: s.name, stroke: s.stroke, width: s.width || 1.5, spanGaps: true,
+          paths: s.scatter ? function () { return null; } : undefined,
           points: { show: markers[i], size: 6, fill: s.stroke, stroke: s.stroke }
         };
       })),
@@ -139,12 +141,13 @@
   // The raw points (never smoothed), one row per x, one column per series.
   Panel.prototype.csv = function () {
     var spec = this.spec;
-    var data = uPlot.join(spec.series.map(function (s) { return [s.x, s.y]; }));
+    var tables = spec.series.map(function (s) { return [s.x, s.y]; });
+    var data = tables.length === 1 ? tables[0] : uPlot.join(tables), xText = spec.xText || String;
     var quote = function (v) { return /[",\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; };
     var lines = [[spec.xName].concat(spec.series.map(function (s) { return s.name; })).map(quote).join(",")];
     for (var i = 0; i < data[0].length; i++) {
       var row = [];
-      for (var j = 0; j < data.length; j++) row.push(data[j][i] === null || data[j][i] === undefined ? "" : String(data[j][i]));
+      for (var j = 0; j < data.length; j++) row.push(data[j][i] === null || data[j][i] === undefined ? "" : j ? String(data[j][i]) : quote(xText(data[j][i])));
       lines.push(row.join(","));
     }
     return lines.join("\n") + "\n";
@@ -166,5 +169,5 @@
     return out.toDataURL("image/png");
   };
 
-  window.labyardCharts = { Panel: Panel, fmt: fmt };
+  window.labyardCharts = { Panel: Panel, fmt: fmt, INCRS: INCRS };
 })();

@@ -126,8 +126,68 @@
     if (!metric) return;
     fetch("/api/v1/sweeps/" + sweepId + "/curves?points=300&metric=" + encodeURIComponent(metric), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
-      .then(function (body) { curves = body.curves || []; metricNow = metric; draw(); });
+      .then(function (body) { curves = body.curves || []; metricNow = metric; draw(); drawScatter(); });
   }
+  // ---------------------------------------------------------------- param vs metric
+  // One point per job: x the chosen param (categories in sorted order when not numbers),
+  // y the best value of the chosen metric; clicking a point pins the job's row.
+  var scatterBox = document.getElementById("sweep-scatter");
+  var scatterSelect = document.getElementById("sweep-scatter-param");
+  var compared = null, scatter = null, scatterJobs = [];
+  function drawScatter() {
+    if (!scatterBox || !scatterSelect || !compared || !metricNow || typeof uPlot === "undefined") return;
+    var param = scatterSelect.value, metric = metricNow, title = metric + " vs " + param;
+    var rows = compared.jobs.filter(function (j) { return j.metrics[metric] && param in j.params; });
+    var numeric = rows.every(function (j) { return typeof j.params[param] === "number"; }), cats = [];
+    if (!numeric) {
+      rows.forEach(function (j) { var k = String(j.params[param]); if (cats.indexOf(k) < 0) cats.push(k); });
+      cats.sort();
+    }
+    var pts = rows.map(function (j) {
+      return { x: numeric ? j.params[param] : cats.indexOf(String(j.params[param])), y: j.metrics[metric].best, id: j.id };
+    }).sort(function (a, b) { return a.x - b.x || a.id - b.id; });
+    if (scatter && (scatter.o.title !== title || !pts.length)) { scatter.destroy(); scatter = null; }
+    scatterBox.textContent = "";
+    if (!pts.length) {
+      var p = document.createElement("p"); p.className = "muted"; p.textContent = "No job has both " + param + " and " + metric + ".";
+      scatterBox.appendChild(p); return;
+    }
+    if (!scatter) {
+      scatter = new window.labyardCharts.Panel(scatterBox, {
+        title: title, file: "sweep" + sweepId + "-" + metric + "-vs-" + param,
+        attrs: { "data-param": param, "data-metric": metric, "data-kind": "scatter" }
+      });
+    }
+    scatterBox.appendChild(scatter.wrap);
+    scatterJobs = pts.map(function (q) { return q.id; });
+    var label = function (v) { return numeric ? String(v) : cats[v]; };
+    scatter.set({
+      xName: param, yName: metric + " (best)", xText: label,
+      series: [{ name: metric, x: pts.map(function (q) { return q.x; }), y: pts.map(function (q) { return q.y; }), stroke: "#3b5bdb", scatter: true }],
+      extra: function (opts) {
+        opts.cursor.drag = { x: true, y: false };
+        if (numeric) return;
+        opts.axes[0].incrs = window.labyardCharts.INCRS;
+        opts.axes[0].values = function (u, ticks) { return ticks.map(function (t) { return cats[t] === undefined ? "" : cats[t]; }); };
+        opts.scales.x.range = function () { return [-0.5, cats.length - 0.5]; };
+        opts.series[0].value = function (u, v) { return v === null || v === undefined ? "–" : label(v); };
+      },
+      created: function (u) {
+        u.over.addEventListener("click", function () {
+          var i = u.cursor.idx;
+          if (i !== null && i !== undefined && scatterJobs[i]) pin(scatterJobs[i], true);
+        });
+      }
+    });
+  }
+  function loadCompared() {
+    if (!scatterBox) return;
+    fetch("/api/v1/sweeps/" + sweepId + "/compare", { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (body) { compared = body; drawScatter(); });
+  }
+  if (scatterSelect) scatterSelect.addEventListener("change", drawScatter);
+
   table.addEventListener("mouseover", function (e) {
     var tr = e.target.closest && e.target.closest("tr[data-job]");
     if (!tr || !plot) return;
@@ -147,4 +207,5 @@
   var select = document.getElementById("sweep-metric");
   if (select) select.addEventListener("change", load);
   load();
+  loadCompared();
 })();

@@ -247,3 +247,56 @@ def test_panels_and_the_final_test_point_appear_live(
     )
     assert page.evaluate("() => window.sameDocument") is True
     assert_marker_drawn(page, "acc", "Test_acc")
+
+
+def test_sweep_param_vs_metric_scatter(
+    live_server: str, page: Any, database: Database, settings: Settings
+) -> None:
+    no_favicon(page)
+    ana = make_users_fast(database, "ana")["ana"]
+    assert ana.default_project_id is not None
+    with database.session() as db:
+        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
+        db.add(sweep)
+        db.flush()
+        sweep_id = sweep.id
+    runs = [(0.1, "resnet", 0.4), (0.01, "vgg", 0.2), (0.001, "resnet", 0.3)]
+    jobs = [
+        make_job_row(
+            database,
+            settings,
+            ana.default_project_id,
+            sweep_id=sweep_id,
+            params={"lr": lr, "net": net},
+            points={"Validation_loss": [(1, loss * 2), (2, loss)]},
+        )
+        for lr, net, loss in runs
+    ]
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/sweeps/{sweep_id}")
+    scatter = "#sweep-scatter .chart[data-kind=scatter]"
+    page.wait_for_selector(f"{scatter} canvas")
+    data = f"() => document.querySelector('{scatter}').plot.data.map(a => [...a])"
+    # numbers: x is the param itself, one point per job, markers without lines
+    assert page.evaluate(data) == [[0.001, 0.01, 0.1], [0.3, 0.2, 0.4]]
+    assert page.get_attribute(scatter, "data-param") == "lr"
+    # categories: sorted names on the axis, the CSV says the names
+    page.select_option("#sweep-scatter-param", "net")
+    scatter = "#sweep-scatter .chart[data-param=net]"
+    page.wait_for_selector(f"{scatter} canvas")
+    data = f"() => document.querySelector('{scatter}').plot.data.map(a => [...a])"
+    assert page.evaluate(data) == [[0, 0, 1], [0.4, 0.3, 0.2]]
+    with page.expect_download() as info:
+        page.click(f"{scatter} .chart-csv")
+    lines = Path(info.value.path()).read_text().splitlines()
+    assert lines == ["net,Validation_loss", "resnet,0.4", "resnet,0.3", "vgg,0.2"]
+    # clicking a point pins its job's row
+    page.locator(f"{scatter} .u-over").scroll_into_view_if_needed()
+    u = page.evaluate(
+        f"() => {{ const u = document.querySelector('{scatter}').plot;"
+        " const r = u.over.getBoundingClientRect();"
+        " return [r.left + u.valToPos(1, 'x'), r.top + u.valToPos(0.2, 'y')]; }"
+    )
+    page.mouse.move(u[0], u[1])
+    page.mouse.click(u[0], u[1])
+    assert page.locator("#sweep-table tr.pinned").get_attribute("data-job") == str(jobs[1])
