@@ -16,6 +16,8 @@ TWINS = {
     ("get", "/api/v1/jobs/{job_id}/log/search"),
     ("get", "/api/v1/jobs/{job_id}/files"),
     ("get", "/api/v1/jobs/{job_id}/files/{path}"),
+    ("get", "/api/v1/overview"),  # the home page (issue 11)
+    ("get", "/api/v1/projects/{project_id}/overview"),
 }
 
 
