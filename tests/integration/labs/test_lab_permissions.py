@@ -87,6 +87,11 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, str], Body]] = {
     ("GET", "/labs/{lab_id}"): (NEED_READ, _none),
     ("POST", "/labs/{lab_id}/delete"): (NEED_WRITE, _none),
     ("GET", "/labs/{lab_id}/files"): (NEED_READ, lambda w: {"params": {"file": "main.py"}}),
+    ("GET", "/labs/{lab_id}/files/raw"): (NEED_READ, lambda w: {"params": {"path": "pic.png"}}),
+    ("GET", "/labs/{lab_id}/files/download"): (
+        NEED_READ,
+        lambda w: {"params": {"path": "main.py"}},
+    ),
     ("POST", "/labs/{lab_id}/files/save"): (
         NEED_WRITE,
         lambda w: {"data": {"path": "main.py", "content": "x"}},
@@ -124,6 +129,12 @@ def test_every_labs_route_is_in_the_matrix(app: FastAPI) -> None:
     assert ours == set(ROUTES), (sorted(ours - set(ROUTES)), sorted(set(ROUTES) - ours))
 
 
+PIXEL_PNG = bytes.fromhex(  # a 1x1 PNG, for the viewer's raw image route
+    "89504e470d0a1a0a0000000d4948445200000001000000010800000000"
+    "3a7e9b550000000a49444154789c63600000000200015f1ec9820000000049454e44ae426082"
+)
+
+
 def _make_world(database: Database, settings: Any) -> tuple[dict[str, User], int, int]:
     users = make_users_fast(database, "own", "write", "read", "stranger")
     with database.session() as db:
@@ -147,6 +158,7 @@ def _fresh_lab(database: Database, settings: Any, owner: User, project_id: int, 
             db, settings, actor, project_id=project_id, name=f"m{next(_fresh)}"
         )
         labs_service.attach_dataset(db, actor, lab.id, dataset_id=ds)
+        (labs_service.lab_dir(settings, lab.id) / "pic.png").write_bytes(PIXEL_PNG)
         return lab.id
 
 
