@@ -19,7 +19,7 @@ import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from labyard.auth.models import User
 from labyard.config import Settings
@@ -70,7 +70,7 @@ def _metrics(database: Database, job_ids: list[int]) -> None:
         for name in ("Test_loss", "Test_acc")
     ]
     with database.session() as db:
-        db.execute(insert(MetricPoint), rows)
+        db.execute(MetricPoint.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -245,3 +245,29 @@ def test_every_page_fits_its_window(
     print("\n".join(widths))
     assert not too_wide, f"pages wider than the window: {too_wide}"
     assert not errors, errors
+
+
+def test_chosen_columns_are_remembered_per_lab(live_server: str, page: Any, world: World) -> None:
+    login(page, live_server, "admin", ADMIN_PASSWORD)
+    sweep = f"{live_server}/sweeps/{world.sweep_id}"
+    page.goto(sweep)
+    lr = page.locator("#sweep-table th.param", has_text="lr_schedule")
+    assert lr.is_visible()
+    page.click(".columns-picker summary")
+    page.uncheck(".columns-menu input[value='param:lr_schedule']")
+    page.uncheck(".columns-menu input[value='metric:Train_acc']")
+    assert lr.is_hidden()
+    assert page.locator("#sweep-table th.metric:has-text('Train_acc')").count() == 2
+    assert page.locator("#sweep-table th.metric:visible:has-text('Train_acc')").count() == 0
+    page.reload()  # remembered: the same lab's sweep and its filtered jobs list hide them
+    page.wait_for_selector("#sweep-table[data-columns-ready]")
+    assert lr.is_hidden()
+    cells = page.locator("#sweep-table tbody tr").first.locator("td:visible").count()
+    headers = page.locator("#sweep-table thead th:visible").count()
+    assert cells == headers  # rows hide the same columns as the header
+    page.goto(f"{live_server}/projects/{world.project_id}/jobs?lab_id={world.lab_id}")
+    page.wait_for_selector("table.jobs[data-columns-ready]")
+    assert page.locator("table.jobs th.param", has_text="lr_schedule").is_hidden()
+    page.goto(f"{live_server}/jobs")  # another scope: everything shown
+    page.wait_for_selector("table.jobs[data-columns-ready]")
+    assert page.locator("table.jobs th.param", has_text="lr_schedule").is_visible()
