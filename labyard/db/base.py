@@ -56,6 +56,13 @@ class NumberOutOfRange(InvalidInput):
         super().__init__(f"The number {shown} is out of range (at most {INT_MAX:,}).")
 
 
+class NulInText(InvalidInput):
+    """Text from the user holds a NUL character, which PostgreSQL cannot store or compare."""
+
+    def __init__(self) -> None:
+        super().__init__("Text must not contain NUL characters (\\x00).")
+
+
 class CheckedInteger(TypeDecorator[int]):
     """INTEGER that refuses a value the column cannot hold as InvalidInput (422), so an id like
     `/projects/99999999999999999999` is the user's error on SQLite and PostgreSQL, not a

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from labyard.db.base import NulInText
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -64,8 +66,30 @@ def write_beside(session: Session) -> Iterator[Session]:
         yield other
 
 
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
+) -> None:
+    """Text with NUL is the user's error (422) on every database: PostgreSQL refuses it in
+    any statement (a 500 from a token name, a description, a username at login), SQLite
+    would keep it. Checked here, once, for every value any route sends to the database."""
+    for row in parameters if executemany else (parameters,):
+        values: Iterable[Any]
+        if isinstance(row, dict):
+            values = row.values()
+        else:
+            values = row if isinstance(row, list | tuple) else (row,)
+        if any(isinstance(value, str) and "\x00" in value for value in values):
+            raise NulInText()
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for `url` with Labyard's connection settings."""
+    engine = _make_engine(url)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,

@@ -120,3 +120,41 @@ def test_escaped_surrogate_pairs_are_text(
     )
     assert response.status_code == 201, response.text
     assert response.json()["name"] == "\U0001f600 lab"
+
+
+NUL = "a\x00b"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/me/tokens", {"name": NUL}),
+        ("/api/v1/projects", {"name": "p", "description": NUL}),
+        ("/api/v1/projects/{project}/members", {"username": NUL, "role": "READ"}),
+        ("/api/v1/labs", {"name": "l", "project_id": "{project}", "description": NUL}),
+    ],
+)
+def test_text_with_nul_is_a_422_and_writes_nothing(
+    app: FastAPI, database: Database, path: str, body: dict[str, object]
+) -> None:
+    """PostgreSQL cannot hold NUL in text (it answered 500); SQLite must refuse it alike."""
+    ana = make_users_fast(database, "ana")["ana"]
+    http = TestClient(app, raise_server_exceptions=False)
+    headers = auth(access_token_for(app, database, ana))
+    project = ana.default_project_id
+    path = path.format(project=project)
+    body = {key: project if value == "{project}" else value for key, value in body.items()}
+    before = _counts(database)
+    response = http.post(path, json=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == "Text must not contain NUL characters (\\x00)."
+    assert _counts(database) == before
+
+
+def test_a_login_with_nul_is_a_422_for_anyone(app: FastAPI, database: Database) -> None:
+    http = TestClient(app, raise_server_exceptions=False)
+    response = http.post(
+        "/api/v1/auth/token", data={"username": NUL, "password": NUL, "grant_type": "password"}
+    )
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.text
