@@ -94,7 +94,9 @@ def stream_zip(folder: Path) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[call-overload]
         for path in walk_files(folder):
-            info = zipfile.ZipInfo.from_file(path, path.relative_to(folder).as_posix())
+            info = zipfile.ZipInfo.from_file(  # a 1970 or 2200 mtime (tar keeps them) is clamped
+                path, path.relative_to(folder).as_posix(), strict_timestamps=False
+            )
             try:  # a file swapped for a link since the walk is left out, never followed
                 src = open_nofollow(path)
             except OSError:
