@@ -200,14 +200,23 @@ def test_empty_node_and_no_jobs(web: WebClient, app: FastAPI, database: Database
 def test_project_page_opens_on_its_overview(
     clients: dict[str, WebClient], database: Database, settings: Settings, people: People
 ) -> None:
+    from labyard.auth.models import User
+    from labyard.labs.service import create_lab
+
     make_dataset(database, settings, people.ana, people.project_id, name="cats")
     job = make_job_row(database, settings, people.project_id, name="recent-one")
+    with database.session() as db:
+        ana = db.get(User, people.ana.id)
+        assert ana is not None
+        lab_id = create_lab(db, settings, ana, project_id=people.project_id, name="mnist").id
     page = clients["rita"].get(f"/projects/{people.project_id}").text
+    assert f'<a href="/labs/{lab_id}">mnist</a>' in page
     for part in ("project-labs", "project-datasets", "project-recent-jobs", "members"):
         assert f'id="{part}"' in page
     assert "cats" in page and f'href="/jobs/{job}"' in page and "rita" in page
     assert 'aria-current="page">Overview</a>' in page
     data = clients["rita"].get(f"/api/v1/projects/{people.project_id}/overview").json()
+    assert data["labs"] == [{"id": lab_id, "name": "mnist"}]
     assert [d["name"] for d in data["datasets"]] == ["cats"]
     assert [j["id"] for j in data["recent_jobs"]] == [job]
     assert {m["username"] for m in data["members"]} == {"ana", "rita"}
