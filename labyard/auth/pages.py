@@ -29,7 +29,7 @@ router = APIRouter(include_in_schema=False)
 def _safe_next(target: str | None) -> str:
     """Only same-site paths may be redirected to after login."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/projects"
+        return "/"  # the home page: my jobs, the queue, the GPUs
     return target
 
 
@@ -59,7 +59,7 @@ def login(
     settings: SettingsDep,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/projects",
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     """Check the credentials and start a fresh session (any old one is revoked)."""
     address = client_address(request, settings)

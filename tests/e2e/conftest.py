@@ -49,9 +49,9 @@ def page(_browser: Any) -> Iterator[Any]:
 
 
 def login(page: Any, base_url: str, username: str, password: str) -> None:
-    """Log in through the login form and wait for the projects page."""
+    """Log in through the login form and wait for the home page."""
     page.goto(f"{base_url}/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/projects")
+    page.wait_for_url(f"{base_url}/")

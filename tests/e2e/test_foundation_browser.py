@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 def test_login_create_project_logout(live_server: str, page: Any, database: Database) -> None:
     make_users_fast(database, "ana")
     login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/projects")
     page.fill("input[name=name]", "browser <b>project</b>")
     page.fill("input[name=description]", "made by Chromium")
     page.click("button:has-text('Create project')")

@@ -74,7 +74,7 @@ def test_login_refuses_offsite_next(web: WebClient, database: Database) -> None:
             "next": "//evil.example/x",
         },
     )
-    assert response.headers["location"] == "/projects"
+    assert response.headers["location"] == "/"
 
 
 def test_deactivated_user_loses_session(admin_web: WebClient, database: Database, app) -> None:  # type: ignore[no-untyped-def]
