@@ -49,11 +49,11 @@ INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider, so both refuse t
 
 
 class NumberOutOfRange(InvalidInput):
-    """A number from the user does not fit an INTEGER column (an id, a count)."""
+    """A number from the user does not fit the database (an id past INTEGER, an offset)."""
 
     def __init__(self, value: int) -> None:
         shown = str(value) if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
-        super().__init__(f"The number {shown} is out of range (at most {INT_MAX:,}).")
+        super().__init__(f"The number {shown} is out of range.")
 
 
 class NulInText(InvalidInput):

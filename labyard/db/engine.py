@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from labyard.db.base import NulInText
+from labyard.db.base import NulInText, NumberOutOfRange
+
+INT64 = 2**63
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -66,26 +68,30 @@ def write_beside(session: Session) -> Iterator[Session]:
         yield other
 
 
-def _refuse_nul(
+def _refuse_unstorable(
     _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
 ) -> None:
-    """Text with NUL is the user's error (422) on every database: PostgreSQL refuses it in
-    any statement (a 500 from a token name, a description, a username at login), SQLite
-    would keep it. Checked here, once, for every value any route sends to the database."""
+    """Values no database statement can take are the user's error (422), checked once for
+    every value any route sends: text with NUL (PostgreSQL refuses it anywhere: a token name,
+    a description, a login's username answered 500) and integers past 64 bits (an OFFSET from
+    `?page=99999999999999999999`; typed INTEGER columns are narrower, see CheckedInteger)."""
     for row in parameters if executemany else (parameters,):
         values: Iterable[Any]
         if isinstance(row, dict):
             values = row.values()
         else:
             values = row if isinstance(row, list | tuple) else (row,)
-        if any(isinstance(value, str) and "\x00" in value for value in values):
-            raise NulInText()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise NulInText()
+            if isinstance(value, int) and not -INT64 <= value < INT64:
+                raise NumberOutOfRange(value)
 
 
 def make_engine(url: str) -> Engine:
     """Create the engine for `url` with Labyard's connection settings."""
     engine = _make_engine(url)
-    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable)
     return engine
 
 

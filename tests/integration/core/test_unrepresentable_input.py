@@ -158,3 +158,11 @@ def test_a_login_with_nul_is_a_422_for_anyone(app: FastAPI, database: Database) 
     )
     assert response.status_code == 422, response.text
     assert "NUL" in response.text
+
+
+def test_a_page_past_64_bits_is_a_422(admin_web: TestClient) -> None:
+    """An OFFSET computed from the page number is checked like any value sent to the database
+    (it is no column, so CheckedInteger never sees it)."""
+    response = admin_web.get("/jobs?page=99999999999999999999")
+    assert response.status_code == 422, response.text
+    assert "out of range" in response.text
