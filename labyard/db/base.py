@@ -11,6 +11,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
 from labyard.errors import InvalidInput
+from labyard.numbers import INT_MAX
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,7 +46,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider, so both refuse the same values
+# PostgreSQL's INTEGER; SQLite's is wider, so both refuse the same values
 
 
 class NumberOutOfRange(InvalidInput):

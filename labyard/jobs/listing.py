@@ -35,6 +35,7 @@ from labyard.jobs.views import (
     param_columns,
     queue_positions,
 )
+from labyard.numbers import ascii_int
 from labyard.projects.service import require_project, visible_project_ids
 
 SORTS = {
@@ -69,9 +70,10 @@ class Key:
         except ValueError:
             started = None
             head = ""
-        if not head.isdigit() or len(text) > 60:
+        job_id = ascii_int(head)
+        if job_id is None or len(text) > 60:
             raise InvalidInput("This page link is malformed; start from page 1.", field="after")
-        return cls(int(head), started)
+        return cls(job_id, started)
 
     @classmethod
     def of(cls, job: Job) -> Key:

@@ -30,6 +30,7 @@ from labyard.db import Database
 from labyard.jobs import ansi, views
 from labyard.jobs.logs import complete_lines
 from labyard.jobs.models import Job
+from labyard.numbers import ascii_int
 
 LOG_CHUNK = 512 * 1024
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -48,9 +49,10 @@ class Cursor:
         if not text:
             return None
         head, _, tail = text.strip().partition(".")
-        if not head.isdigit() or not tail.isdigit() or len(text) > 40:
+        log_offset, metric_id = ascii_int(head, 2**62), ascii_int(tail)
+        if log_offset is None or metric_id is None:
             return None
-        return cls(int(head), int(tail))
+        return cls(log_offset, metric_id)
 
     def __str__(self) -> str:
         return f"{self.log_offset}.{self.metric_id}"

@@ -19,6 +19,7 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.jobs import ansi, artifacts, listing, live, service, views
 from labyard.jobs.models import Job, JobStatus
+from labyard.numbers import ascii_int
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
 from labyard.web import viewer
@@ -39,12 +40,12 @@ def _filters(request: Request, settings: Settings, project_id: int | None) -> li
     status, lab_id, sweep_id = q.get("status", ""), q.get("lab_id", ""), q.get("sweep_id", "")
     return listing.JobFilters(
         project_id=project_id,
-        lab_id=int(lab_id) if lab_id.isdigit() else None,
-        sweep_id=int(sweep_id) if sweep_id.isdigit() else None,
+        lab_id=ascii_int(lab_id),
+        sweep_id=ascii_int(sweep_id),
         status=JobStatus(status) if status in set(JobStatus) else None,
         sort=q.get("sort", "id"),
         descending=q.get("order", "desc") != "asc",
-        page=int(q["page"]) if q.get("page", "").isdigit() else 1,
+        page=ascii_int(q.get("page", "")) or 1,
         per_page=settings.jobs_per_page,
         after=q.get("after") or None,
         before=q.get("before") or None,

@@ -21,6 +21,7 @@ from labyard.hooks import HookPoint
 from labyard.jobs import service
 from labyard.jobs.metrics import downsample
 from labyard.jobs.models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, MetricPoint, Sweep
+from labyard.numbers import ascii_int
 from labyard.projects.service import visible_project_ids
 
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "wer", "cer")
@@ -57,9 +58,10 @@ def parse_ids(values: list[str], *, field: str) -> list[int]:
         for part in value.replace(" ", "").split(","):
             if not part:
                 continue
-            if not part.isdigit():
-                raise InvalidInput(f"{part!r} is not a job id.", field=field)
-            ids.append(int(part))
+            job_id = ascii_int(part)
+            if job_id is None:
+                raise InvalidInput(f"{part[:40]!r} is not a job id.", field=field)
+            ids.append(job_id)
     return ids
 
 

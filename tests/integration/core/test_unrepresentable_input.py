@@ -166,3 +166,23 @@ def test_a_page_past_64_bits_is_a_422(admin_web: TestClient) -> None:
     response = admin_web.get("/jobs?page=99999999999999999999")
     assert response.status_code == 422, response.text
     assert "out of range" in response.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["lab_id=²", "sweep_id=²", "page=²", "lab_id=" + "9" * 5000, "page=" + "9" * 5000],
+)
+def test_non_ascii_or_overlong_digits_in_job_filters_are_ignored(
+    admin_web: TestClient, query: str
+) -> None:
+    """'²' passes str.isdigit() and int() refuses it (a 500, as did 5,000 digits): such a
+    filter is no filter, as any other malformed one."""
+    response = admin_web.get(f"/jobs?{query}")
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("ids", ["²", "99999999999999999999", "9" * 5000])
+def test_a_job_id_list_with_bad_digits_is_a_422(admin_web: TestClient, ids: str) -> None:
+    response = admin_web.get("/jobs/events", params={"ids": ids})
+    assert response.status_code == 422, response.text
+    assert "is not a job id" in response.text
