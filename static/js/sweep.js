@@ -1,5 +1,7 @@
 // The sweep page: a sortable table that is the chart's legend, all curves overlaid in one
-// panel (static/js/charts.js: log scale, zoom, PNG/CSV, numbers table).
+// panel (static/js/charts.js: log scale, zoom, PNG/CSV, numbers table); ticked rows overlay
+// only their curves; parallel coordinates (static/js/parcoords.js) whose brushes filter the
+// table; a param-vs-metric scatter.
 (function () {
   "use strict";
   var box = document.getElementById("sweep-chart");
@@ -12,13 +14,16 @@
   function color(i) { return "hsl(" + Math.round((i * 137.508) % 360) + ",65%,45%)"; }
 
   // ---------------------------------------------------------------- sorting
+  // Each sortable header holds a <button>; the <th> says its order in aria-sort.
   table.querySelectorAll("th[data-sort]").forEach(function (th) {
     th.classList.add("sortable");
-    th.addEventListener("click", function () {
+    var button = th.querySelector("button.sort") || th;
+    button.addEventListener("click", function () {
       var index = Array.prototype.indexOf.call(th.parentNode.children, th);
       var asc = th.getAttribute("data-dir") !== "asc";
-      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("data-dir"); });
+      table.querySelectorAll("th[data-sort]").forEach(function (h) { h.removeAttribute("data-dir"); h.setAttribute("aria-sort", "none"); });
       th.setAttribute("data-dir", asc ? "asc" : "desc");
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
       function key(tr) {
         var td = tr.children[index]; if (!td) return "";
@@ -71,13 +76,19 @@
       var p = document.createElement("p"); p.className = "muted"; p.textContent = "No " + metric + " values yet.";
       box.appendChild(p); return;
     }
-    var specs = curves.map(function (c, i) {
+    var picked = selectedJobs(), shown = [];
+    var specs = curves.map(function (c, i) {  // colours by place in the sweep: stable on selection
       var best = c.job_id === bestId, stroke = best ? "#000" : color(i);
-      seriesOfJob[c.job_id] = i + 1; jobOfSeries[i + 1] = c.job_id;
       var tr = table.querySelector('tr[data-job="' + c.job_id + '"] .swatch');
       if (tr) tr.style.background = stroke;
-      return { name: "job " + c.job_id, x: c.x, y: c.y, stroke: stroke, width: best ? 3 : 1 };
-    });
+      return { name: "job " + c.job_id, x: c.x, y: c.y, stroke: stroke, width: best ? 3 : 1, job: c.job_id };
+    }).filter(function (s) { return !picked || picked[s.job]; });
+    specs.forEach(function (s, i) { seriesOfJob[s.job] = i + 1; jobOfSeries[i + 1] = s.job; shown.push(s.job); });
+    if (!specs.length) {
+      var none = document.createElement("p"); none.className = "muted"; none.textContent = "No " + metric + " values for the selected jobs.";
+      if (panel) { panel.destroy(); panel = null; plot = null; }
+      box.appendChild(none); return;
+    }
     if (!panel) {
       panel = new window.labyardCharts.Panel(box, {
         title: metric, file: "sweep" + sweepId + "-" + metric, legend: false, height: 320,
@@ -89,6 +100,7 @@
       panel.wrap.insertBefore(readout, panel.area.nextSibling);
     }
     box.appendChild(panel.wrap);
+    panel.wrap.setAttribute("data-jobs", shown.join(","));
     panel.set({
       xName: curves[0].x_name || "x", yName: metric, smooth: weight, series: specs,
       extra: function (opts) {
@@ -181,12 +193,70 @@
     });
   }
   function loadCompared() {
-    if (!scatterBox) return;
+    if (!scatterBox && !pcBox) return;
     fetch("/api/v1/sweeps/" + sweepId + "/compare", { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
-      .then(function (body) { compared = body; drawScatter(); });
+      .then(function (body) { compared = body; drawScatter(); drawParcoords(); });
   }
   if (scatterSelect) scatterSelect.addEventListener("change", drawScatter);
+
+  // ---------------------------------------------------------------- selection
+  // Ticked rows: only their curves are drawn (all of them when none is ticked).
+  function selectedJobs() {
+    var picked = null;
+    table.querySelectorAll("input[name=job_ids]:checked").forEach(function (b) { (picked = picked || {})[b.value] = true; });
+    return picked;
+  }
+  table.addEventListener("change", function (e) {
+    if (e.target.name === "job_ids" && curves.length) draw();
+  });
+
+  // ---------------------------------------------------------------- parallel coordinates
+  // Axes: the sweep's params, then the chosen metric (best or latest). The table below is
+  // its numbers: rows outside the brushes are hidden, and a line says how many are shown.
+  var pcBox = document.getElementById("parcoords"), pc = null;
+  var pcMetric = document.getElementById("pc-metric"), pcStat = document.getElementById("pc-stat");
+  var shownLine = document.getElementById("sweep-shown-line"), shownText = document.getElementById("sweep-shown");
+  function filterTable(ids, brushes) {
+    var keep = ids && {}, rows = table.querySelectorAll("tbody tr[data-job]"), n = 0;
+    (ids || []).forEach(function (id) { keep[id] = true; });
+    rows.forEach(function (tr) {
+      var hide = !!keep && !keep[tr.getAttribute("data-job")];
+      tr.hidden = hide;
+      if (!hide) n++;
+    });
+    shownText.textContent = n + " of " + rows.length + " jobs shown";
+    shownLine.hidden = !brushes;
+  }
+  function drawParcoords() {
+    if (!pcBox || !compared || !window.labyardParcoords) return;
+    var params = JSON.parse(pcBox.getAttribute("data-params") || "[]");
+    var metric = pcMetric ? pcMetric.value : "", stat = pcStat ? pcStat.value : "best";
+    var axes = params.map(function (p) { return { name: "param:" + p, label: p }; });
+    if (metric) axes.push({ name: "metric", label: metric + " (" + stat + ")" });
+    var jobs = compared.jobs.map(function (j) {
+      var values = { metric: j.metrics[metric] ? j.metrics[metric][stat] : null };
+      params.forEach(function (p) { values["param:" + p] = j.params[p]; });
+      return { id: j.id, values: values };
+    });
+    if (!pc) {
+      pc = pcBox.pc = new window.labyardParcoords.Parcoords(pcBox, { onFilter: filterTable });
+      document.getElementById("pc-clear").addEventListener("click", function () { pc.clear(); });
+    }
+    pc.set({ axes: axes, jobs: jobs, color: metric ? "metric" : null });
+  }
+  function newMetricAxis() {  // the last axis means something else now: its brush goes
+    if (!pc) return;
+    delete pc.brushes[pc.axes.length - 1];
+    drawParcoords();
+  }
+  if (pcMetric) pcMetric.addEventListener("change", newMetricAxis);
+  if (pcStat) pcStat.addEventListener("change", newMetricAxis);
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(function () { if (pc) pc.draw(); }, 150);
+  });
 
   table.addEventListener("mouseover", function (e) {
     var tr = e.target.closest && e.target.closest("tr[data-job]");

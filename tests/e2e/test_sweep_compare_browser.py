@@ -1,0 +1,167 @@
+"""Browser tests of the sweep page's comparison tools: parallel coordinates (one line per job,
+brushes on axes filter the table, cleared by mouse and keyboard), ticked rows overlaying only
+their curves, sort headers that are buttons with aria-sort, and the page fitting 1280 and
+1920 px windows without console errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from labyard.config import Settings
+from labyard.db import Database
+from labyard.jobs.models import Sweep
+from tests.e2e.conftest import login
+from tests.e2e.test_job_pages_browser import no_favicon
+from tests.e2e.test_page_widths_browser import measure
+from tests.factories import PASSWORD, make_job_row, make_users_fast
+
+pytestmark = pytest.mark.browser
+
+# lr spans four decades (a log axis: 0.1 top, 0.0001 bottom); net is a category axis
+# (resnet above vgg, sorted); the loss is the metric.
+RUNS = [(0.1, "resnet", 0.4), (0.01, "vgg", 0.2), (0.001, "resnet", 0.3), (0.0001, "vgg", 0.5)]
+ROWS = "[...document.querySelectorAll('#sweep-table tbody tr[data-job]')]"
+# the job ids of the table's rows in their order: all of them, the ones the brushes keep
+ORDER = f"() => {ROWS}.map(tr => Number(tr.dataset.job))"
+SHOWN = f"() => {ROWS}.filter(tr => !tr.hidden).map(tr => Number(tr.dataset.job))"
+LINES = "() => [...document.querySelectorAll('#parcoords path[data-job]')].map(p => +p.dataset.job)"
+AXES = "() => [...document.querySelectorAll('#parcoords .pc-axis')].map(a => a.dataset)"
+AXES += ".map(d => [d.name, d.kind])"
+
+
+def make_sweep(database: Database, settings: Settings) -> tuple[int, list[int]]:
+    """ana's sweep of four jobs with Validation_loss curves; (sweep id, job ids)."""
+    ana = make_users_fast(database, "ana")["ana"]
+    assert ana.default_project_id is not None
+    with database.session() as db:
+        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
+        db.add(sweep)
+        db.flush()
+        sweep_id = sweep.id
+    jobs = [
+        make_job_row(
+            database,
+            settings,
+            ana.default_project_id,
+            sweep_id=sweep_id,
+            params={"lr": lr, "net": net},
+            points={"Validation_loss": [(1, loss * 2), (2, loss * 1.5), (3, loss)]},
+        )
+        for lr, net, loss in RUNS
+    ]
+    return sweep_id, jobs
+
+
+def drag(page: Any, axis: int, top: float, bottom: float) -> None:
+    """Drag with the mouse on an axis from fraction `top` to `bottom` of its height (1 top)."""
+    page.locator("#parcoords").scroll_into_view_if_needed()
+    line = page.locator(f'#parcoords .pc-axis[data-axis="{axis}"] > line').first.bounding_box()
+    assert line is not None
+    x = line["x"] + line["width"] / 2
+
+    def y(f: float) -> float:
+        return line["y"] + (1 - f) * line["height"]
+
+    page.mouse.move(x, y(top))
+    page.mouse.down()
+    page.mouse.move(x, (y(top) + y(bottom)) / 2, steps=3)
+    page.mouse.move(x, y(bottom), steps=3)
+    page.mouse.up()
+
+
+def open_sweep(page: Any, base: str, sweep_id: int) -> None:
+    login(page, base, "ana", PASSWORD)
+    page.goto(f"{base}/sweeps/{sweep_id}")
+    page.wait_for_selector("#parcoords svg.pc")
+    page.wait_for_selector("#sweep-chart .chart canvas")
+
+
+def test_parallel_coordinates_brush_filters_the_table_and_clears(
+    live_server: str, page: Any, database: Database, settings: Settings
+) -> None:
+    no_favicon(page)
+    sweep_id, jobs = make_sweep(database, settings)
+    open_sweep(page, live_server, sweep_id)
+    # one line per job, one axis per param plus the metric's
+    assert sorted(page.evaluate(LINES)) == jobs
+    assert page.evaluate(AXES) == [
+        ["param:lr", "log"],
+        ["param:net", "category"],
+        ["metric", "linear"],
+    ]
+    assert page.is_hidden("#sweep-shown-line")
+    # brush lr's upper half: 0.1 and 0.01
+    drag(page, 0, 1.05, 0.5)
+    assert page.evaluate(SHOWN) == jobs[:2]
+    assert page.text_content("#sweep-shown") == "2 of 4 jobs shown"
+    assert page.locator("#parcoords path.out").count() == 2
+    # a second brush combines: resnet only (the top category) -> the first job
+    drag(page, 1, 1.05, 0.8)
+    assert page.evaluate(SHOWN) == [jobs[0]]
+    assert page.text_content("#sweep-shown") == "1 of 4 jobs shown"
+    # the keyboard: Delete on a focused axis clears that axis, Escape clears all
+    page.focus('#parcoords .pc-axis[data-axis="0"]')
+    page.keyboard.press("Delete")
+    assert page.evaluate(SHOWN) == [jobs[0], jobs[2]]
+    page.keyboard.press("Escape")
+    assert page.evaluate(SHOWN) == jobs
+    assert page.is_hidden("#sweep-shown-line")
+    assert page.locator("#parcoords path.out").count() == 0
+    # the Clear brushes button, pressed from the keyboard
+    drag(page, 2, 0.4, -0.05)  # the lowest best losses, 0.2 and 0.3 (0.5 at the top)
+    assert page.evaluate(SHOWN) == [jobs[1], jobs[2]]
+    page.focus("#pc-clear")
+    page.keyboard.press("Enter")
+    assert page.evaluate(SHOWN) == jobs
+    # the brushed rows stay filtered when the table is sorted
+    drag(page, 0, 1.05, 0.5)
+    page.click("#sweep-table th.param button.sort")
+    assert sorted(page.evaluate(SHOWN)) == jobs[:2]
+
+
+def test_selected_rows_overlay_their_curves_and_headers_are_buttons(
+    live_server: str, page: Any, database: Database, settings: Settings
+) -> None:
+    no_favicon(page)
+    sweep_id, jobs = make_sweep(database, settings)
+    open_sweep(page, live_server, sweep_id)
+    chart = "#sweep-chart .chart"
+    curves = f"() => {{ const c = document.querySelector('{chart}');"
+    curves += " return [c.dataset.jobs, c.plot.series.length - 1]; }"
+    assert page.evaluate(curves) == [",".join(map(str, jobs)), 4]
+    page.check(f'#sweep-table input[name=job_ids][value="{jobs[1]}"]')
+    page.check(f'#sweep-table input[name=job_ids][value="{jobs[3]}"]')
+    assert page.evaluate(curves) == [f"{jobs[1]},{jobs[3]}", 2]
+    assert page.get_attribute(chart, "data-series") == f"job {jobs[1]},job {jobs[3]}"
+    page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[1]}"]')
+    page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[3]}"]')
+    assert page.evaluate(curves) == [",".join(map(str, jobs)), 4]
+    # every sortable header is a button; the <th> says the order
+    heads = page.locator("#sweep-table th[data-sort]")
+    assert heads.count() == page.locator("#sweep-table th[data-sort] > button.sort").count() > 0
+    lr = page.locator("#sweep-table th.param", has_text="lr")
+    assert lr.get_attribute("aria-sort") == "none"
+    lr.locator("button.sort").focus()
+    page.keyboard.press("Enter")
+    assert lr.get_attribute("aria-sort") == "ascending"
+    assert page.evaluate(ORDER) == jobs[::-1]
+    page.keyboard.press("Enter")
+    assert lr.get_attribute("aria-sort") == "descending"
+    assert page.evaluate(ORDER) == jobs
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_sweep_page_fits_its_window(
+    live_server: str, page: Any, database: Database, settings: Settings, size: tuple[int, int]
+) -> None:
+    no_favicon(page)
+    sweep_id, _ = make_sweep(database, settings)
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    open_sweep(page, live_server, sweep_id)
+    drag(page, 0, 1.05, 0.5)
+    width, viewport, spills = measure(page, f"sweep-compare-{size[0]}", size, None)
+    assert width <= viewport and not spills, (width, viewport, spills)
+    box = page.locator("#parcoords svg").bounding_box()
+    assert box is not None and box["width"] <= size[0]
