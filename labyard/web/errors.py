@@ -79,9 +79,25 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         errors = [_without_input(error) for error in exc.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
     first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ())[1:])
-    message = f"{where}: {first.get('msg', 'invalid input')}" if where else "Invalid input."
-    return error_response(request, 422, message)
+    message, field = _human_validation_message(first)
+    return error_response(request, 422, message, field)
+
+
+def _human_validation_message(error: dict[str, object]) -> tuple[str, str | None]:
+    """A page's message for a validation error, e.g. "Name should have at most 100
+    characters.", and the form field it belongs to."""
+    loc = [str(part) for part in error.get("loc", ()) or ()][1:]  # type: ignore[attr-defined]
+    if not loc:
+        return "Invalid input.", None
+    field = loc[-1]
+    label = " ".join(loc).replace("_", " ").replace("param.", "")
+    text = str(error.get("msg", "is invalid"))
+    for prefix in ("Value error, ", "String ", "Input "):
+        text = text.removeprefix(prefix)
+    if error.get("type") == "missing":
+        text = "is required"
+    text = text[:1].lower() + text[1:] if text[:1].isupper() and text[1:2].islower() else text
+    return f"{label[:1].upper()}{label[1:]} {text.rstrip('.')}.", field
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

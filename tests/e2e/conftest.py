@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,13 +35,24 @@ def _browser() -> Iterator[Any]:
         browser.close()
 
 
+# Chromium's own line for every 4xx answer: a test marked `refused_requests` sends requests
+# the server must refuse, and only these lines are forgiven there.
+REFUSED = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d ")
+
+
 @pytest.fixture
-def page(_browser: Any) -> Iterator[Any]:
+def page(_browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser page (own cookies); console errors fail the test."""
     context = _browser.new_context(viewport={"width": 1366, "height": 850})
     page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    refusals = request.node.get_closest_marker("refused_requests") is not None
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and not (refusals and REFUSED.match(msg.text)):
+            errors.append(msg.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(15_000)
     yield page
