@@ -6,10 +6,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from labyard.db import Base, utcnow
+from labyard.jobs import naming
 
 
 class JobStatus(enum.StrEnum):
@@ -31,6 +32,7 @@ class Sweep(Base):
     """One grid submission from a lab; it expands into one job per combination."""
 
     __tablename__ = "sweeps"
+    __table_args__ = (UniqueConstraint("lab_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(
@@ -38,12 +40,18 @@ class Sweep(Base):
     )
     lab_id: Mapped[int | None] = mapped_column(default=None)  # labs table comes later
     name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int | None] = mapped_column(default=None)  # 1, 2, ... within its lab
     flavor: Mapped[str] = mapped_column(String(32))
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """ "QuickStart · sweep 3"."""
+        return naming.sweep_display_name(self.name, self.number)
 
 
 class Job(Base):
@@ -63,7 +71,9 @@ class Job(Base):
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))  # the display name (jobs.naming)
+    number: Mapped[int | None] = mapped_column(default=None)  # 1, 2, ... within its sweep
+    label: Mapped[str] = mapped_column(String(200), default="")  # "#2 · lr=0.1" in its sweep
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     reason: Mapped[str] = mapped_column(String(500), default="")
     exit_code: Mapped[int | None] = mapped_column(default=None)
@@ -91,6 +101,22 @@ class Job(Base):
     progress_line: Mapped[str] = mapped_column(String(300), default="")
     log_size: Mapped[int] = mapped_column(default=0)
     log_parsed_offset: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def display_name(self) -> str:
+        """ "QuickStart · sweep 3 · #2 · network=resnet18" (stored as `name`)."""
+        return self.name
+
+    @property
+    def sweep_label(self) -> str:
+        """The name within its sweep ("#2 · network=resnet18"); the full name without one."""
+        return self.label or self.name
+
+    @property
+    def hover_text(self) -> str:
+        """The display name with every param in full (a truncated name's hover text)."""
+        params = naming.params_text(self.params or {})
+        return f"{self.name}\n{params}" if params else self.name
 
 
 class MetricPoint(Base):

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.errors import DomainError, InvalidInput
-from labyard.flavors.service import list_flavors
 from labyard.jobs.grid import GridCheck, check_selection
 from labyard.labs import file_service, params, service, submit
 from labyard.labs.models import Lab
@@ -268,7 +267,7 @@ def parameters_tab(
 ) -> Response:
     """The form built from mlsteam.yml, the job count, "Submit Job"."""
     ctx = _ctx(db, settings, user, lab_id, "parameters")
-    ctx["flavors"], ctx["config_error"], ctx["fields"], ctx["jobs"] = list_flavors(db), None, [], 0
+    ctx["config_error"], ctx["fields"], ctx["jobs"] = None, [], 0
     try:
         config = file_service.read_config(db, user, settings, lab_id)
     except InvalidInput as exc:
@@ -315,7 +314,7 @@ async def review(
     grid = check.require()
     ctx = {
         "lab": lab,
-        "flavors": await run_in_threadpool(list_flavors, db),
+        "flavors": await run_in_threadpool(service.flavor_choices, db, settings),
         "jobs": check.size,
         "combinations": list(itertools.islice(iter_grid(grid), REVIEW_ROWS)),
     }

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
+from labyard.config import Settings
 from labyard.errors import DomainError
-from labyard.flavors.service import list_flavors
 from labyard.labs import lab_pages, service
 from labyard.labs.models import Lab
 from labyard.labs.templates_catalog import list_templates
@@ -29,7 +29,11 @@ NAV_LINKS = [("Templates", "/templates"), ("Labs", "/labs")]
 
 
 def _list_context(
-    db: Session, user: User, project_id: int | None, form: dict[str, Any] | None = None
+    db: Session,
+    settings: Settings,
+    user: User,
+    project_id: int | None,
+    form: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     labs: list[Lab] = service.list_labs(db, user, project_id=project_id)
     projects = [(p, r) for p, r in list_projects(db, user) if r >= Role.WRITE]
@@ -39,7 +43,7 @@ def _list_context(
         "counts": service.job_counts(db, [lab.id for lab in labs]),
         "projects": projects,
         "templates": list_templates(),
-        "flavors": list_flavors(db),
+        "flavors": service.flavor_choices(db, settings),
         "form": form or {},
         "errors": {},
         "name_rule": service.LAB_NAME_RULE,
@@ -48,17 +52,23 @@ def _list_context(
 
 @router.get("/labs")
 def all_labs(
-    request: Request, user: CurrentUser, db: SessionDep, template: str | None = None
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    template: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     """The labs of every project I can see, with "Create New"."""
     form = {"template": template} if template else None
-    return render(request, "labs.html", _list_context(db, user, None, form))
+    return render(request, "labs.html", _list_context(db, settings, user, None, form))
 
 
 @router.get("/projects/{project_id}/labs")
-def project_labs(request: Request, project_id: int, user: CurrentUser, db: SessionDep) -> Response:
+def project_labs(
+    request: Request, project_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
     """One project's labs, with "Create New"."""
-    return render(request, "labs.html", _list_context(db, user, project_id))
+    return render(request, "labs.html", _list_context(db, settings, user, project_id))
 
 
 @router.post("/labs")
@@ -92,7 +102,7 @@ def create_lab(
         if exc.field is None:
             raise
         db.rollback()
-        ctx = _list_context(db, user, project_id if in_project else None, form)
+        ctx = _list_context(db, settings, user, project_id if in_project else None, form)
         ctx["errors"] = {exc.field: exc.message}
         # 200: the form again with the reason inline (not a failed request)
         return render(request, "labs.html", ctx, block="create_form")

@@ -23,7 +23,10 @@ from labyard.datasets import service as datasets_service
 from labyard.datasets.models import Dataset
 from labyard.errors import Conflict, InvalidInput, NotFound
 from labyard.flavors.models import Flavor
+from labyard.flavors.service import get_flavor_by_name, list_flavors
+from labyard.jobs.inventory import Inventory, node_inventory
 from labyard.jobs.models import Job
+from labyard.jobs.service import check_fits
 from labyard.jobs.views import LabRef
 from labyard.labs.models import Lab, LabDataset
 from labyard.labs.templates_catalog import LabTemplate, get_template
@@ -35,8 +38,9 @@ from labyard.projects.service import (
     visible_project_ids,
 )
 
-LAB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,11}$")
-LAB_NAME_RULE = "Lab names are 1 to 11 characters: letters, digits, '-' and '_'."
+LAB_NAME_MAX = 11
+LAB_NAME_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{LAB_NAME_MAX}}}$")
+LAB_NAME_RULE = f"Lab names are 1 to {LAB_NAME_MAX} characters: letters, digits, '-' and '_'."
 INPUT_ROOT = "/mlsteam/input"
 BLANK_MLSTEAM = """\
 # The lab's run configuration (MLSteam's format): the command and its parameters.
@@ -76,6 +80,32 @@ def _require_flavor(db: Session, name: str) -> str:
     if db.scalar(select(Flavor.id).where(Flavor.name == name)) is None:
         raise InvalidInput(f"No flavor {name!r}.", field="flavor")
     return name
+
+
+@dataclass(frozen=True)
+class FlavorChoice:
+    """A flavor as the pickers offer it: `why_not` says why it can never run here (the
+    scheduler's and submission's rule, `Inventory.why_never_fits`), None when it can."""
+
+    flavor: Flavor
+    why_not: str | None
+
+    @property
+    def summary(self) -> str:
+        """Its sizes, e.g. "1 GPU · 4 CPU · 16384 MiB"."""
+        f = self.flavor
+        return f"{f.gpus} GPU · {f.cpus:g} CPU · {f.memory_mb} MiB"
+
+
+def flavor_choices(
+    db: Session, settings: Settings, inventory: Inventory | None = None
+) -> list[FlavorChoice]:
+    """Every flavor, smallest first, each with why it can never fit this installation."""
+    inv = inventory or node_inventory(settings)
+    return [
+        FlavorChoice(f, inv.why_never_fits(gpus=f.gpus, cpus=f.cpus, memory_mb=f.memory_mb))
+        for f in list_flavors(db)
+    ]
 
 
 # ---------------------------------------------------------------- access
@@ -140,6 +170,8 @@ def create_lab(
     require_project(db, user, project_id, Role.WRITE)
     name = clean_lab_name(name)
     source = get_template(template) if template else None
+    if flavor:  # a flavor chosen in the picker: refused when it can never run here
+        check_fits(node_inventory(settings), get_flavor_by_name(db, _require_flavor(db, flavor)))
     flavor = _require_flavor(db, flavor or (source.default_flavor if source else "cpu"))
     clash = select(Lab.id).where(Lab.project_id == project_id, Lab.name == name)
     if db.scalar(clash) is not None:
