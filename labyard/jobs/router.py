@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from labyard.db import utcnow
@@ -30,6 +30,8 @@ class JobOut(BaseModel):
     sweep_id: int | None
     lab_id: int | None
     name: str
+    display_name: str = Field(description='"QuickStart · sweep 3 · #2 · network=resnet18"')
+    number: int | None = Field(description="The job's number within its sweep")
     status: JobStatus
     reason: str
     exit_code: int | None
@@ -62,6 +64,8 @@ class SweepOut(BaseModel):
     project_id: int
     lab_id: int | None
     name: str
+    number: int | None = Field(description="The sweep's number within its lab (1, 2, ...)")
+    display_name: str = Field(description='"QuickStart · sweep 3"')
     flavor: str
     grid: dict[str, list[Any]]
     created_at: datetime
@@ -83,6 +87,8 @@ def job_out(job: Job, queue_position: int | None) -> JobOut:
         sweep_id=job.sweep_id,
         lab_id=job.lab_id,
         name=job.name,
+        display_name=job.display_name,
+        number=job.number,
         status=JobStatus(job.status),
         reason=job.reason,
         exit_code=job.exit_code,
@@ -116,6 +122,8 @@ def sweep_out(db: Session, sweep: Sweep) -> SweepOut:
         project_id=sweep.project_id,
         lab_id=sweep.lab_id,
         name=sweep.name,
+        number=sweep.number,
+        display_name=sweep.display_name,
         flavor=sweep.flavor,
         grid=sweep.grid,
         created_at=sweep.created_at,

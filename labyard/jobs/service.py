@@ -23,6 +23,7 @@ from labyard.config import Settings
 from labyard.db import utcnow
 from labyard.errors import Conflict, InvalidInput
 from labyard.flavors.models import Flavor
+from labyard.jobs import numbering
 from labyard.jobs.grid import resolve_grid
 from labyard.jobs.inventory import Inventory, node_inventory
 from labyard.jobs.models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Sweep
@@ -157,8 +158,7 @@ def create_sweep(
         grid=full_grid,
         created_by_id=user.id,
     )
-    db.add(sweep)
-    db.flush()
+    numbering.add_numbered_sweep(db, sweep)
     combos = iter_grid(full_grid)  # resolve_grid checked its size against the limit
     jobs = [
         Job(
@@ -181,6 +181,7 @@ def create_sweep(
         )
         for i, values in enumerate(combos, start=1)
     ]
+    numbering.name_sweep_jobs(sweep, jobs)
     db.add_all(jobs)
     db.flush()
     _write_job_files(settings, lab_dir, [(j.id, resolved_yaml(config, j.params)) for j in jobs])
@@ -299,6 +300,7 @@ def retry_job(db: Session, user: User, job_id: int, *, settings: Settings) -> Jo
         datasets=list(old.datasets),
         assigned_gpus=[],
     )
+    numbering.name_retry(db, old, new)
     db.add(new)
     db.flush()
     source = job_dir(settings, old.id) / "lab"

@@ -77,10 +77,19 @@ def sweep_json(sweep: Sweep, jobs: list[Job]) -> dict[str, Any]:
         "lab_id": sweep.lab_id,
         "project_id": sweep.project_id,
         "name": sweep.name,
+        "number": sweep.number,
+        "display_name": sweep.display_name,
         "flavor": sweep.flavor,
         "grid": sweep.grid,
         "jobs": [
-            {"id": j.id, "name": j.name, "status": j.status, "params": j.params}
+            {
+                "id": j.id,
+                "name": j.name,
+                "display_name": j.display_name,
+                "number": j.number,
+                "status": j.status,
+                "params": j.params,
+            }
             for j in sorted(jobs, key=lambda j: j.id)
         ],
     }

@@ -9,6 +9,7 @@ process that reuses the pid is never taken for (or killed as) a TensorBoard.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,15 +42,27 @@ def free_port() -> int:
         return port
 
 
-def command(instance_id: int, logdir_spec: dict[str, str], port: int) -> list[str]:
-    """The argument list of a TensorBoard serving `logdir_spec` (run name -> path)."""
-    spec = ",".join(f"{name}:{path}" for name, path in sorted(logdir_spec.items()))
+def link_runs(runs_dir: Path, logdir_spec: dict[str, str]) -> None:
+    """Make `runs_dir` hold one link per run, named by the run, to its log dir: TensorBoard
+    reading it names each run by its link ("QuickStart · sweep 3 · #2"), where a logdir_spec
+    would show "name/." for event files at the top of a log dir."""
+    if runs_dir.is_dir():
+        shutil.rmtree(runs_dir)
+    runs_dir.mkdir(parents=True)
+    for name, path in logdir_spec.items():
+        (runs_dir / name).symlink_to(path, target_is_directory=True)
+
+
+def command(instance_id: int, runs_dir: Path, port: int) -> list[str]:
+    """The argument list of a TensorBoard serving the runs linked in `runs_dir`."""
     return [
         sys.executable,
         "-m",
         "tensorboard.main",
-        "--logdir_spec",
-        spec,
+        "--logdir",
+        str(runs_dir),
+        "--load_fast",
+        "false",  # the Python loader follows the run links; as with the logdir_spec before
         "--host",
         HOST,
         "--port",

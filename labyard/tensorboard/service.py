@@ -29,6 +29,7 @@ from labyard.config import Settings
 from labyard.db import Database, utcnow
 from labyard.db.engine import is_read_session, write_beside
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from labyard.jobs import naming
 from labyard.jobs import service as jobs_service
 from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
@@ -73,6 +74,11 @@ def log_path(settings: Settings, instance_id: int) -> Path:
     return logs_dir(settings) / f"{instance_id}.log"
 
 
+def runs_path(settings: Settings, instance_id: int) -> Path:
+    """The folder of one instance's run links (run name -> log dir)."""
+    return logs_dir(settings) / "runs" / str(instance_id)
+
+
 def job_logdir(settings: Settings, job_id: int) -> Path:
     """Where a job writes its TensorBoard event files. The job writes that folder, and
     TensorBoard follows links, so a job that made `output/` or `output/tensorboard` a link,
@@ -110,7 +116,7 @@ def logdir_key(paths: Iterable[str]) -> str:
 def open_for_jobs(
     db: Session, settings: Settings, user: User, job_ids: Sequence[int]
 ) -> TensorBoardInstance:
-    """The TensorBoard showing these jobs (one run `<id>-<name>` each), started or reused."""
+    """The TensorBoard showing these jobs (one run per job, named by its display name)."""
     unique = list(dict.fromkeys(job_ids))
     if not unique:
         raise InvalidInput("Choose at least one job.", field="job_ids")
@@ -122,7 +128,12 @@ def open_for_jobs(
         raise InvalidInput(
             "Jobs of different projects cannot share a TensorBoard.", field="job_ids"
         )
-    spec = {run_name(job.id, job.name): str(job_logdir(settings, job.id)) for job in jobs}
+    spec: dict[str, str] = {}
+    for job in jobs:
+        name = naming.safe_dirname(job.name)
+        if name in spec:  # two jobs of same-named labs: the id tells them apart
+            name = naming.safe_dirname(f"{job.name}{naming.SEP}job {job.id}")
+        spec[name] = str(job_logdir(settings, job.id))
     return _open(db, settings, user, project_id=projects.pop(), spec=spec)
 
 
@@ -148,7 +159,7 @@ def open_for_logdir(
     elif source == "job":
         job = jobs_service.get_job(db, user, source_id)
         project_id, root = job.project_id, jobs_service.job_dir(settings, job.id)
-        name = run_name(job.id, job.name, path.strip("/"))
+        name = naming.safe_dirname(f"{job.name}{naming.SEP}{path.strip('/')}")
     else:
         raise InvalidInput("The source must be `lab` or `job`.", field="source")
     folder = paths.resolve_existing(root, path)  # NotFound for ../, absolute or outward links
@@ -182,8 +193,9 @@ def _open(
         db.add(instance)
         db.flush()
         instance.port = process.free_port()
-        args = process.command(instance.id, spec, instance.port)
+        args = process.command(instance.id, runs_path(settings, instance.id), instance.port)
         try:
+            process.link_runs(runs_path(settings, instance.id), spec)
             instance.pid, instance.process_started_at = process.spawn(
                 args, log_path(settings, instance.id)
             )
@@ -373,4 +385,4 @@ def stop_project_instances(db: Session, settings: Settings, project_id: int) -> 
     for instance in rows:
         if instance.status in LIVE_STATUSES:  # no status update: the rows are about to go
             process.terminate(instance.pid, instance.process_started_at)
-    return [log_path(settings, instance.id) for instance in rows]
+    return [log_path(settings, i.id) for i in rows] + [runs_path(settings, i.id) for i in rows]

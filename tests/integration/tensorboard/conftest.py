@@ -48,13 +48,13 @@ class TBWorld:
 
     @property
     def run(self) -> str:
-        """The run name given for the job's log dir."""
-        return f"{self.job_id}-mnist_run"
+        """The run name given for the job's log dir: the job's display name."""
+        return "mnist run"
 
     @property
     def tb_run(self) -> str:
-        """The run as TensorBoard lists it (events right in the named dir: `<name>/.`)."""
-        return f"{self.run}/."
+        """The run as TensorBoard lists it (events right in the run's linked dir)."""
+        return self.run
 
     def wait_ready(self, client: WebClient, instance_id: int) -> dict[str, object]:
         """Poll the API until TensorBoard answers (fails after READY_DEADLINE_S)."""
