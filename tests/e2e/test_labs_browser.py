@@ -40,15 +40,17 @@ def test_lab_from_template_to_four_jobs(live_server: str, page: Any) -> None:
     page.click("nav.subnav >> text=Parameters")
     page.wait_for_load_state()  # htmx binds the form's triggers once the page has loaded
     expect(page.locator("#job-count")).to_have_text("1 job will be created")
-    page.select_option("select[name='param.network']", ["lenet", "resnet18"])
-    page.fill("input[name='param.batch_size']", "32, 64")
+    page.click("[data-chips=network] button.chip:has-text('resnet18')")
+    page.fill("[data-chips=batch_size] input[data-chip-entry]", "32")
+    page.press("[data-chips=batch_size] input[data-chip-entry]", "Enter")
     expect(page.locator("#job-count")).to_have_text("4 jobs will be created")
-    page.fill("input[name='param.num_epoch']", "2, x")
+    epochs = page.locator("[data-chips=num_epoch]")
+    epochs.locator("input[data-chip-entry]").fill("2, x")
+    epochs.locator("input[data-chip-entry]").press("Enter")
     expect(page.locator("#job-count")).to_have_text("0 jobs will be created")
-    expect(page.locator("label.param-field", has_text="num_epoch")).to_contain_text(
-        "is not a valid int"
-    )
-    page.fill("input[name='param.num_epoch']", "2")
+    expect(page.locator(".param-field", has_text="num_epoch")).to_contain_text("is not a valid int")
+    for value in ("10", "x"):
+        epochs.get_by_role("button", name=f"Remove {value}").click()
     expect(page.locator("#job-count")).to_have_text("4 jobs will be created")
 
     page.click("button:has-text('Submit Job')")

@@ -231,7 +231,8 @@ def test_every_page_fits_its_window(
         # the submit review: a table of the combinations under the parameter form
         page.goto(f"{live_server}/labs/{world.lab_id}/parameters")
         page.wait_for_load_state()
-        page.select_option("select[name='param.network']", ["lenet", "resnet18", "vgg16"])
+        for network in ("resnet18", "vgg16"):  # lenet is chosen already
+            page.click(f"[data-chips=network] button.chip[data-chip-toggle={network}]")
         page.click("button:has-text('Submit Job')")
         page.wait_for_selector("#review table")
         doc, view, spills = measure(page, "lab-parameters-review", size, shots)
