@@ -60,8 +60,23 @@
   }
   // spec: {xName, yName, series: [{name, x, y, stroke, width, scatter}], smooth, xText(x) for the
   // CSV, extra(opts) to adjust uPlot's options, created(plot)}
+  // Axis, grid and text colours from the page's CSS variables (static/css/labyard.css), so the
+  // axes read in the light and the dark scheme.
+  function theme() {
+    var css = getComputedStyle(document.documentElement);
+    var get = function (name, dflt) { return css.getPropertyValue(name).trim() || dflt; };
+    return { axis: get("--chart-axis", "#5e6778"), grid: get("--chart-grid", "rgba(0,0,0,.08)"),
+             bg: get("--panel", "#fff"), text: get("--text", "#000") };
+  }
+  function themed(axis, t) {
+    axis.stroke = t.axis;
+    axis.grid = { stroke: t.grid, width: 1 };
+    axis.ticks = { stroke: t.grid, width: 1 };
+    return axis;
+  }
   Panel.prototype.set = function (spec) {
     this.spec = spec;
+    var colours = theme();
     var log = this.log.checked, weight = spec.smooth || 0;
     var tables = spec.series.map(function (s) {
       var ys = window.labyardSmooth(s.y, weight);
@@ -70,7 +85,7 @@
     });
     var data = tables.length === 1 ? tables[0] : uPlot.join(tables);  // one series: x may repeat (scatter)
     var markers = spec.series.map(function (s) { return s.scatter || s.x.length <= MARKERS_UP_TO; });
-    var key = [spec.xName, log, markers.join(","), spec.series.map(function (s) { return s.name + s.stroke; }).join(",")].join("|");
+    var key = [spec.xName, log, markers.join(","), spec.series.map(function (s) { return s.name + s.stroke; }).join(","), colours.axis].join("|");
     var total = spec.series.reduce(function (n, s) { return n + s.x.length; }, 0);
     this.wrap.setAttribute("data-points", total);
     this.wrap.setAttribute("data-series", spec.series.map(function (s) { return s.name; }).join(","));
@@ -82,7 +97,7 @@
     var opts = {
       width: this.width(), height: this.o.height || 260,
       scales: { x: { time: false }, y: log ? { distr: 3, log: 10 } : {} },
-      axes: [this.xAxis(spec.xName), { label: spec.yName, size: 60 }],
+      axes: [themed(this.xAxis(spec.xName), colours), themed({ label: spec.yName, size: 60 }, colours)],
       series: [{ label: spec.xName }].concat(spec.series.map(function (s, i) {
         return {
           label: s.name, stroke: s.stroke, width: s.width || 1.5, spanGaps: true,
@@ -152,15 +167,16 @@
     }
     return lines.join("\n") + "\n";
   };
-  // The plot's canvas on white, under the panel's title and the series' names in their colours.
+  // The plot's canvas on the panel's colour, under the panel's title and the series' names in their colours.
   Panel.prototype.png = function () {
     var src = this.plot.ctx.canvas, ratio = src.width / this.plot.width, pad = Math.round(28 * ratio);
     var out = el("canvas");
     out.width = src.width; out.height = src.height + pad;
     var ctx = out.getContext("2d");
-    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
+    var colours = theme();
+    ctx.fillStyle = colours.bg; ctx.fillRect(0, 0, out.width, out.height);
     ctx.font = Math.round(14 * ratio) + "px sans-serif"; ctx.textBaseline = "middle";
-    ctx.fillStyle = "#000"; ctx.fillText(this.o.title, 8 * ratio, pad / 2);
+    ctx.fillStyle = colours.text; ctx.fillText(this.o.title, 8 * ratio, pad / 2);
     var x = 8 * ratio + ctx.measureText(this.o.title).width + 16 * ratio;
     this.spec.series.slice(0, 20).forEach(function (s) {
       ctx.fillStyle = s.stroke; ctx.fillText(s.name, x, pad / 2); x += ctx.measureText(s.name).width + 12 * ratio;

@@ -1,0 +1,30 @@
+// Small shared page parts drawn by scripts: icons (an inline SVG using the page's sprite,
+// templates/_icons.html; decorative unless given a label) and progress bars
+// (templates/_progress.html: a <progress role="progressbar"> whose ARIA value follows it).
+(function () {
+  "use strict";
+  var NS = "http://www.w3.org/2000/svg";
+  window.labyardIcon = function (name, label) {
+    var svg = document.createElementNS(NS, "svg"), use = document.createElementNS(NS, "use");
+    svg.setAttribute("class", "icon");
+    svg.setAttribute("width", "16");
+    svg.setAttribute("height", "16");
+    svg.setAttribute("focusable", "false");
+    if (label) { svg.setAttribute("role", "img"); svg.setAttribute("aria-label", label); }
+    else svg.setAttribute("aria-hidden", "true");
+    use.setAttribute("href", "#i-" + name);
+    svg.appendChild(use);
+    return svg;
+  };
+  // Set a progress bar to a fraction 0..1, or to "unknown" (indeterminate) with null.
+  window.labyardProgress = function (bar, fraction) {
+    if (fraction === null || fraction === undefined || !isFinite(fraction)) {
+      bar.removeAttribute("value");
+      bar.removeAttribute("aria-valuenow");
+      return;
+    }
+    var pct = Math.round(Math.min(1, Math.max(0, fraction)) * 1000) / 10;
+    bar.value = pct;
+    bar.setAttribute("aria-valuenow", String(pct));
+  };
+})();
