@@ -50,7 +50,7 @@
     text("job-reason", s.reason || "–");
     text("job-progress-line", s.progress_line || "");
     var bar = document.getElementById("job-progress");
-    if (bar) bar.style.width = Math.round((s.progress || 0) * 100) + "%";
+    if (bar) window.labyardProgress(bar, s.progress);
     if (s.assigned_gpus && s.assigned_gpus.length) text("job-gpus", s.assigned_gpus.length + " (" + s.assigned_gpus.join(", ") + ")");
     var stop = document.getElementById("job-stop");
     if (stop) stop.disabled = !!s.final || !!s.stop_requested;

@@ -24,6 +24,11 @@
     if (badge) { badge.textContent = row.status; badge.className = "badge status-" + row.status; }
     var queue = cell(tr, '[data-col="queue"]');
     if (queue) queue.textContent = row.queue_position ? "#" + row.queue_position + " in queue" : "";
+    var bar = cell(tr, '[data-col="progress"]');
+    if (bar) {
+      bar.hidden = row.status !== "running" || row.progress === null;
+      window.labyardProgress(bar, row.progress);
+    }
     tr.querySelectorAll("[data-metric]").forEach(function (td) {
       var m = row.metrics[td.getAttribute("data-metric")];
       if (!m) return;

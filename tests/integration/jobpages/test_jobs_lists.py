@@ -316,7 +316,7 @@ def test_sort_by_latest_and_best_of_a_metric(
     order = [ids[n] for n in ("a", "c", "b")]
     best_desc = ana.get(f"{base}?sort=best:Validation_acc").text
     assert row_ids(best_desc) == order + [loss, ids["none"]]  # no value: last, newest first
-    assert 'class="sort sorted-desc">best</a>' in best_desc
+    assert 'class="sort sorted-desc" id="sort-best:Validation_acc"' in best_desc
     best_asc = row_ids(ana.get(f"{base}?sort=best:Validation_acc&order=asc").text)
     assert best_asc[:3] == order[::-1] and set(best_asc[3:]) == {loss, ids["none"]}
     latest = row_ids(ana.get(f"{base}?sort=latest:Validation_acc").text)
@@ -324,7 +324,7 @@ def test_sort_by_latest_and_best_of_a_metric(
     # best of a loss is its minimum
     assert row_ids(ana.get(f"{base}?sort=best:Train_loss&order=asc").text)[0] == loss
     # the sorted metric is a column with its sort links even when the page has many metrics
-    assert '<th class="metric">Validation_acc' in best_desc
+    assert '<th class="metric" aria-sort="descending">Validation_acc' in best_desc
     assert "sort=latest%3AValidation_acc" in best_desc
     for bad in ("best:", "worst:Validation_acc", "best:x;drop", "latest:" + "x" * 101):
         assert ana.get(f"{base}?sort={bad}").status_code == 422
