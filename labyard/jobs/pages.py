@@ -308,6 +308,7 @@ def sweep_page(
     comparison = views.compare_sweep(db, user, sweep_id)
     context = {
         "c": comparison,
+        "compare": compare_body(comparison),  # the parallel coordinates' data, no 2nd request
         "project": require_project(db, user, comparison.sweep.project_id),
         "counts": service.sweep_counts(db, sweep_id),
     }
@@ -340,7 +341,11 @@ def bulk_api(body: BulkIn, user: CurrentUser, db: SessionDep, settings: Settings
 @api.get("/sweeps/{sweep_id}/compare")
 def compare_api(sweep_id: int, user: CurrentUser, db: SessionDep) -> dict[str, Any]:
     """Every job of a sweep: params, status, latest and best value of every metric."""
-    c = views.compare_sweep(db, user, sweep_id)
+    return compare_body(views.compare_sweep(db, user, sweep_id))
+
+
+def compare_body(c: views.SweepComparison) -> dict[str, Any]:
+    """A sweep comparison as JSON: each job's params, status, latest and best metrics."""
     jobs = [
         {
             "id": j.id,
@@ -353,7 +358,8 @@ def compare_api(sweep_id: int, user: CurrentUser, db: SessionDep) -> dict[str, A
         }
         for j in c.jobs
     ]
-    return {"sweep_id": sweep_id, "primary": c.primary, "best_job_id": c.best_job_id, "jobs": jobs}
+    best = c.best_job_id
+    return {"sweep_id": c.sweep.id, "primary": c.primary, "best_job_id": best, "jobs": jobs}
 
 
 @api.get("/sweeps/{sweep_id}/curves")

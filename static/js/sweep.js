@@ -192,11 +192,12 @@
       }
     });
   }
-  function loadCompared() {
-    if (!scatterBox && !pcBox) return;
-    fetch("/api/v1/sweeps/" + sweepId + "/compare", { credentials: "same-origin" })
-      .then(function (r) { return r.json(); })
-      .then(function (body) { compared = body; drawScatter(); drawParcoords(); });
+  function loadCompared() {  // the page carries the compare API's answer
+    var data = document.getElementById("sweep-compare");
+    if (!data) return;
+    compared = JSON.parse(data.textContent);
+    drawParcoords();
+    drawScatter();
   }
   if (scatterSelect) scatterSelect.addEventListener("change", drawScatter);
 
