@@ -7,6 +7,7 @@
 //   pc.set({axes: [{name, label}], jobs: [{id, values: {name: value}}], color: "axis name"});
 //   pc.clear();             // every brush off (also Escape inside the chart)
 //   pc.brush(i, lo, hi);    // brush axis i from fraction lo to hi (0 bottom, 1 top)
+//   pc.highlight(id);       // one job's line bold and in front (null: none)
 // onFilter gets the ids inside every brush (null when no brush is set).
 (function () {
   "use strict";
@@ -150,6 +151,16 @@
       if (!moved) { delete self.brushes[i]; self.apply(); }
     }
     window.addEventListener("mousemove", move); window.addEventListener("mouseup", up);
+  };
+  // One job's line drawn bold and in front (null: none), as when its table row is hovered.
+  Parcoords.prototype.highlight = function (id) {
+    if (this.hot) this.hot.classList.remove("hot");
+    this.hot = null;
+    var k = this.rows.map(function (r) { return r.id; }).indexOf(id);
+    if (k < 0) return;
+    this.hot = this.paths[k];
+    this.hot.classList.add("hot");
+    this.hot.parentNode.appendChild(this.hot);
   };
   Parcoords.prototype.brush = function (i, lo, hi) { this.brushes[i] = [Math.min(lo, hi), Math.max(lo, hi)]; this.apply(); };
   Parcoords.prototype.clear = function () { this.brushes = {}; this.apply(); };

@@ -261,11 +261,12 @@
 
   table.addEventListener("mouseover", function (e) {
     var tr = e.target.closest && e.target.closest("tr[data-job]");
+    if (tr && pc) pc.highlight(Number(tr.getAttribute("data-job")));
     if (!tr || !plot) return;
     var idx = seriesOfJob[Number(tr.getAttribute("data-job"))];
     if (idx) plot.setSeries(idx, { focus: true });
   });
-  table.addEventListener("mouseleave", function () { focusJob(pinned); });
+  table.addEventListener("mouseleave", function () { focusJob(pinned); if (pc) pc.highlight(pinned); });
   table.addEventListener("click", function (e) {
     if (e.target.closest("a, input, button, th")) return;
     var tr = e.target.closest("tr[data-job]");

@@ -138,6 +138,9 @@ def test_selected_rows_overlay_their_curves_and_headers_are_buttons(
     page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[1]}"]')
     page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[3]}"]')
     assert page.evaluate(curves) == [",".join(map(str, jobs)), 4]
+    # hovering a row draws its job's line bold in the parallel coordinates
+    page.hover(f'#sweep-table tr[data-job="{jobs[2]}"] td.param >> nth=0')
+    assert page.get_attribute("#parcoords path.hot", "data-job") == str(jobs[2])
     # every sortable header is a button; the <th> says the order
     heads = page.locator("#sweep-table th[data-sort]")
     assert heads.count() == page.locator("#sweep-table th[data-sort] > button.sort").count() > 0
