@@ -119,7 +119,8 @@
       "aria-label": a.label + " axis; drag to filter, Delete clears this axis, Escape clears all"
     }, root);
     node("line", { x1: x, x2: x, y1: this.y(1), y2: this.y(0) }, g);
-    var title = node("text", { x: x, y: 14, "class": "pc-label", "text-anchor": "middle" }, g);
+    var last = this.axes.length - 1, anchor = !last ? "middle" : i === 0 ? "start" : i === last ? "end" : "middle";
+    var title = node("text", { x: x + (anchor === "start" ? -8 : anchor === "end" ? 8 : 0), y: 14, "class": "pc-label", "text-anchor": anchor }, g);
     title.textContent = a.label.length > 18 ? a.label.slice(0, 17) + "…" : a.label;
     node("title", {}, title).textContent = a.label;
     a.ticks.forEach(function (t) {
