@@ -59,9 +59,9 @@
     box.addEventListener("keydown", function (e) {
       if (e.key === "Escape") { self.clear(); e.preventDefault(); }
       var i = e.target.getAttribute && e.target.getAttribute("data-axis");
-      if (i !== null && i !== undefined && (e.key === "Delete" || e.key === "Backspace")) {
-        delete self.brushes[i]; self.apply(); e.preventDefault();
-      }
+      if (i === null || i === undefined) return;
+      if (e.key === "Delete" || e.key === "Backspace") { delete self.brushes[i]; self.apply(); e.preventDefault(); }
+      if (e.key === "ArrowUp" || e.key === "ArrowDown") { self.nudge(i, e.key === "ArrowUp" ? 1 : -1, e.shiftKey); e.preventDefault(); }
     });
   }
   // spec: {axes: [{name, label}], jobs: [{id, values}], color: axis name}
@@ -116,7 +116,7 @@
     var self = this, x = this.x(i);
     var g = node("g", {
       "class": "pc-axis", tabindex: "0", "data-axis": i, "data-name": a.name, "data-kind": a.kind,
-      "aria-label": a.label + " axis; drag to filter, Delete clears this axis, Escape clears all"
+      "aria-label": a.label + " axis: drag, or arrows (Shift: resize), to filter; Delete clears it, Escape clears all"
     }, root);
     node("line", { x1: x, x2: x, y1: this.y(1), y2: this.y(0) }, g);
     var last = this.axes.length - 1, anchor = !last ? "middle" : i === 0 ? "start" : i === last ? "end" : "middle";
@@ -162,6 +162,18 @@
     this.hot = this.paths[k];
     this.hot.classList.add("hot");
     this.hot.parentNode.appendChild(this.hot);
+  };
+  // The keyboard's brush: arrows move it by a tenth of the axis (a fifth-tall one starts at
+  // the top), Shift+Down makes it taller, Shift+Up shorter.
+  Parcoords.prototype.nudge = function (i, dir, resize) {
+    var b = this.brushes[i] || [0.8, 1], step = 0.1;
+    if (!this.brushes[i]) { this.brush(i, b[0], b[1]); return; }
+    if (resize) b = [Math.max(0, Math.min(b[1] - step, b[0] + dir * step)), b[1]];
+    else {
+      var d = Math.max(-b[0], Math.min(1 - b[1], dir * step));
+      b = [b[0] + d, b[1] + d];
+    }
+    this.brush(i, b[0], b[1]);
   };
   Parcoords.prototype.brush = function (i, lo, hi) { this.brushes[i] = [Math.min(lo, hi), Math.max(lo, hi)]; this.apply(); };
   Parcoords.prototype.clear = function () { this.brushes = {}; this.apply(); };

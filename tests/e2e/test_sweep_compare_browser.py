@@ -109,6 +109,17 @@ def test_parallel_coordinates_brush_filters_the_table_and_clears(
     assert page.evaluate(SHOWN) == jobs
     assert page.is_hidden("#sweep-shown-line")
     assert page.locator("#parcoords path.out").count() == 0
+    # a brush from the keyboard: an arrow starts one at the top fifth, Shift+Down grows it,
+    # Down moves it
+    page.focus('#parcoords .pc-axis[data-axis="0"]')
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate(SHOWN) == [jobs[0]]
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowDown")
+    assert page.evaluate(SHOWN) == jobs[:2]
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(SHOWN) == [jobs[1]]
+    page.keyboard.press("Escape")
     # the Clear brushes button, pressed from the keyboard
     drag(page, 2, 0.4, -0.05)  # the lowest best losses, 0.2 and 0.3 (0.5 at the top)
     assert page.evaluate(SHOWN) == [jobs[1], jobs[2]]
