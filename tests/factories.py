@@ -212,6 +212,18 @@ def make_dataset(
 # --------------------------------------------------------------------------- job pages
 
 
+def add_points(db: Any, job_id: int, points: dict[str, list[tuple[float, float]]]) -> None:
+    """Store metric points (name -> [(x, y)], x over `step`) the way ingestion does, so
+    their series summaries and chart buckets exist too."""
+    from labyard.db import utcnow
+    from labyard.jobs.metrics import Point, store_points
+
+    now = utcnow()
+    batch = [(Point(name, "step", x, y), now) for name, values in points.items() for x, y in values]
+    for start in range(0, len(batch), 20_000):
+        store_points(db, job_id, batch[start : start + 20_000])
+
+
 def make_job_row(
     database: Database,
     settings: Any,
@@ -229,7 +241,7 @@ def make_job_row(
 
     from labyard.db import utcnow
     from labyard.jobs.logs import LogWriter
-    from labyard.jobs.models import FINAL_STATUSES, Job, MetricPoint
+    from labyard.jobs.models import FINAL_STATUSES, Job
     from labyard.jobs.service import job_dir
 
     started = utcnow() - timedelta(minutes=5)
@@ -250,13 +262,7 @@ def make_job_row(
         db.add(job)
         db.flush()
         job_id = job.id
-        rows = [
-            {"job_id": job_id, "name": name, "x_name": "step", "x": x, "value": y}
-            for name, values in (points or {}).items()
-            for x, y in values
-        ]
-        if rows:
-            db.execute(MetricPoint.__table__.insert(), rows)
+        add_points(db, job_id, points or {})
     folder = job_dir(settings, job_id)
     (folder / "lab").mkdir(parents=True, exist_ok=True)
     (folder / "lab" / "mlsteam.yml").write_text("command: python train.py\nparams:\n  lr: 0.1\n")

@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from labyard.jobs.models import MetricPoint
+from labyard.jobs import rollup
+from labyard.jobs.models import MetricPoint, MetricSeries
 
 GROUPS = frozenset({"Train", "Validation", "Test"})
 X_AXES = ("step", "iter", "epoch")
@@ -72,64 +73,34 @@ def parse_metric_line(text: str) -> list[Point]:
 
 
 def store_points(db: Session, job_id: int, points: list[tuple[Point, datetime]]) -> None:
-    """Insert a batch of points in one statement."""
-    if points:
-        rows = [
-            {
-                "job_id": job_id,
-                "name": p.name,
-                "x_name": p.x_name,
-                "x": p.x,
-                "value": p.value,
-                "ts": ts,
-            }
-            for p, ts in points
-        ]
-        table = MetricPoint.__table__
-        assert isinstance(table, Table)
-        db.execute(insert(table), rows)  # Core executemany: no ORM overhead
+    """Insert a batch of points in one statement and fold them into their series' summary
+    and buckets (labyard.jobs.rollup), in the same transaction."""
+    if not points:
+        return
+    rows = [
+        {"job_id": job_id, "name": p.name, "x_name": p.x_name, "x": p.x, "value": p.value, "ts": ts}
+        for p, ts in points
+    ]
+    table = MetricPoint.__table__
+    assert isinstance(table, Table)
+    ids = db.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all()
+    batches: dict[tuple[str, str], tuple[list[tuple[float, float]], list[int]]] = {}
+    for (point, _ts), point_id in zip(points, ids, strict=True):
+        pairs, last = batches.setdefault((point.name, point.x_name), ([], [0]))
+        pairs.append((point.x, point.value))
+        last[0] = point_id
+    for (name, x_name), (pairs, last) in batches.items():
+        rollup.record(db, job_id, name, x_name, pairs, last[0])
 
 
 def series_names(db: Session, job_id: int) -> list[dict[str, object]]:
     """The job's series: name, x axis and number of points."""
-    rows = db.execute(
-        select(MetricPoint.name, MetricPoint.x_name, func.count())
-        .where(MetricPoint.job_id == job_id)
-        .group_by(MetricPoint.name, MetricPoint.x_name)
-        .order_by(MetricPoint.name)
-    )
-    return [{"name": n, "x_name": x, "points": c} for n, x, c in rows]
+    found = rollup.series_where(db, MetricSeries.job_id == job_id)
+    return [{"name": s.name, "x_name": s.x_name, "points": s.points} for s in found]
 
 
 def read_series(db: Session, job_id: int, name: str, max_points: int) -> list[tuple[float, float]]:
-    """The series' (x, value) points by x, downsampled to at most `max_points` (min/max of
-    each bucket are kept, so spikes survive; first and last points always)."""
-    rows = db.execute(
-        select(MetricPoint.x, MetricPoint.value)
-        .where(MetricPoint.job_id == job_id, MetricPoint.name == name)
-        .order_by(MetricPoint.x, MetricPoint.id)
-    )
-    points = [(x, v) for x, v in rows]
-    return downsample(points, max_points)
-
-
-def downsample(points: list[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
-    """At most `max_points` points: the first, the last and each bucket's min and max."""
-    max_points = max(2, max_points)
-    if len(points) <= max_points:
-        return points
-    buckets = (max_points - 2) // 2
-    if buckets == 0:
-        return [points[0], points[-1]]
-    inner = points[1:-1]
-    size = len(inner) / buckets
-    out = [points[0]]
-    for b in range(buckets):
-        chunk = inner[int(b * size) : int((b + 1) * size)]
-        if not chunk:
-            continue
-        low = min(chunk, key=lambda p: p[1])
-        high = max(chunk, key=lambda p: p[1])
-        out.extend(sorted({low, high}, key=lambda p: p[0]))
-    out.append(points[-1])
-    return out
+    """The series' (x, value) points by x, downsampled to at most `max_points` per axis."""
+    found = rollup.series_where(db, (MetricSeries.job_id == job_id) & (MetricSeries.name == name))
+    kept = rollup.downsampled(db, found, max_points)
+    return [point for s in found for point in kept[s.id]]

@@ -134,6 +134,46 @@ class MetricPoint(Base):
     ts: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class MetricSeries(Base):
+    """One series of a job (name over x axis), summarised as points arrive: how many, the
+    first, last, lowest and highest value, and the last point's id. Pages read these instead
+    of scanning every point."""
+
+    __tablename__ = "metric_series"
+    __table_args__ = (UniqueConstraint("job_id", "name", "x_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    x_name: Mapped[str] = mapped_column(String(8))
+    points: Mapped[int] = mapped_column(default=0)
+    first_x: Mapped[float]
+    first_value: Mapped[float]
+    last_x: Mapped[float]
+    last_value: Mapped[float]
+    low: Mapped[float]
+    high: Mapped[float]
+    last_point_id: Mapped[int]
+
+
+class MetricBucket(Base):
+    """The lowest and highest point of `size` consecutive points of a series (in arrival
+    order), at one of the levels of metrics_rollup.SIZES: a chart of any length reads at
+    most a few thousand of these."""
+
+    __tablename__ = "metric_buckets"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    level: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    low_x: Mapped[float]
+    low: Mapped[float]
+    high_x: Mapped[float]
+    high: Mapped[float]
+
+
 class SchedulerLease(Base):
     """A single row: which scheduler may dispatch, until when."""
 

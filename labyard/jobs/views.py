@@ -18,9 +18,16 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.errors import DomainError, InvalidInput
 from labyard.hooks import HookPoint
-from labyard.jobs import service
-from labyard.jobs.metrics import downsample
-from labyard.jobs.models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, MetricPoint, Sweep
+from labyard.jobs import rollup, service
+from labyard.jobs.models import (
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    Job,
+    JobStatus,
+    MetricPoint,
+    MetricSeries,
+    Sweep,
+)
 from labyard.numbers import ascii_int
 from labyard.projects.service import visible_project_ids
 
@@ -190,27 +197,20 @@ def chart_data(db: Session, job_id: int, *, max_points: int) -> dict[str, Any]:
 
     Returns {"series": [{"name", "group", "x_name", "x": [...], "y": [...]}], "last_id"}.
     """
-    last_id = db.scalar(select(func.max(MetricPoint.id)).where(MetricPoint.job_id == job_id)) or 0
-    rows = db.execute(
-        select(MetricPoint.name, MetricPoint.x_name, MetricPoint.x, MetricPoint.value)
-        .where(MetricPoint.job_id == job_id, MetricPoint.id <= last_id)
-        .order_by(MetricPoint.name, MetricPoint.x, MetricPoint.id)
-    )
-    grouped: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for name, x_name, x, value in rows:
-        grouped.setdefault((name, x_name), []).append((x, value))
-    series = []
-    for (name, x_name), points in grouped.items():
-        kept = downsample(points, max_points)
-        series.append(
-            {
-                "name": name,
-                "group": name.split("_", 1)[0],
-                "x_name": x_name,
-                "x": [p[0] for p in kept],
-                "y": [p[1] for p in kept],
-            }
-        )
+    found = rollup.series_where(db, MetricSeries.job_id == job_id)
+    last_id = max((s.last_point_id for s in found), default=0)
+    kept = rollup.downsampled(db, found, max_points)
+    grouped = {(s.name, s.x_name): kept[s.id] for s in found}
+    series = [
+        {
+            "name": name,
+            "group": name.split("_", 1)[0],
+            "x_name": x_name,
+            "x": [p[0] for p in points],
+            "y": [p[1] for p in points],
+        }
+        for (name, x_name), points in grouped.items()
+    ]
     return {"series": series, "last_id": last_id}
 
 
@@ -268,20 +268,18 @@ def sweep_curves(
     """One downsampled curve of `metric` per job of the sweep, with its x-axis name (READ)."""
     sweep = service.get_sweep(db, user, sweep_id)
     job_ids = select(Job.id).where(Job.sweep_id == sweep.id).scalar_subquery()
-    rows = db.execute(
-        select(MetricPoint.job_id, MetricPoint.x_name, MetricPoint.x, MetricPoint.value)
-        .where(MetricPoint.job_id.in_(job_ids), MetricPoint.name == metric)
-        .order_by(MetricPoint.job_id, MetricPoint.x, MetricPoint.id)
+    found = rollup.series_where(
+        db, MetricSeries.job_id.in_(job_ids) & (MetricSeries.name == metric)
     )
+    kept = rollup.downsampled(db, found, max_points)
     per_job: dict[int, list[tuple[float, float]]] = {}
     axis: dict[int, str] = {}
-    for job_id, x_name, x, value in rows:
-        per_job.setdefault(job_id, []).append((x, value))
-        axis.setdefault(job_id, x_name)
+    for s in found:
+        per_job.setdefault(s.job_id, []).extend(kept[s.id])
+        axis.setdefault(s.job_id, s.x_name)
     curves = []
     for job_id, points in per_job.items():
-        kept = downsample(points, max_points)
-        xs, ys = [p[0] for p in kept], [p[1] for p in kept]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
         curves.append({"job_id": job_id, "x_name": axis[job_id], "x": xs, "y": ys})
     return curves
 

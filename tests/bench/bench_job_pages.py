@@ -33,16 +33,16 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
 
 from labyard.app import create_app
 from labyard.bootstrap import migrate, seed
 from labyard.config import Settings
 from labyard.db import Database, utcnow
 from labyard.jobs.logs import LogWriter
-from labyard.jobs.models import Job, MetricPoint, Sweep
+from labyard.jobs.models import Job, Sweep
 from labyard.jobs.service import job_dir
 from tests.factories import access_token_for, make_users_fast, session_client
+from tests.factories import add_points as store_curves
 from tests.serving import free_port, serve_in_thread
 
 MLFLOW = Path("/tmp/mlflow-venv/bin/mlflow")
@@ -83,20 +83,12 @@ def make_job(database: Database, settings: Settings, project_id: int, **fields: 
 
 
 def add_points(database: Database, job_id: int, series: dict[str, int]) -> None:
-    rows = [
-        {
-            "job_id": job_id,
-            "name": name,
-            "x_name": "step",
-            "x": float(i),
-            "value": 1.0 / (i + 1) + (i % 13) * 0.001,
-        }
+    curves = {
+        name: [(float(i), 1.0 / (i + 1) + (i % 13) * 0.001) for i in range(count)]
         for name, count in series.items()
-        for i in range(count)
-    ]
+    }
     with database.session() as db:
-        for start in range(0, len(rows), 20_000):
-            db.execute(insert(MetricPoint), rows[start : start + 20_000])
+        store_curves(db, job_id, curves)
 
 
 # --------------------------------------------------------------------------- job page
@@ -226,13 +218,10 @@ def make_sweep(
                 "Train_loss": [1.0 / (s + 1) + i * 1e-4 for s in range(points)],
                 "Validation_acc": [s / points - i * 1e-4 for s in range(points)],
             }
-            db.execute(
-                insert(MetricPoint),
-                [
-                    {"job_id": job.id, "name": n, "x_name": "step", "x": float(s), "value": v}
-                    for n, values in curves.items()
-                    for s, v in enumerate(values)
-                ],
+            store_curves(
+                db,
+                job.id,
+                {n: [(float(s), v) for s, v in enumerate(values)] for n, values in curves.items()},
             )
             runs.append({"params": params, "curves": curves})
         return sweep.id, runs

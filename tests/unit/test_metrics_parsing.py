@@ -1,4 +1,4 @@
-"""Metric and progress lines, log timestamps and downsampling, under garbage input."""
+"""Metric and progress lines and log timestamps, under garbage input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from labyard.jobs.logs import LogWriter, complete_lines, parse_stamp, split_stamp
-from labyard.jobs.metrics import Point, downsample, parse_metric_line
+from labyard.jobs.metrics import Point, parse_metric_line
 from labyard.jobs.progress import eta_seconds, parse_progress
 
 
@@ -122,13 +122,3 @@ def test_partial_lines_wait_for_their_newline(tmp_path) -> None:  # type: ignore
     lines, offset = complete_lines(path, 0)
     assert lines == [b"a"] and offset == 2
     assert complete_lines(path, offset) == ([], 2)
-
-
-def test_downsample_keeps_ends_and_extremes() -> None:
-    points = [(float(i), float(i % 7)) for i in range(10_000)]
-    points[5000] = (5000.0, 99.0)
-    out = downsample(points, 100)
-    assert len(out) <= 100 and out[0] == points[0] and out[-1] == points[-1]
-    assert (5000.0, 99.0) in out
-    assert [x for x, _ in out] == sorted(x for x, _ in out)
-    assert downsample(points[:10], 100) == points[:10]
