@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     docker_pids_limit: int = Field(
         default=4096, ge=64, description="Most processes/threads in one job container."
     )
+    docker_uid: int = Field(
+        default=64000,
+        ge=1,
+        description="Uid job containers run as when the server runs as root; it owns the "
+        "files of a job's lab/ and output/ folders on the host (not a login account's uid, "
+        "so jobs cannot touch a person's files). Not as root, jobs run as the server's user.",
+    )
+    docker_gid: int = Field(
+        default=64000, ge=1, description="Gid job containers run as (with `docker_uid`)."
+    )
     job_user: str = Field(
         default="labyard-job",
         description="When the server runs as root, local jobs run as this unprivileged user "

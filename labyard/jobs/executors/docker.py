@@ -1,15 +1,15 @@
 """The Docker executor: one container per job attempt, through the docker SDK.
 
-The container gets the job contract and nothing a user can choose beyond it: the image
-from mlsteam.yml (or the `docker_image` setting), the assigned GPUs as a device request,
-datasets read-only at /mlsteam/input/<name>, the code snapshot at /mlsteam/lab, the output
-at /mlsteam/output, HOME=/mlsteam. It runs as a non-root user (uid 1000 when the server is
-root, else the server's own uid), with every capability dropped, no-new-privileges, the
-flavor's memory (no extra swap), CPU and a pids limit, a /dev/shm fit for data loaders,
-and the `docker_network` setting. Each attempt has one deterministic name, so a job is
-never launched twice; containers carry the job id and this installation's id (a hash of
-the data dir, so several Labyards or test runs can share one engine) as labels, so after a
-restart they are found again (adopted) or, with no live row behind them, removed.
+The container gets the job contract and nothing a user can choose beyond it: the image from
+mlsteam.yml (or the `docker_image` setting), the assigned GPUs as a device request, datasets
+read-only at /mlsteam/input/<name>, the code snapshot at /mlsteam/lab, the output at
+/mlsteam/output, HOME=/mlsteam. It runs as a non-root user (`docker_uid`:`docker_gid` when
+the server is root, else the server's own uid), with every capability dropped,
+no-new-privileges, the flavor's memory (no extra swap), CPU and a pids limit, a /dev/shm fit
+for data loaders, and the `docker_network` setting. Each attempt has one deterministic name,
+so a job is never launched twice; containers carry the job id and this installation's id (a
+hash of the data dir, so several Labyards or test runs can share one engine) as labels, so
+after a restart they are found again (adopted) or, with no live row behind them, removed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from labyard.jobs.logs import LOG_NAME, LogWriter, format_stamp, parse_stamp
 LABEL_JOB = "io.labyard.job"
 LABEL_ATTEMPT = "io.labyard.attempt"
 LABEL_INSTANCE = "io.labyard.instance"
-CONTAINER_UID = 1000
 LOG_JOIN_SECONDS = 15.0
 
 
@@ -43,16 +42,18 @@ def container_name(instance: str, job_id: int, attempt: int) -> str:
     return f"labyard-{instance}-job-{job_id}-{attempt}"
 
 
-def _job_user(spec: LaunchSpec) -> str:
-    """A non-root user for the container; its files stay deletable by the server."""
+def _job_user(spec: LaunchSpec, settings: Settings) -> str:
+    """A non-root user for the container (`docker_uid`:`docker_gid` when the server is root,
+    owning the job's lab/ and output/); its files stay deletable by the server."""
     if os.geteuid() != 0:
         return f"{os.getuid()}:{os.getgid()}"
+    uid, gid = settings.docker_uid, settings.docker_gid
     for folder in (spec.lab_dir, spec.output_dir):
         for root, dirs, files in os.walk(folder):
             for name in [*dirs, *files]:
-                os.lchown(os.path.join(root, name), CONTAINER_UID, CONTAINER_UID)
-        os.chown(folder, CONTAINER_UID, CONTAINER_UID)
-    return f"{CONTAINER_UID}:{CONTAINER_UID}"
+                os.lchown(os.path.join(root, name), uid, gid)
+        os.chown(folder, uid, gid)
+    return f"{uid}:{gid}"
 
 
 def _dataset_groups(spec: LaunchSpec) -> list[str]:
@@ -144,7 +145,7 @@ class DockerExecutor(Executor):
                 LABEL_ATTEMPT: str(spec.attempt),
                 LABEL_INSTANCE: self.instance,
             },
-            user=_job_user(spec),
+            user=_job_user(spec, self.settings),
             group_add=_dataset_groups(spec),
             working_dir="/mlsteam/lab",
             environment={

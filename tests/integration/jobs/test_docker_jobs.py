@@ -84,7 +84,7 @@ def test_docker_job_contract_hardening_and_literal_arguments(
     log = (service.job_dir(docker_settings, job_id) / "job.log").read_text()
     assert f"ARGS {['--evil', value]!r}" in log
     assert f"PARAM {value}" in log
-    assert "UID 1000" in log  # non-root
+    assert f"UID {docker_settings.docker_uid}" in log  # non-root
     assert "CapEff: 0000000000000000" in log  # every capability dropped
     assert "NoNewPrivs: 1" in log
     assert "HOME /mlsteam CWD /mlsteam/lab" in log
