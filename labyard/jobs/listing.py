@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from labyard.auth.models import User
 from labyard.errors import InvalidInput
 from labyard.jobs import service
-from labyard.jobs.models import Job, JobStatus, MetricPoint, Sweep
+from labyard.jobs.models import Job, JobStatus, MetricSeries, Sweep
 from labyard.jobs.views import (
     LabRef,
     MetricSummary,
@@ -228,22 +228,22 @@ def _metric_order(query: Select[Any], filters: JobFilters) -> Select[Any]:
     job_ids = query.with_only_columns(Job.id).order_by(None)
     stats = (
         select(
-            MetricPoint.job_id,
-            func.max(MetricPoint.id).label("last_id"),
-            func.min(MetricPoint.value).label("low"),
-            func.max(MetricPoint.value).label("high"),
+            MetricSeries.job_id,
+            func.max(MetricSeries.last_point_id).label("last_id"),
+            func.min(MetricSeries.low).label("low"),
+            func.max(MetricSeries.high).label("high"),
         )
-        .where(MetricPoint.name == name, MetricPoint.job_id.in_(job_ids))
-        .group_by(MetricPoint.job_id)
+        .where(MetricSeries.name == name, MetricSeries.job_id.in_(job_ids))
+        .group_by(MetricSeries.job_id)
         .subquery()
     )
     query = query.outerjoin(stats, stats.c.job_id == Job.id)
     if kind == "best":
         value: Any = stats.c.low if lower_is_better(name) else stats.c.high
     else:
-        latest = aliased(MetricPoint)
-        query = query.outerjoin(latest, latest.id == stats.c.last_id)
-        value = latest.value
+        latest = aliased(MetricSeries)
+        query = query.outerjoin(latest, latest.last_point_id == stats.c.last_id)
+        value = latest.last_value
     ordered = value.desc() if filters.descending else value.asc()
     return query.order_by(ordered.nulls_last(), Job.id.desc())
 

@@ -110,35 +110,19 @@ def queue_positions(db: Session, jobs: list[Job]) -> dict[int, int]:
 
 
 def metric_summaries(db: Session, job_ids: list[int]) -> dict[int, dict[str, MetricSummary]]:
-    """Latest and best value of every series of each job, in two queries."""
-    if not job_ids:
-        return {}
-    rows = db.execute(
-        select(
-            MetricPoint.job_id,
-            MetricPoint.name,
-            func.min(MetricPoint.value),
-            func.max(MetricPoint.value),
-            func.max(MetricPoint.id),
-            func.count(),
-        )
-        .where(MetricPoint.job_id.in_(job_ids))
-        .group_by(MetricPoint.job_id, MetricPoint.name)
-    )
-    stats = list(rows)
-    latest_ids = [row[4] for row in stats]
-    latest: dict[int, float] = {}
-    for start in range(0, len(latest_ids), 900):
-        chunk = latest_ids[start : start + 900]
-        latest.update(
-            db.execute(
-                select(MetricPoint.id, MetricPoint.value).where(MetricPoint.id.in_(chunk))
-            ).all()
-        )
+    """Latest and best value of every metric of each job, from the series summaries kept at
+    ingestion (a metric over several x axes combines them: the latest is the last stored)."""
     out: dict[int, dict[str, MetricSummary]] = {}
-    for job_id, name, low, high, last_id, count in stats:
-        best = low if lower_is_better(name) else high
-        out.setdefault(job_id, {})[name] = MetricSummary(latest[last_id], best, count)
+    for start in range(0, len(job_ids), 900):
+        found = rollup.series_where(db, MetricSeries.job_id.in_(job_ids[start : start + 900]))
+        for s in sorted(found, key=lambda s: s.last_point_id):
+            best = s.low if lower_is_better(s.name) else s.high
+            before = out.setdefault(s.job_id, {}).get(s.name)
+            if before is not None:
+                pick = min if lower_is_better(s.name) else max
+                best = pick(best, before.best)
+            count = s.points + (before.points if before else 0)
+            out[s.job_id][s.name] = MetricSummary(s.last_value, best, count)
     return out
 
 
