@@ -31,6 +31,8 @@ from labyard.web.render import render
 router = APIRouter(include_in_schema=False)
 NAV_LINKS = [("Datasets", "/datasets")]
 PromptHeader = Annotated[str | None, Header(alias="HX-Prompt")]
+# Fired (HX-Trigger) when no extraction runs any more: the file browser and insight reload.
+CHANGED_EVENT = "dataset-changed"
 
 
 def dataset_status(db: Session, dataset: Dataset) -> str:
@@ -133,9 +135,23 @@ def tasks_fragment(
     settings: SettingsDep,
     path: str = "",
 ) -> Response:
-    """The extraction tasks alone (polled while one runs)."""
+    """The extraction tasks alone (polled while one runs). Once none runs, the answer fires
+    `dataset-changed`, so the file browser and the insight show what was extracted."""
     context = _detail_context(db, settings, user, dataset_id, path)
-    return render(request, "datasets_detail.html", context, block="tasks")
+    headers = {} if context["active"] else {"HX-Trigger": CHANGED_EVENT}
+    return render(request, "datasets_detail.html", context, block="tasks", headers=headers)
+
+
+@router.get("/datasets/{dataset_id}/insight")
+def insight_fragment(
+    request: Request, dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The insight panel alone (reloaded when uploads or extractions change the dataset)."""
+    context = {
+        "dataset": service.get_dataset_for_user(db, user, dataset_id),
+        "insight": insight.insight_for(db, settings, user=user, dataset_id=dataset_id),
+    }
+    return render(request, "datasets_detail.html", context, block="insight")
 
 
 def _browser(
