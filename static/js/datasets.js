@@ -2,6 +2,24 @@
 // the tus 1.0.0 protocol to /api/v1/datasets/<id>/uploads in 8 MiB chunks. Each upload's URL
 // is kept in localStorage under the file's name, size and mtime, so an interrupted upload
 // (lost connection, page reload) resumes from the offset the server confirms (HEAD).
+// The files of a drop come from drop.js. An archive extracted after its upload shows the
+// extraction's progress and result in its row, read from the tasks panel each time htmx
+// swaps it in (the panel polls while a task runs, and then reloads the browser and insight).
+(function () {
+  "use strict";
+  // A thumbnail smaller than its box (32x32 digits) is scaled up with sharp pixels.
+  function sharpenThumbs() {
+    document.querySelectorAll("#file-table img.thumb").forEach(function (img) {
+      var mark = function () {
+        if (img.naturalWidth && img.naturalWidth < img.clientWidth) img.classList.add("pixelated");
+      };
+      if (img.complete) mark(); else img.addEventListener("load", mark, { once: true });
+    });
+  }
+  sharpenThumbs();
+  document.addEventListener("htmx:afterSettle", sharpenThumbs);
+})();
+
 (function () {
   "use strict";
   var CHUNK = 8 * 1024 * 1024;
@@ -22,7 +40,7 @@
   var batch = { total: 0, done: 0, files: 0, finished: 0, failed: 0 };
   var queue = [];
   var running = 0;
-
+  var watched = {};  // task id -> the upload row's item, until the extraction ends
 
   function b64(text) {
     return btoa(unescape(encodeURIComponent(text)));
@@ -98,12 +116,14 @@
     if (!window.htmx) return;
     var path = currentFolder();
     htmx.ajax("GET", "/datasets/" + datasetId + "/browser?path=" + encodeURIComponent(path),
-      { target: "#browser", swap: "outerHTML" });
+      { source: "#browser", target: "#browser", swap: "outerHTML" });
   }
 
   function refreshTasks() {
     if (!window.htmx) return;
-    htmx.ajax("GET", "/datasets/" + datasetId + "/tasks", { target: "#tasks", swap: "outerHTML" });
+    // From the panel itself: htmx drops a request while its source has one in flight.
+    htmx.ajax("GET", "/datasets/" + datasetId + "/tasks",
+      { source: "#tasks", target: "#tasks", swap: "outerHTML" });
   }
 
   async function create(item) {
@@ -154,17 +174,21 @@
   async function run(item) {
     try {
       var last = await upload(item);
-      item.state.textContent = "done";
+      var task = last ? last.getResponseHeader("Labyard-Task") : null;
+      item.state.textContent = task ? "uploaded, extracting" : "done";
       item.row.classList.add("done");
       batch.finished += 1;
       refreshBrowser();
-      if (last && last.getResponseHeader("Labyard-Task")) refreshTasks();
+      if (task) { watched[task] = item; refreshTasks(); setTimeout(syncTasks, 1000); }
     } catch (err) {
       item.state.textContent = "failed: " + err.message;
       item.row.classList.add("failed");
       batch.failed += 1;
     }
     showBatch();
+    if (batch.finished + batch.failed === batch.files && window.htmx) {
+      htmx.trigger(document.body, "dataset-changed");  // the insight may have changed
+    }
   }
 
   function pump() {
@@ -184,61 +208,88 @@
     queue.push(item);
   }
 
-  function readEntry(entry, prefix) {
-    return new Promise(function (resolve) {
-      if (entry.isFile) {
-        entry.file(function (file) { enqueue(file, prefix + file.name); resolve(); },
-          function () { resolve(); });
-      } else if (entry.isDirectory) {
-        var reader = entry.createReader();
-        var all = [];
-        var next = function () {
-          reader.readEntries(function (entries) {
-            if (!entries.length) {
-              Promise.all(all).then(function () { resolve(); });
-              return;
-            }
-            entries.forEach(function (e) { all.push(readEntry(e, prefix + entry.name + "/")); });
-            next();
-          }, function () { resolve(); });
-        };
-        next();
-      } else {
-        resolve();
-      }
-    });
+  function extractionBar(item) {
+    if (item.extractBar) return item.extractBar;
+    var wrap = document.createElement("div");
+    wrap.className = "ds-bar";
+    wrap.setAttribute("role", "progressbar");
+    wrap.setAttribute("aria-label", "Extracting " + item.path);
+    wrap.setAttribute("aria-valuemin", "0");
+    wrap.setAttribute("aria-valuemax", "100");
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.setAttribute("aria-hidden", "true");
+    wrap.appendChild(bar);
+    item.state.parentNode.insertBefore(wrap, item.state);
+    item.extractBar = wrap;
+    return wrap;
   }
 
-  zone.addEventListener("dragover", function (e) {
-    e.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", function () { zone.classList.remove("over"); });
-  zone.addEventListener("drop", function (e) {
-    e.preventDefault();
-    zone.classList.remove("over");
-    var items = e.dataTransfer.items;
-    var pending = [];
-    if (items && items.length && items[0].webkitGetAsEntry) {
-      for (var i = 0; i < items.length; i++) {
-        var entry = items[i].webkitGetAsEntry();
-        if (entry) pending.push(readEntry(entry, ""));
-      }
-    } else {
-      Array.prototype.forEach.call(e.dataTransfer.files, function (f) { enqueue(f, f.name); });
+  // Show a task's state in its upload row: progress while it runs, then its result.
+  function showTask(item, status, percent, entries, message) {
+    if (status === "queued" || status === "running" || status === "moving") {
+      var wrap = extractionBar(item);
+      wrap.setAttribute("aria-valuenow", String(percent));
+      wrap.firstChild.value = percent;
+      item.state.textContent = "extracting " + percent + "%";
+      return false;
     }
-    Promise.all(pending).then(function () { showBatch(); pump(); });
-  });
+    if (item.extractBar) item.extractBar.remove();
+    item.extractBar = null;
+    if (status === "done") {
+      item.state.textContent = "extracted " + Number(entries).toLocaleString("en-US") + " entries";
+    } else {
+      item.state.textContent = "extraction " + status + ": " + message;  // failed, cancelled
+      item.row.classList.remove("done");
+      item.row.classList.add("failed");
+    }
+    return true;
+  }
+
+  // After each swap of the tasks panel: update the rows of the archives being extracted.
+  function syncTasks() {
+    var panel = document.getElementById("tasks");
+    Object.keys(watched).forEach(function (id) {
+      var row = panel && panel.querySelector('tr[data-task-id="' + id + '"]');
+      if (row) {
+        var finished = showTask(watched[id], row.getAttribute("data-task-status"),
+          parseInt(row.getAttribute("data-task-progress"), 10) || 0,
+          row.getAttribute("data-task-entries"), row.getAttribute("data-task-message"));
+        if (finished) delete watched[id];
+        return;
+      }
+      var item = watched[id];
+      if ((panel && panel.hasAttribute("hx-get")) || item.asking) return;  // polling: later
+      item.asking = true;  // not in the panel, which has stopped polling: ask the API
+      fetch("/api/v1/dataset-tasks/" + id, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (t) {
+          item.asking = false;
+          var finished = !t || showTask(item, t.status, Math.round(t.progress * 100),
+            t.total_entries, t.message);
+          if (finished) delete watched[id];
+          else setTimeout(syncTasks, 1000);  // ask again unless the panel shows it by then
+          refreshTasks();  // the panel polls while a task runs, then reloads the others
+        });
+    });
+  }
+  document.addEventListener("htmx:load", syncTasks);  // new content, the tasks panel among it
+
+
+  function take(files) {
+    files.forEach(function (f) { enqueue(f.file, f.path); });
+    showBatch();
+    pump();
+  }
+
+  window.LabyardDrop.attach(zone, take);
 
   function pick(input) {
     if (!input) return;
     input.addEventListener("change", function () {
-      Array.prototype.forEach.call(input.files, function (f) {
-        enqueue(f, f.webkitRelativePath || f.name);
-      });
+      var files = window.LabyardDrop.filesOfInput(input);
       input.value = "";
-      showBatch();
-      pump();
+      if (files.length) take(files);
     });
   }
   pick(document.getElementById("file-picker"));

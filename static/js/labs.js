@@ -17,7 +17,9 @@
       var choice = form && form.querySelector("[data-template-choice]");
       if (choice) choice.hidden = !target.checked;
     }
-    if (target.hasAttribute("data-upload-files")) upload(target);
+    if (target.hasAttribute("data-upload-files") && window.LabyardDrop) {
+      upload(target.closest("[data-upload]"), window.LabyardDrop.filesOfInput(target));
+    }
   });
 
   // Code editors: CodeMirror on every textarea[data-code-editor], kept in sync with it.
@@ -63,19 +65,24 @@
     }
   });
 
-  // Files tab: upload files or a whole folder through the JSON API, then reload.
-  function upload(input) {
-    var box = input.closest("[data-upload]");
-    if (!box || !input.files || !input.files.length) return;
+  // Files tab: upload picked or dropped files (drop.js's [{file, path}]), then reload.
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-upload]").forEach(function (box) {
+      if (window.LabyardDrop) window.LabyardDrop.attach(box, function (items) { upload(box, items); });
+    });
+  });
+  function upload(box, items) {
+    if (!box || !items.length) return;
     var lab = box.getAttribute("data-lab");
     var folder = box.getAttribute("data-folder") || "";
     var status = box.querySelector("[data-upload-status]");
-    var files = Array.prototype.slice.call(input.files);
+    var files = items.slice();
     var done = 0;
     function next() {
       if (!files.length) { window.location.reload(); return; }
-      var file = files.shift();
-      var rel = file.webkitRelativePath || file.name;
+      var item = files.shift();
+      var file = item.file;
+      var rel = item.path;
       var data = new FormData();
       data.append("file", file);
       data.append("path", folder ? folder + "/" + rel : rel);
