@@ -2,8 +2,14 @@
 
 The repository keeps them at the top, as DESIGN.md lays out; the wheel carries them under
 `labyard/` so an installed `labyard` finds them (see labyard/resources.py).
+
+setuptools builds in a temporary folder, never in the checkout: `pip install .` leaves no
+build/ or labyard.egg-info/ behind (pip builds in the source tree since 21.3).
 """
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
@@ -29,4 +35,9 @@ class BuildWithResources(build_py):
                 self.copy_file(str(src), str(dest))
 
 
-setup(cmdclass={"build_py": BuildWithResources})
+OUT = Path(tempfile.mkdtemp(prefix="labyard-build-"))
+atexit.register(shutil.rmtree, OUT, ignore_errors=True)
+setup(
+    cmdclass={"build_py": BuildWithResources},
+    options={"build": {"build_base": str(OUT / "build")}, "egg_info": {"egg_base": str(OUT)}},
+)
