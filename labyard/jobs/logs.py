@@ -5,14 +5,20 @@ Design (survives `kill -9` of the server): the server never sits between a job a
 - local executor: the job runs under a tiny wrapper, `python -m labyard.jobs.logs`, that is
   the session leader of the job's process group and the subreaper of its tree (see
   labyard.jobs.proctree). It reads the job's stdout+stderr from a pipe, writes
-  `<RFC 3339 time> <line>` to job.log (capped), and writes the job's exit status to
-  `<job>/exit_code` at the end. It stays the server's user; the job's processes join the
-  job's cgroup and drop to the job user (labyard.jobs.isolation) before they exec. The
-  wrapper does not depend on the server, so a killed server leaves the job, its log and its
-  exit status intact.
+  `<RFC 3339 time> <line>` to job.log (capped). It records the process's own times: the
+  start record `<job>/started_at` (the time it spawned the job) and, at the end, the exit
+  record `<job>/exit_code` (`<status> <time the main process ended>`), so a job's times are
+  the process's, not the scheduler's ticks, even when it ended while the server was down.
+  It stays the server's user; the job's processes join the job's cgroup and drop to the
+  job user (labyard.jobs.isolation) before they exec. The wrapper does not depend on the
+  server, so a killed server leaves the job, its log and its exit status intact. stderr
+  shares stdout's pipe and the job's environment has PYTHONUNBUFFERED=1, so lines keep
+  the order they were printed in.
 - docker executor: Docker keeps the container's output; a follower thread in the server
   copies `docker logs --timestamps` (the same line format) into job.log, rewriting the file
-  from the start whenever it (re)attaches, so a restart yields the same bytes again.
+  from the start whenever it (re)attaches, so a restart yields the same bytes again. The
+  command runs with stderr joined to stdout (one stream, in order), and the container's
+  `State.StartedAt`/`FinishedAt` are the job's times.
 
 The scheduler reads job.log from the job's `log_parsed_offset` (kept in the database with
 the metric points it produced, in one transaction) so metrics are ingested exactly once.
@@ -36,6 +42,7 @@ from labyard.jobs import proctree
 
 LOG_NAME = "job.log"
 EXIT_NAME = "exit_code"
+START_NAME = "started_at"
 MAX_LINE = 64 * 1024
 TRUNCATED_NOTE = (
     b"[labyard] log truncated: size limit of %d bytes reached; further output dropped\n"
@@ -137,6 +144,37 @@ def format_stamp(stamp: datetime) -> bytes:
     return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
 
 
+@dataclass(frozen=True)
+class ExitRecord:
+    """What the wrapper wrote when the job's main process ended."""
+
+    code: int
+    at: datetime | None  # None: written by a wrapper that recorded no time
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_start(job_dir: Path) -> datetime | None:
+    """When the wrapper spawned the job (its start record), if it has written it."""
+    try:
+        return parse_stamp((job_dir / START_NAME).read_bytes().strip())
+    except OSError:
+        return None
+
+
+def read_exit(job_dir: Path) -> ExitRecord | None:
+    """The wrapper's exit record (`<status> <time>`, or a bare status), if written."""
+    try:
+        code, _, at = (job_dir / EXIT_NAME).read_text().strip().partition(" ")
+        return ExitRecord(int(code), parse_stamp(at.encode()) if at else None)
+    except (OSError, ValueError):
+        return None
+
+
 # --------------------------------------------------------------------------- the wrapper
 
 
@@ -200,6 +238,7 @@ def run_wrapped(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stop signals the job's processes; we drain
     proctree.become_subreaper()
     writer = LogWriter(job_dir / LOG_NAME, max_bytes)
+    started = timestamp()
     try:
         child = subprocess.Popen(
             argv,
@@ -211,21 +250,21 @@ def run_wrapped(
     except (OSError, subprocess.SubprocessError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         writer.write_line(f"[labyard] cannot start {argv[0]!r}: {why}".encode())
-        code = 127
+        code, ended = 127, timestamp()
     else:
+        _write_atomic(job_dir / START_NAME, started.decode())
         assert child.stdout is not None
         reader = threading.Thread(target=_pump, args=(child.stdout, writer), daemon=True)
         reader.start()
         code = _wait_main(child.pid)
+        ended = timestamp()
         child.returncode = code
         proctree.end_tree(cgroup)
         reader.join(timeout=30)  # every writer of the pipe is gone: EOF comes at once
     if cgroup is not None:
         proctree.remove_cgroup(cgroup)
     writer.close()
-    tmp = job_dir / f".{EXIT_NAME}.tmp"
-    tmp.write_text(str(code))
-    os.replace(tmp, job_dir / EXIT_NAME)
+    _write_atomic(job_dir / EXIT_NAME, f"{code} {ended.decode()}")
     return code
 
 

@@ -57,6 +57,27 @@ def _holder_alive(holder: str) -> bool:
         return False
 
 
+def _keep_process_times(job: Job, state: JobState) -> None:
+    """Keep the process's own start and end times (when the executor knows them) instead
+    of the ticks at which the scheduler noticed: elapsed is the process's run time, and a
+    job that ended while the server was down keeps its real end, not the restart time."""
+    if state.started_at is not None:
+        job.started_at = state.started_at
+    if state.finished_at is not None and job.status not in LIVE_STATUSES:
+        job.finished_at = max(state.finished_at, job.started_at or state.finished_at)
+
+
+def _log_adoption(job: Job, executor: str, external_id: str, state: JobState) -> None:
+    """One line per job found live in the database at start: adopted, ended or lost."""
+    where = f"job {job.id} ({executor} executor, {external_id or 'no external id'})"
+    if state.running:
+        log.info("adopted %s: %s", where, state.describe())
+    elif state.lost:
+        log.warning("marking %s failed: %s", where, state.describe())
+    else:
+        log.info("finishing %s, ended while the server was down: %s", where, state.describe())
+
+
 class Scheduler:
     """Dispatches and follows jobs; call `tick()` or run it in a thread with `run()`."""
 
@@ -158,10 +179,12 @@ class Scheduler:
                 state = executor.adopt(
                     job.id, job.attempt, external, job_dir(self.settings, job.id)
                 )
+                _log_adoption(job, executor.name, external, state)
                 if state.running:
                     job.external_id = external
                     if job.status == S.STARTING:
                         transition(job, S.RUNNING)
+                    _keep_process_times(job, state)
                     continue
                 self._finish(db, job, executor, state)
         with self.database.session() as db:
@@ -199,6 +222,7 @@ class Scheduler:
             if over_quota:
                 quota.request_stop(job, over_quota)
             external_id, stop_requested_at = job.external_id, job.stop_requested_at
+            started_at = job.started_at
             executor = self._executor_for(job)
         if stop_requested_at is not None:
             # SIGTERM first, always; SIGKILL once the grace period has passed since that
@@ -211,6 +235,8 @@ class Scheduler:
                 executor.stop(job_id, external_id, force=True)
         state = executor.poll(job_id, external_id)
         if state.running:
+            if state.started_at is not None and state.started_at != started_at:
+                self._update_start(job_id, state)
             return
         executor.logs_complete(job_id)
         with self.database.session() as db:
@@ -219,6 +245,13 @@ class Scheduler:
                 return
             self._record_finish(db, job, state)
         executor.cleanup(job_id, external_id)
+
+    def _update_start(self, job_id: int, state: JobState) -> None:
+        """A running job's start is its process's (the running display counts from it)."""
+        with self.database.session() as db:
+            job = db.get(Job, job_id)
+            if job is not None and job.status == S.RUNNING:
+                _keep_process_times(job, state)
 
     def _finish(self, db: Session, job: Job, executor: Executor, state: JobState) -> None:
         """Finish a job inside the caller's transaction (used at adoption, once at start)."""
@@ -239,6 +272,7 @@ class Scheduler:
             transition(job, S.SUCCEEDED, reason="", exit_code=0)
         else:
             transition(job, S.FAILED, reason=f"exited with code {code}", exit_code=code)
+        _keep_process_times(job, state)
         self._term_sent.pop(job.id, None)
         self.quota.forget(job.id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -52,16 +53,32 @@ class LaunchSpec:
 
 @dataclass(frozen=True)
 class JobState:
-    """What poll/adopt saw: still running, exited with a code, or gone without a trace."""
+    """What poll/adopt saw: still running, exited with a code, or gone without a trace.
+
+    `started_at`/`finished_at` are the process's (container's) own times when the executor
+    knows them; the scheduler keeps them as the job's times instead of its ticks."""
 
     running: bool
     exit_code: int | None = None
     lost: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
     @classmethod
-    def exited(cls, code: int) -> JobState:
-        """The job ended with `code`."""
-        return cls(running=False, exit_code=code)
+    def exited(
+        cls, code: int, *, started_at: datetime | None = None, finished_at: datetime | None = None
+    ) -> JobState:
+        """The job ended with `code` (at `finished_at`, when known)."""
+        return cls(running=False, exit_code=code, started_at=started_at, finished_at=finished_at)
+
+    def describe(self) -> str:
+        """What was found, in words (for the server's log)."""
+        if self.running:
+            return "running"
+        if self.lost:
+            return "gone without an exit record (lost)"
+        at = f" at {self.finished_at.isoformat()}" if self.finished_at else " (time unknown)"
+        return f"exited with code {self.exit_code}{at}"
 
 
 RUNNING = JobState(running=True)

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,31 @@ def _follow_logs(container: Any, log_path: Path, max_bytes: int) -> None:
         writer.close()
 
 
+def merged_output_command(argv: list[str]) -> list[str]:
+    """`argv` run with its stderr on its stdout: one stream, so lines keep their order.
+
+    Docker reads a container's stdout and stderr from two pipes and stamps each on its own;
+    lines printed close together then come back out of order (a traceback before the
+    output printed earlier). `sh` joins them and `exec`s argv, arguments kept literal
+    ("$@"); the image needs /bin/sh (Debian-, Ubuntu- and Alpine-based images have it)."""
+    return ["/bin/sh", "-c", 'exec "$@" 2>&1', "labyard-job", *argv]
+
+
+def _docker_time(container: Any, key: str) -> datetime | None:
+    """A container's `State.StartedAt`/`FinishedAt` (None for Docker's zero time)."""
+    stamp = parse_stamp(str(container.attrs["State"].get(key, "")).encode())
+    return stamp if stamp is not None and stamp.year > 1 else None
+
+
+def _state(container: Any) -> JobState:
+    """An exited container's code and its own start and end times."""
+    return JobState.exited(
+        int(container.attrs["State"]["ExitCode"]),
+        started_at=_docker_time(container, "StartedAt"),
+        finished_at=_docker_time(container, "FinishedAt"),
+    )
+
+
 def _write_docker_line(writer: LogWriter, line: bytes) -> None:
     head, _, rest = line.partition(b" ")
     stamp = parse_stamp(head)
@@ -138,7 +164,7 @@ class DockerExecutor(Executor):
             )
         return dict(
             image=spec.image,
-            command=list(spec.argv),
+            command=merged_output_command(spec.argv),
             name=container_name(self.instance, spec.job_id, spec.attempt),
             labels={
                 LABEL_JOB: str(spec.job_id),
@@ -214,8 +240,8 @@ class DockerExecutor(Executor):
                 container.start()
                 return RUNNING
             if container.status in ("running", "restarting", "paused"):
-                return RUNNING
-            return JobState.exited(int(container.attrs["State"]["ExitCode"]))
+                return JobState(running=True, started_at=_docker_time(container, "StartedAt"))
+            return _state(container)
         except docker.errors.APIError:
             return RUNNING  # the daemon hiccupped: look again next tick
 

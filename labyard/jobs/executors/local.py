@@ -28,7 +28,7 @@ import psutil
 from labyard.config import Settings
 from labyard.jobs import isolation, proctree
 from labyard.jobs.executors.base import LOST, RUNNING, Executor, ExecutorError, JobState, LaunchSpec
-from labyard.jobs.logs import EXIT_NAME, RunAs
+from labyard.jobs.logs import EXIT_NAME, START_NAME, RunAs, read_exit, read_start
 
 
 def job_environment(spec: LaunchSpec, *, job_python: str, own_home: bool = False) -> dict[str, str]:
@@ -74,11 +74,18 @@ def _process(external_id: str) -> psutil.Process | None:
         return None
 
 
-def _exit_code(job_dir: Path) -> int | None:
-    try:
-        return int((job_dir / EXIT_NAME).read_text().strip())
-    except (OSError, ValueError):
+def _exited(job_dir: Path) -> JobState | None:
+    """The job's end from the wrapper's records (its own start and exit times), if written."""
+    record = read_exit(job_dir)
+    if record is None:
         return None
+    return JobState.exited(record.code, started_at=read_start(job_dir), finished_at=record.at)
+
+
+def _running(job_dir: Path | None) -> JobState:
+    """Running, with the wrapper's start record when it has written it."""
+    started = read_start(job_dir) if job_dir is not None else None
+    return RUNNING if started is None else JobState(running=True, started_at=started)
 
 
 class LocalExecutor(Executor):
@@ -110,6 +117,7 @@ class LocalExecutor(Executor):
     def submit(self, spec: LaunchSpec) -> str:
         link_datasets(spec)
         (spec.job_dir / EXIT_NAME).unlink(missing_ok=True)
+        (spec.job_dir / START_NAME).unlink(missing_ok=True)
         (spec.job_dir / proctree.CGROUP_FILE).unlink(missing_ok=True)
         run_as = self._isolate(spec)
         options: list[str] = []
@@ -162,17 +170,17 @@ class LocalExecutor(Executor):
             child, job_dir = held
             code = child.poll()
             if code is None:
-                return RUNNING
+                return _running(job_dir)
             del self._children[job_id]
-            recorded = _exit_code(job_dir)
-            if recorded is None:  # the wrapper itself was killed
-                recorded = code if code >= 0 else 128 - code
-            return JobState.exited(recorded)
-        if _process(external_id) is not None:
-            return RUNNING
+            recorded = _exited(job_dir)
+            if recorded is None:  # the wrapper itself was killed: no times either
+                return JobState.exited(code if code >= 0 else 128 - code)
+            return recorded
         folder = self._dirs.get(job_id)
-        code = _exit_code(folder) if folder else None
-        return JobState.exited(code) if code is not None else LOST
+        if _process(external_id) is not None:
+            return _running(folder)
+        recorded = _exited(folder) if folder else None
+        return recorded or LOST
 
     def stop(self, job_id: int, external_id: str, *, force: bool) -> None:
         """Signal every process of the job's tree; the wrapper stays to record the exit."""
