@@ -6,7 +6,6 @@ are the `api` router below, which create_app includes beside `router` so OpenAPI
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -162,7 +161,7 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "lab": _lab_of(db, job),
         "state": boot["state"],
         "log_lines": ansi.log_lines(lines),
-        "boot_json": json.dumps(boot, separators=(",", ":")).replace("</", "<\\/"),
+        "boot": boot,
         "config_text": artifacts.config_text(settings, job.id),
         "command_line": artifacts.command_line(job.command),
         "files": files,

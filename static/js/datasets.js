@@ -71,7 +71,9 @@
   }
 
   function errorText(xhr) {
-    try { return JSON.parse(xhr.responseText).detail; } catch (e) { return "HTTP " + xhr.status; }
+    var body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON: said by status */ }
+    return window.labyardProblem(body, xhr.status);
   }
 
   function addRow(item) {

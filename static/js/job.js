@@ -4,7 +4,7 @@
   "use strict";
   var bootEl = document.getElementById("job-boot");
   if (!bootEl) return;
-  var boot = JSON.parse(bootEl.getAttribute("data-boot"));
+  var boot = JSON.parse(bootEl.textContent);  // a data block: tojson escapes <, > and &
   var jobId = boot.job_id;
   var MAX_LOG_LINES = 20000;
   var MAX_POINTS = boot.max_points;  // LABYARD_CHART_MAX_POINTS
@@ -211,13 +211,16 @@
     var q = filterInput.value.trim(), box = document.getElementById("log-results");
     if (!q) return;
     fetch("/api/v1/jobs/" + jobId + "/log/search?q=" + encodeURIComponent(q), { credentials: "same-origin" })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (body) { body.status = r.status; return body; });
+      }, function () { return { status: 0 }; })
       .then(function (body) {
         box.hidden = false;
         box.textContent = "";
         var head = document.createElement("p");
-        head.className = "muted";
-        head.textContent = body.matches ? body.matches.length + (body.truncated ? "+" : "") + " matching lines in the whole log" : String(body.detail);
+        head.className = body.matches ? "muted" : "form-error";
+        head.setAttribute("role", body.matches ? "status" : "alert");
+        head.textContent = body.matches ? body.matches.length + (body.truncated ? "+" : "") + " matching lines in the whole log" : window.labyardProblem(body, body.status);
         box.appendChild(head);
         (body.matches || []).forEach(function (m) {
           box.insertAdjacentHTML("beforeend", m.html);  // rendered by the server

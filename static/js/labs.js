@@ -92,12 +92,14 @@
         headers: { "X-CSRF-Token": csrfToken() },
       }).then(function (response) {
         if (!response.ok) {
-          return response.json().then(function (body) {
-            if (status) status.textContent = rel + ": " + (body.detail || response.statusText);
+          return response.json().catch(function () { return null; }).then(function (body) {
+            if (status) status.textContent = rel + ": " + window.labyardProblem(body, response.status);
           });
         }
         done += 1;
         next();
+      }, function () {
+        if (status) status.textContent = rel + ": " + window.labyardProblem(null, 0);
       });
     }
     next();
@@ -165,10 +167,9 @@
         window.location.assign(window.location.pathname + "?path=" + encodeURIComponent(folder));
         return null;
       }
-      return response.json().then(function (body) {
-        var detail = body && body.detail;
-        dialogError(dialog, typeof detail === "string" ? detail : "The server refused this (" + response.status + ").");
-      }, function () { dialogError(dialog, "The server refused this (" + response.status + ")."); });
+      return response.json().catch(function () { return null; }).then(function (body) {
+        dialogError(dialog, window.labyardProblem(body, response.status));
+      });
     }, function () { dialogError(dialog, "The server could not be reached; try again."); });
   }
   document.addEventListener("click", function (event) {

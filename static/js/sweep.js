@@ -137,8 +137,19 @@
     var metric = document.getElementById("sweep-metric").value;
     if (!metric) return;
     fetch("/api/v1/sweeps/" + sweepId + "/curves?points=300&metric=" + encodeURIComponent(metric), { credentials: "same-origin" })
-      .then(function (r) { return r.json(); })
-      .then(function (body) { curves = body.curves || []; metricNow = metric; draw(); drawScatter(); });
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          if (!r.ok) throw window.labyardProblem(body, r.status);
+          return body;
+        });
+      }, function () { throw window.labyardProblem(null, 0); })
+      .then(function (body) { curves = body.curves || []; metricNow = metric; draw(); drawScatter(); })
+      .catch(function (problem) {
+        var p = document.createElement("p");
+        p.className = "form-error"; p.setAttribute("role", "alert");
+        p.textContent = typeof problem === "string" ? problem : window.labyardProblem(null, 500);
+        box.textContent = ""; box.appendChild(p);
+      });
   }
   // ---------------------------------------------------------------- param vs metric
   // One point per job: x the chosen param (categories in sorted order when not numbers),

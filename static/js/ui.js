@@ -27,4 +27,20 @@
     bar.value = pct;
     bar.setAttribute("aria-valuenow", String(pct));
   };
+  // The sentence to show for a refused API request: the server's `detail` when it is one,
+  // the first validation problem as "Field: what is wrong", never a bare status code.
+  window.labyardProblem = function (body, status) {
+    var detail = body && body.detail;
+    if (typeof detail === "string" && detail) return detail;
+    if (Array.isArray(detail) && detail.length && detail[0].msg) {
+      var loc = (detail[0].loc || []).slice(1).join(" ").replace(/_/g, " ");
+      var msg = String(detail[0].msg).replace(/^(Value error, |String |Input )/, "");
+      return loc ? loc.charAt(0).toUpperCase() + loc.slice(1) + ": " + msg : msg;
+    }
+    if (status === 413) return "That is larger than this server accepts.";
+    if (status === 401) return "Your session has ended; log in again.";
+    if (status === 403 || status === 404) return "You cannot do this here (it may have been removed).";
+    if (!status) return "The server cannot be reached; check your connection and try again.";
+    return status >= 500 ? "The server failed; please try again." : "The server refused this request.";
+  };
 })();

@@ -14,7 +14,7 @@ from labyard.db import Database
 from labyard.labs.models import Lab
 from labyard.labs.service import create_lab
 from tests.e2e.conftest import login
-from tests.factories import PASSWORD, make_dataset, make_users_fast
+from tests.factories import PASSWORD, make_dataset, make_job_row, make_users_fast
 
 pytestmark = pytest.mark.browser
 
@@ -86,3 +86,48 @@ def test_unreachable_server_is_said_next_to_the_control(
     expect(form.locator("[data-request-error]")).to_contain_text("cannot be reached")
     assert _attached(database, lab_id) == []
     context.close()
+
+
+@pytest.fixture
+def small_uploads(settings: Settings) -> Settings:
+    """Lab uploads past 2,000 bytes are refused (the app fixture reads these settings)."""
+    settings.lab_max_upload_bytes = 2_000
+    return settings
+
+
+@pytest.mark.refused_requests
+def test_script_driven_failures_say_why_in_words(
+    small_uploads: Settings, live_server: str, page: Any, database: Database
+) -> None:
+    """Requests sent by our scripts (not htmx) word the server's refusal too: a lab upload
+    past the limit, a log search past its length; no status code, nothing written."""
+    lab_id = _lab_with_dataset(database, small_uploads)
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/labs/{lab_id}/files")
+    picker = page.locator("input[data-upload-files]:not([webkitdirectory])")
+    picker.set_input_files(
+        files=[{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 5_000}]
+    )
+    status = page.locator("[data-upload-status]")
+    expect(status).to_contain_text("big.bin: ")
+    text = status.inner_text()
+    assert "413" not in text and "object Object" not in text and len(text) > len("big.bin: ") + 10
+    assert page.locator("#file-list").inner_text().count("big.bin") == 0
+    labs_dir = small_uploads.data_dir / "labs"
+    assert not list(labs_dir.rglob("big.bin"))
+
+    # a log search past its length (the field's maxlength removed, as a script could)
+    with database.session() as db:
+        lab = db.get(Lab, lab_id)
+        assert lab is not None
+        project_id = lab.project_id
+    job_id = make_job_row(database, small_uploads, project_id, log_lines=["hello"])
+    page.goto(f"{live_server}/jobs/{job_id}")
+    page.click("nav.job-tabs a[data-tab=log]")
+    field = page.locator("#log-filter")
+    field.evaluate("e => e.removeAttribute('maxlength')")
+    field.fill("y" * 300)
+    page.click("#log-search")
+    problem = page.locator("#log-results .form-error")
+    expect(problem).to_contain_text("at most 200 characters")
+    assert "422" not in problem.inner_text()

@@ -41,9 +41,9 @@ def shown_lines(fragment: str) -> list[str]:
 
 def boot_of(page: str) -> dict:
     """The JSON the job page hands its script."""
-    match = re.search(r'data-boot="([^"]*)"', page)
+    match = re.search(r'<script type="application/json" id="job-boot">([^<]*)</script>', page)
     assert match
-    return json.loads(html.unescape(match.group(1)))
+    return json.loads(match.group(1))
 
 
 @pytest.fixture
