@@ -18,6 +18,7 @@ from labyard.auth.passwords import check_password_rules, hash_password, verify_p
 from labyard.config import Settings
 from labyard.db import utcnow
 from labyard.db.engine import write_beside
+from labyard.db.unique import save_unique
 from labyard.errors import (
     Conflict,
     InvalidInput,
@@ -52,11 +53,11 @@ def create_user(db: Session, *, username: str, password: str, is_admin: bool = F
             field="username",
         )
     check_password_rules(password)
+    taken = Conflict(f"User {username!r} already exists.", field="username")
     if db.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"User {username!r} already exists.", field="username")
+        raise taken
     user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
-    db.add(user)
-    db.flush()
+    save_unique(db, "uq_users_username", taken, lambda: db.add(user))
     for hook in on_created:
         hook(db, user)
     return user

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labyard.auth.models import User
 from labyard.db import Base, utcnow
+
+# a project's dataset names are unique in it (uq_datasets_project_id); public ones among them
+PUBLIC_NAME = "uq_datasets_public_name"
 
 
 class Dataset(Base):
     """A folder of files owned by a project, or public (no project, read-only)."""
 
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        Index(
+            PUBLIC_NAME,
+            "name",
+            unique=True,
+            sqlite_where=text("is_public"),
+            postgresql_where=text("is_public"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

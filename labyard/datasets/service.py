@@ -20,7 +20,8 @@ from labyard import paths
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import files
-from labyard.datasets.models import Dataset, DatasetTask, DatasetUpload
+from labyard.datasets.models import PUBLIC_NAME, Dataset, DatasetTask, DatasetUpload
+from labyard.db.unique import save_unique
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.hooks import HookPoint
 from labyard.projects.models import Role
@@ -149,13 +150,16 @@ def create_dataset(
             raise PermissionDenied("Only administrators may create public datasets.")
         project_id = None
         clash = select(Dataset.id).where(Dataset.is_public.is_(True), Dataset.name == name)
+        constraint = PUBLIC_NAME
     else:
         if project_id is None:
             raise InvalidInput("Choose the project the dataset belongs to.", field="project_id")
         require_project(db, user, project_id, Role.WRITE)
         clash = select(Dataset.id).where(Dataset.project_id == project_id, Dataset.name == name)
+        constraint = "uq_datasets_project_id"
+    taken = Conflict(f"A dataset named {name!r} already exists here.", field="name")
     if db.scalar(clash) is not None:
-        raise Conflict(f"A dataset named {name!r} already exists here.", field="name")
+        raise taken
     dataset = Dataset(
         name=name,
         description=description.strip()[:2000],
@@ -163,8 +167,7 @@ def create_dataset(
         is_public=public,
         created_by_id=user.id,
     )
-    db.add(dataset)
-    db.flush()
+    save_unique(db, constraint, taken, lambda: db.add(dataset))
     dataset_dir(settings, dataset).mkdir(parents=True, exist_ok=True)
     return dataset
 
@@ -175,9 +178,14 @@ def publish_dataset(db: Session, settings: Settings, *, user: User, dataset_id: 
         raise PermissionDenied("Only administrators may publish datasets.")
     dataset = get_dataset_for_user(db, user, dataset_id, Role.WRITE)
     clash = select(Dataset.id).where(Dataset.is_public.is_(True), Dataset.name == dataset.name)
+    taken = Conflict(f"A public dataset named {dataset.name!r} already exists.")
     if db.scalar(clash) is not None:
-        raise Conflict(f"A public dataset named {dataset.name!r} already exists.")
-    dataset.is_public, dataset.project_id = True, None
+        raise taken
+
+    def publish() -> None:
+        dataset.is_public, dataset.project_id = True, None
+
+    save_unique(db, PUBLIC_NAME, taken, publish)
     files.make_read_only(dataset_dir(settings, dataset))
     return dataset
 

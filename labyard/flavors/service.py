@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
+from labyard.db.unique import save_unique
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.flavors.models import Flavor
 
@@ -63,13 +64,13 @@ def create_flavor(
     if not FLAVOR_NAME_RE.match(name):
         raise InvalidInput("Flavor name: 1-32 lowercase letters, digits, '_' or '-'.", field="name")
     _validate(gpus, cpus, memory_mb)
+    taken = Conflict(f"Flavor {name!r} already exists.", field="name")
     if db.scalar(select(Flavor.id).where(Flavor.name == name)) is not None:
-        raise Conflict(f"Flavor {name!r} already exists.", field="name")
+        raise taken
     flavor = Flavor(
         name=name, gpus=gpus, cpus=cpus, memory_mb=memory_mb, description=description[:500]
     )
-    db.add(flavor)
-    db.flush()
+    save_unique(db, "uq_flavors_name", taken, lambda: db.add(flavor))
     return flavor
 
 

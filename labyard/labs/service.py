@@ -21,6 +21,7 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import service as datasets_service
 from labyard.datasets.models import Dataset
+from labyard.db.unique import save_unique, saved_unless_taken
 from labyard.errors import Conflict, InvalidInput, NotFound
 from labyard.flavors.models import Flavor
 from labyard.flavors.service import get_flavor_by_name, list_flavors
@@ -173,9 +174,9 @@ def create_lab(
     if flavor:  # a flavor chosen in the picker: refused when it can never run here
         check_fits(node_inventory(settings), get_flavor_by_name(db, _require_flavor(db, flavor)))
     flavor = _require_flavor(db, flavor or (source.default_flavor if source else "cpu"))
-    clash = select(Lab.id).where(Lab.project_id == project_id, Lab.name == name)
-    if db.scalar(clash) is not None:
-        raise Conflict(f"This project already has a lab named {name!r}.", field="name")
+    taken = Conflict(f"This project already has a lab named {name!r}.", field="name")
+    if db.scalar(select(Lab.id).where(Lab.project_id == project_id, Lab.name == name)):
+        raise taken
     lab = Lab(
         project_id=project_id,
         name=name,
@@ -184,8 +185,7 @@ def create_lab(
         description=description.strip()[:2000],
         created_by_id=user.id,
     )
-    db.add(lab)
-    db.flush()
+    save_unique(db, "uq_labs_project_id", taken, lambda: db.add(lab))
     if source is not None:
         for dataset_name in source.default_datasets:
             found = datasets_service.find_dataset_by_name(db, user, dataset_name, project_id)
@@ -287,8 +287,9 @@ def attach_dataset(db: Session, user: User, lab_id: int, *, dataset_id: int) -> 
         raise Conflict(
             f"A dataset named {dataset.name!r} is already mounted at {INPUT_ROOT}/{dataset.name}."
         )
-    lab.attachments.append(LabDataset(dataset_id=dataset.id, dataset=dataset))
-    db.flush()
+    row = LabDataset(lab_id=lab.id, dataset_id=dataset.id)
+    saved_unless_taken(db, "uq_lab_datasets_lab_id", lambda: db.add(row))  # else attached since
+    db.expire(lab, ["attachments"])
     return lab
 
 

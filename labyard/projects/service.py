@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
+from labyard.db.unique import saved_unless_taken
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.hooks import HookPoint
 from labyard.paths import is_inside
@@ -212,18 +213,20 @@ def set_member(
     member = db.scalar(select(User).where(User.username == username, User.is_active.is_(True)))
     if member is None:
         raise InvalidInput(f"No active user {username!r}.", field="username")
-    row = db.scalar(
-        select(Membership).where(
-            Membership.project_id == project_id, Membership.user_id == member.id
-        )
+    found = select(Membership).where(
+        Membership.project_id == project_id, Membership.user_id == member.id
     )
+    row = db.scalar(found)
     if row is None:
-        row = Membership(project_id=project_id, user_id=member.id, role=role)
-        db.add(row)
-    else:
-        if row.role == Role.OWN and role != Role.OWN:
-            _keep_an_owner(db, project_id)
-        row.role = role
+        new = Membership(project_id=project_id, user_id=member.id, role=role)
+        if saved_unless_taken(db, "uq_memberships_project_id", lambda: db.add(new)):
+            return new
+        row = db.scalar(found)  # a concurrent request added them: change their role instead
+        if row is None:  # ...and another one removed them again
+            raise Conflict("The membership changed at the same time; try again.")
+    if row.role == Role.OWN and role != Role.OWN:
+        _keep_an_owner(db, project_id)
+    row.role = role
     db.flush()
     return row
 
