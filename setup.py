@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 BUNDLED = ("templates", "static", "lab_templates", "migrations", "runner")
-SKIP = {"__pycache__", ".pytest_cache", "wheels"}  # runner/wheels: local build inputs
+SKIP = {"__pycache__", ".pytest_cache"}
 
 
 class BuildWithResources(build_py):
