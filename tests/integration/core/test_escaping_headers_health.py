@@ -10,7 +10,14 @@ from labyard.auth.models import User
 from labyard.db import Database
 from labyard.projects import service as project_service
 from labyard.web.headers import SECURITY_HEADERS
-from tests.factories import WebClient, access_token_for, auth, make_users_fast, session_client
+from tests.factories import (
+    WebClient,
+    access_token_for,
+    auth,
+    make_job_row,
+    make_users_fast,
+    session_client,
+)
 
 EVIL = "<img src=x onerror=alert(1)>"
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
@@ -129,11 +136,17 @@ def test_security_headers_on_pages_api_static_and_errors(app: FastAPI, database:
 def test_pages_have_no_inline_script_or_style(app: FastAPI, database: Database) -> None:
     import re
 
+    pid = _admin(database).default_project_id
+    assert pid is not None
+    job = make_job_row(database, app.state.settings, pid, points={"Train_loss": [(1, 0.5)]})
     with session_client(app, database, _admin(database)) as browser:
-        pid = _admin(database).default_project_id
-        for url in ("/projects", f"/projects/{pid}", "/admin", "/settings", "/docs", "/x"):
+        pages = ("/", "/projects", f"/projects/{pid}", "/admin", "/settings", "/docs", "/x")
+        for url in (*pages, f"/jobs/{job}", "/jobs", "/datasets", "/labs"):
             html = browser.get(url).text
-            assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+            # only scripts from our origin, and JSON data blocks (never run, not HTML-escaped)
+            assert not re.search(r'<script(?![^>]*\b(src=|type="application/json"))[^>]*>', html), (
+                url
+            )
             assert "<style" not in html and " style=" not in html and "hx-on" not in html, url
             assert "https://" not in html and "http://" not in html, url  # no CDN
 
