@@ -70,9 +70,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     """Bring the database schema up to date."""
     from labyard.bootstrap import migrate
+    from labyard.db.urls import shown_url
 
     migrate(settings)
-    print(f"Database at head: {settings.resolved_database_url}")
+    print(f"Database at head: {shown_url(settings.resolved_database_url)}")
     return 0
 
 
@@ -154,10 +155,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `labyard` command."""
+    """Entry point of the `labyard` command. A bad setting or an unreachable database is one
+    line on stderr that shows no secret (a setting's value, the URL's password), not a
+    traceback."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    from labyard.db.urls import shown_url
+
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    result: int = args.func(args, settings)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            field = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"error: LABYARD_{field.upper()}: {message}", file=sys.stderr)
+        return 2
+    try:
+        result: int = args.func(args, settings)
+    except (OperationalError, ArgumentError, NoSuchModuleError) as exc:
+        reason = str(exc.orig if isinstance(exc, OperationalError) else exc).strip()
+        url = shown_url(settings.resolved_database_url)
+        print(f"error: database {url}: {reason}", file=sys.stderr)
+        return 1
     return result
 
 

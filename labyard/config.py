@@ -19,7 +19,10 @@ SECRET_FILE = "secret_key"
 class Settings(BaseSettings):
     """Labyard's configuration; every field is also the variable LABYARD_<FIELD>."""
 
-    model_config = SettingsConfigDict(env_prefix="LABYARD_", extra="ignore")
+    # secrets stay out of reprs and of validation errors (a short secret key was echoed)
+    model_config = SettingsConfigDict(
+        env_prefix="LABYARD_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default_factory=lambda: Path(user_data_dir("labyard")),
@@ -27,17 +30,21 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         default="",
+        repr=False,
         description="SQLAlchemy URL; empty means a SQLite file `labyard.db` in the data dir.",
     )
     secret_key: str = Field(
         default="",
+        repr=False,
         description="Signs session cookies; empty means generated once and kept in the data dir.",
     )
     executor: Literal["local", "docker"] = Field(
         default="local", description="Where jobs run: local processes or Docker containers."
     )
     admin_password: str = Field(
-        default="", description="Password of the first admin on first start (else generated)."
+        default="",
+        repr=False,
+        description="Password of the first admin on first start (else generated).",
     )
     host: str = Field(default="127.0.0.1", description="Address `labyard serve` listens on.")
     port: int = Field(default=8000, description="Port `labyard serve` listens on.")

@@ -39,6 +39,7 @@ def run_scheduler_forever(settings: Settings) -> int:
     """`labyard scheduler` (after migrating): schedule until SIGINT/SIGTERM."""
     import signal
 
+    from labyard.db.urls import shown_url
     from labyard.jobs.scheduler import Scheduler
 
     database = Database(settings.resolved_database_url)
@@ -47,7 +48,7 @@ def run_scheduler_forever(settings: Settings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     print(
         f"Labyard scheduler: executor {settings.executor}, database "
-        f"{settings.resolved_database_url.split('@')[-1]}",
+        f"{shown_url(settings.resolved_database_url)}",
         flush=True,
     )
     Scheduler(settings, database).run(stop)
