@@ -1,17 +1,15 @@
-// The sweep page: a sortable table that is the chart's legend, all curves overlaid in one
-// panel (static/js/charts.js: log scale, zoom, PNG/CSV, numbers table); ticked rows overlay
-// only their curves; parallel coordinates (static/js/parcoords.js) whose brushes filter the
-// table; a param-vs-metric scatter.
+// The sweep page: a sortable table that is the charts' legend, one panel per metric with
+// every job's curve (static/js/sweep_curves.js); ticked rows overlay only their curves;
+// parallel coordinates (static/js/parcoords.js) whose brushes filter the table; a
+// param-vs-metric scatter.
 (function () {
   "use strict";
   var box = document.getElementById("sweep-chart");
   var table = document.getElementById("sweep-table");
   if (!box || !table) return;
   var sweepId = box.getAttribute("data-sweep"), bestId = Number(box.getAttribute("data-best"));
-  var plot = null, seriesOfJob = {}, jobOfSeries = {}, curves = [], metricNow = "", pinned = null;
+  var pinned = null;
   var smoothInput = document.getElementById("sweep-smooth");
-
-  function color(i) { return "hsl(" + Math.round((i * 137.508) % 360) + ",65%,45%)"; }
 
   // ---------------------------------------------------------------- sorting
   // Each sortable header holds a <button>; the <th> says its order in aria-sort.
@@ -44,7 +42,9 @@
     });
   });
 
-  // ---------------------------------------------------------------- chart
+  // ---------------------------------------------------------------- curves
+  // One panel per metric (static/js/sweep_curves.js); a job hovered or pinned, in a row or on
+  // a curve, is highlighted in every panel and in the table.
   function highlight(jobId) {
     table.querySelectorAll("tr.focus").forEach(function (tr) { tr.classList.remove("focus"); });
     if (jobId) {
@@ -52,11 +52,9 @@
       if (tr) tr.classList.add("focus");
     }
   }
-  function focusJob(jobId) {  // the curve of this job in front (null: all), its row marked
-    if (!plot) return;
-    var idx = jobId ? seriesOfJob[jobId] : null;
-    plot.setSeries(idx || null, { focus: true });
-    highlight(idx ? jobId : null);
+  function focusJob(jobId, except) {  // the job's curves in front (null: all), its row marked
+    if (curves) curves.focus(jobId, except);
+    highlight(jobId);
   }
   function pin(jobId, scroll) {  // click: keep a job highlighted until clicked again
     pinned = pinned === jobId ? null : jobId;
@@ -65,101 +63,30 @@
     if (tr) { tr.classList.add("pinned"); if (scroll) tr.scrollIntoView({ block: "nearest" }); }
     focusJob(pinned);
   }
-  var panel = null, readout = null;
-  function draw() {
-    var metric = metricNow;
-    var weight = parseFloat(smoothInput ? smoothInput.value : "0") || 0;
-    if (panel && (!curves.length || panel.o.title !== metric)) { panel.destroy(); panel = null; plot = null; }
-    box.textContent = "";
-    seriesOfJob = {}; jobOfSeries = {};
-    if (!curves.length || typeof uPlot === "undefined") {
-      var p = document.createElement("p"); p.className = "muted"; p.textContent = "No " + metric + " values yet.";
-      box.appendChild(p); return;
-    }
-    var picked = selectedJobs(), shown = [];
-    var specs = curves.map(function (c, i) {  // colours by place in the sweep: stable on selection
-      var best = c.job_id === bestId, stroke = best ? "#000" : color(i);
-      var tr = table.querySelector('tr[data-job="' + c.job_id + '"] .swatch');
-      if (tr) tr.style.background = stroke;
-      return { name: "job " + c.job_id, x: c.x, y: c.y, stroke: stroke, width: best ? 3 : 1, job: c.job_id };
-    }).filter(function (s) { return !picked || picked[s.job]; });
-    specs.forEach(function (s, i) { seriesOfJob[s.job] = i + 1; jobOfSeries[i + 1] = s.job; shown.push(s.job); });
-    if (!specs.length) {
-      var none = document.createElement("p"); none.className = "muted"; none.textContent = "No " + metric + " values for the selected jobs.";
-      if (panel) { panel.destroy(); panel = null; plot = null; }
-      box.appendChild(none); return;
-    }
-    if (!panel) {
-      panel = new window.labyardCharts.Panel(box, {
-        title: metric, file: "sweep" + sweepId + "-" + metric, legend: false, height: 320,
-        attrs: { "data-metric": metric }
-      });
-      readout = document.createElement("p");
-      readout.className = "chart-readout muted";
-      readout.setAttribute("aria-live", "off");
-      panel.wrap.insertBefore(readout, panel.area.nextSibling);
-    }
-    box.appendChild(panel.wrap);
-    panel.wrap.setAttribute("data-jobs", shown.join(","));
-    panel.set({
-      xName: curves[0].x_name || "x", yName: metric, smooth: weight, series: specs,
-      extra: function (opts) {
-        opts.focus = { alpha: 0.15 };
-        opts.cursor.focus = { prox: 12 };
-        opts.hooks.setSeries = [function (u, idx) { highlight(idx ? jobOfSeries[idx] : pinned); }];
-        opts.hooks.setCursor = [showValue];
-      },
-      created: function (u) {
-        plot = u;
-        u.over.addEventListener("click", function () {  // click a curve: pin it, show its row
-          var focused = null;
-          u.series.forEach(function (s, i) { if (i && s._focus) focused = jobOfSeries[i]; });
-          if (focused) pin(focused, true);
-        });
-      }
-    });
-    if (pinned) focusJob(pinned);
-  }
-  // The legend is the table; under the chart, the value of the job nearest the cursor.
-  function showValue(u) {
-    var i = u.cursor.idx;
-    if (i === null || i === undefined) { readout.textContent = ""; return; }
-    var best = null, top = u.cursor.top, x = u.data[0][i];
-    for (var k = 1; k < u.series.length; k++) {
-      var v = u.data[k][i];
-      if (v === null || v === undefined || !u.series[k].show) continue;
-      var d = Math.abs(u.valToPos(v, "y") - top);
-      if (!best || d < best.d) best = { d: d, k: k, v: v };
-    }
-    readout.textContent = u.series[0].label + " " + x + (best ? " · " + u.series[best.k].label + ": " + window.labyardCharts.fmt(best.v) : "");
-  }
-  function load() {
-    var metric = document.getElementById("sweep-metric").value;
-    if (!metric) return;
-    fetch("/api/v1/sweeps/" + sweepId + "/curves?points=300&metric=" + encodeURIComponent(metric), { credentials: "same-origin" })
-      .then(function (r) {
-        return r.json().catch(function () { return null; }).then(function (body) {
-          if (!r.ok) throw window.labyardProblem(body, r.status);
-          return body;
-        });
-      }, function () { throw window.labyardProblem(null, 0); })
-      .then(function (body) { curves = body.curves || []; metricNow = metric; draw(); drawScatter(); })
-      .catch(function (problem) {
-        var p = document.createElement("p");
-        p.className = "form-error"; p.setAttribute("role", "alert");
-        p.textContent = typeof problem === "string" ? problem : window.labyardProblem(null, 500);
-        box.textContent = ""; box.appendChild(p);
-      });
-  }
+  var jobs = Array.prototype.map.call(table.querySelectorAll("tbody tr[data-job]"), function (tr) {
+    return Number(tr.getAttribute("data-job"));
+  });
+  var curves = window.labyardSweepCurves && new window.labyardSweepCurves.SweepCurves(box, {
+    sweepId: sweepId, bestId: bestId, jobs: jobs,
+    metrics: JSON.parse(box.getAttribute("data-metrics") || "[]"),
+    selected: selectedJobs,
+    onHover: function (jobId, slot) { focusJob(jobId || pinned, jobId ? slot : null); },
+    onPin: function (jobId) { pin(jobId, true); }
+  });
+  jobs.forEach(function (id) {  // the table is the legend: each row's swatch in its job's colour
+    var swatch = table.querySelector('tr[data-job="' + id + '"] .swatch');
+    if (swatch && curves) swatch.style.background = curves.stroke[id];
+  });
   // ---------------------------------------------------------------- param vs metric
   // One point per job: x the chosen param (categories in sorted order when not numbers),
   // y the best value of the chosen metric; clicking a point pins the job's row.
   var scatterBox = document.getElementById("sweep-scatter");
   var scatterSelect = document.getElementById("sweep-scatter-param");
+  var scatterMetric = document.getElementById("sweep-scatter-metric");
   var compared = null, scatter = null, scatterJobs = [];
   function drawScatter() {
-    if (!scatterBox || !scatterSelect || !compared || !metricNow || typeof uPlot === "undefined") return;
-    var param = scatterSelect.value, metric = metricNow, title = metric + " vs " + param;
+    if (!scatterBox || !scatterSelect || !scatterMetric || !compared || typeof uPlot === "undefined") return;
+    var param = scatterSelect.value, metric = scatterMetric.value, title = metric + " vs " + param;
     var rows = compared.jobs.filter(function (j) { return j.metrics[metric] && param in j.params; });
     var numeric = rows.every(function (j) { return typeof j.params[param] === "number"; }), cats = [];
     if (!numeric) {
@@ -172,7 +99,8 @@
     if (scatter && (scatter.o.title !== title || !pts.length)) { scatter.destroy(); scatter = null; }
     scatterBox.textContent = "";
     if (!pts.length) {
-      var p = document.createElement("p"); p.className = "muted"; p.textContent = "No job has both " + param + " and " + metric + ".";
+      var p = document.createElement("p"); p.className = "muted";
+      p.textContent = metric ? "No job has both " + param + " and " + metric + "." : "No values yet.";
       scatterBox.appendChild(p); return;
     }
     if (!scatter) {
@@ -211,6 +139,7 @@
     drawScatter();
   }
   if (scatterSelect) scatterSelect.addEventListener("change", drawScatter);
+  if (scatterMetric) scatterMetric.addEventListener("change", drawScatter);
 
   // ---------------------------------------------------------------- selection
   // Ticked rows: only their curves are drawn (all of them when none is ticked).
@@ -220,7 +149,7 @@
     return picked;
   }
   table.addEventListener("change", function (e) {
-    if (e.target.name === "job_ids" && curves.length) draw();
+    if (e.target.name === "job_ids" && curves) curves.drawAll();
   });
 
   // ---------------------------------------------------------------- parallel coordinates
@@ -267,15 +196,15 @@
   var resizing = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizing);
-    resizing = setTimeout(function () { if (pc) pc.draw(); }, 150);
+    resizing = setTimeout(function () { if (pc) pc.draw(); if (curves) curves.resize(); }, 150);
   });
 
   table.addEventListener("mouseover", function (e) {
     var tr = e.target.closest && e.target.closest("tr[data-job]");
-    if (tr && pc) pc.highlight(Number(tr.getAttribute("data-job")));
-    if (!tr || !plot) return;
-    var idx = seriesOfJob[Number(tr.getAttribute("data-job"))];
-    if (idx) plot.setSeries(idx, { focus: true });
+    if (!tr) return;
+    var jobId = Number(tr.getAttribute("data-job"));
+    if (pc) pc.highlight(jobId);
+    focusJob(jobId);
   });
   table.addEventListener("mouseleave", function () { focusJob(pinned); if (pc) pc.highlight(pinned); });
   table.addEventListener("click", function (e) {
@@ -285,10 +214,9 @@
   });
   if (smoothInput) smoothInput.addEventListener("input", function () {
     document.getElementById("sweep-smooth-value").textContent = smoothInput.value;
-    if (curves.length) draw();
+    if (!curves) return;
+    curves.smooth = parseFloat(smoothInput.value) || 0;
+    curves.drawAll();
   });
-  var select = document.getElementById("sweep-metric");
-  if (select) select.addEventListener("change", load);
-  load();
   loadCompared();
 })();

@@ -25,9 +25,10 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets.models import Dataset
 from labyard.datasets.service import dataset_dir
-from labyard.db import Database
+from labyard.db import Database, utcnow
 from labyard.jobs import service as jobs_service
-from labyard.jobs.models import Job, MetricPoint
+from labyard.jobs.metrics import Point, store_points
+from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.tensorboard import service as tb_service
 from tests.e2e.conftest import login
@@ -58,19 +59,18 @@ class World:
 
 
 def _metrics(database: Database, job_ids: list[int]) -> None:
-    """Ten epochs of the classification template's curves, plus the final Test points."""
-    rows = [
-        {"job_id": job_id, "name": name, "x_name": "epoch", "x": x, "value": (k + 1) / (x + n)}
-        for n, job_id in enumerate(job_ids, start=1)
-        for k, name in enumerate(CURVES)
-        for x in range(1, 11)
-    ] + [
-        {"job_id": job_id, "name": name, "x_name": "epoch", "x": 10, "value": 0.5}
-        for job_id in job_ids
-        for name in ("Test_loss", "Test_acc")
-    ]
+    """Ten epochs of the classification template's curves, plus the final Test points, stored
+    the way ingestion does (the sweep's metric columns and panels read its series summaries)."""
+    now = utcnow()
     with database.session() as db:
-        db.execute(MetricPoint.__table__.insert(), rows)  # type: ignore[attr-defined]
+        for n, job_id in enumerate(job_ids, start=1):
+            curves = [
+                (Point(name, "epoch", x, (k + 1) / (x + n)), now)
+                for k, name in enumerate(CURVES)
+                for x in range(1, 11)
+            ]
+            tests = [(Point(name, "epoch", 10, 0.5), now) for name in ("Test_loss", "Test_acc")]
+            store_points(db, job_id, curves + tests)
 
 
 @pytest.fixture
@@ -194,7 +194,8 @@ def assert_job_column_sticks(page: Any, table: str) -> None:
     assert box["x"] <= cell["x"] < box["x"] + 80, (box, cell)
     name = page.locator(f"{table} tbody tr td.sticky.edge .trunc").first
     text, title = name.text_content() or "", name.get_attribute("title") or ""
-    assert text and title.startswith(text)  # the full name (and all params) on hover
+    # the full name (the sweep table shows the label within the sweep) and all params on hover
+    assert text and text in title.splitlines()[0] and len(title) > len(text)
 
 
 def slug(url: str) -> str:

@@ -31,8 +31,11 @@ AXES = "() => [...document.querySelectorAll('#parcoords .pc-axis')].map(a => a.d
 AXES += ".map(d => [d.name, d.kind])"
 
 
-def make_sweep(database: Database, settings: Settings) -> tuple[int, list[int]]:
-    """ana's sweep of four jobs with Validation_loss curves; (sweep id, job ids)."""
+def make_sweep(
+    database: Database, settings: Settings, *, more: bool = False
+) -> tuple[int, list[int]]:
+    """ana's sweep of four jobs with Validation_loss curves (`more`: Train_loss and Train_acc
+    too, over more steps); (sweep id, job ids)."""
     ana = make_users_fast(database, "ana")["ana"]
     assert ana.default_project_id is not None
     with database.session() as db:
@@ -47,11 +50,20 @@ def make_sweep(database: Database, settings: Settings) -> tuple[int, list[int]]:
             ana.default_project_id,
             sweep_id=sweep_id,
             params={"lr": lr, "net": net},
-            points={"Validation_loss": [(1, loss * 2), (2, loss * 1.5), (3, loss)]},
+            points=curves(loss, more),
         )
         for lr, net, loss in RUNS
     ]
     return sweep_id, jobs
+
+
+def curves(loss: float, more: bool) -> dict[str, list[tuple[float, float]]]:
+    """A job's metric points: Validation_loss; with `more`, also Train_loss and Train_acc."""
+    points = {"Validation_loss": [(1, loss * 2), (2, loss * 1.5), (3, loss)]}
+    if more:
+        points["Train_loss"] = [(x, loss * 3 / x) for x in range(1, 31)]
+        points["Train_acc"] = [(x, 1 - loss / x) for x in range(1, 31)]
+    return points
 
 
 def drag(page: Any, axis: int, top: float, bottom: float) -> None:
@@ -76,6 +88,39 @@ def open_sweep(page: Any, base: str, sweep_id: int) -> None:
     page.goto(f"{base}/sweeps/{sweep_id}")
     page.wait_for_selector("#parcoords svg.pc")
     page.wait_for_selector("#sweep-chart .chart canvas")
+
+
+METRICS = ["Validation_loss", "Train_acc", "Train_loss"]
+# per panel: its metric, the jobs it draws (data-jobs), uPlot's series count, and the
+# colour and width of each job's line
+PANELS = """() => [...document.querySelectorAll('#sweep-chart .chart')].map(c => {
+  const u = c.plot, lines = {};
+  u.series.slice(1).forEach((s, k) => { lines[s.label] = [s._stroke, s.width]; });
+  const jobs = c.dataset.jobs.split(',').map(Number).sort((a, b) => a - b);
+  return {metric: c.dataset.metric, jobs: jobs, series: u.series.length - 1, lines: lines};
+})"""
+# per panel: the job whose line is in front (the others faded), or null when all alike
+FOCUSED = """() => [...document.querySelectorAll('#sweep-chart .chart')].map(c => {
+  const u = c.plot, faded = u.series.some(o => o.alpha < 1);
+  const k = u.series.findIndex((s, i) => i && faded && s.alpha === 1);
+  return k > 0 ? u.series[k].label : null;
+})"""
+
+# the page coordinates of the first point of a job's line in a metric's panel
+POINT = """([metric, name]) => {
+  const u = document.querySelector(`#sweep-chart .chart[data-metric="${metric}"]`).plot;
+  const k = u.series.findIndex(s => s.label === name), r = u.over.getBoundingClientRect();
+  return [r.left + u.valToPos(u.data[0][0], 'x'), r.top + u.valToPos(u.data[k][0], 'y')];
+}"""
+
+
+def show_panels(page: Any, jobs: list[int]) -> list[dict[str, Any]]:
+    """Scroll each metric's panel into view (they load when seen) until it draws every job."""
+    for metric in METRICS:
+        page.locator(f'#sweep-chart [data-slot="{metric}"]').scroll_into_view_if_needed()
+        drawn = f'#sweep-chart .chart[data-metric="{metric}"][data-jobs] canvas'
+        page.wait_for_selector(drawn)
+    return list(page.evaluate(PANELS))
 
 
 def test_parallel_coordinates_brush_filters_the_table_and_clears(
@@ -179,3 +224,62 @@ def test_sweep_page_fits_its_window(
     assert width <= viewport and not spills, (width, viewport, spills)
     box = page.locator("#parcoords svg").bounding_box()
     assert box is not None and box["width"] <= size[0]
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_one_panel_per_metric_with_every_job_in_a_two_column_grid(
+    live_server: str, page: Any, database: Database, settings: Settings, size: tuple[int, int]
+) -> None:
+    no_favicon(page)
+    sweep_id, jobs = make_sweep(database, settings, more=True)
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/sweeps/{sweep_id}")
+    names = "ns => ns.map(n => n.dataset.slot)"
+    slots = page.eval_on_selector_all("#sweep-chart [data-slot]", names)
+    assert sorted(slots) == sorted(METRICS)
+    panels = show_panels(page, jobs)
+    # three panels, never two metrics on one y-axis, each with every job's line
+    assert sorted(p["metric"] for p in panels) == sorted(METRICS)
+    assert all(p["jobs"] == sorted(jobs) and p["series"] == 4 for p in panels), panels
+    # a job has the same colour in every panel, and jobs differ; the best job is bold
+    for job in jobs:
+        assert len({tuple(p["lines"][f"job {job}"]) for p in panels}) == 1, (job, panels)
+    assert len({p["lines"][f"job {job}"][0] for job in jobs for p in panels[:1]}) == 4
+    best = int(page.get_attribute("#sweep-chart", "data-best") or 0)
+    assert best in jobs and all(p["lines"][f"job {best}"][1] == 3 for p in panels)
+    # two columns: the first two panels side by side, the third below the first
+    boxes = [page.locator("#sweep-chart .sweep-slot").nth(i).bounding_box() for i in range(3)]
+    assert boxes[0] and boxes[1] and boxes[2]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"] + boxes[0]["width"]
+    assert boxes[2]["x"] == boxes[0]["x"] and boxes[2]["y"] > boxes[0]["y"] + 100
+    width, viewport, spills = measure(page, f"sweep-panels-{size[0]}", size, None)
+    assert width <= viewport and not spills, (width, viewport, spills)
+    # hovering a row brings its job to the front in every panel; leaving the table, none
+    page.hover(f'#sweep-table tr[data-job="{jobs[1]}"] td.param >> nth=0')
+    assert page.evaluate(FOCUSED) == [f"job {jobs[1]}"] * 3
+    page.mouse.move(0, 0)
+    assert page.evaluate(FOCUSED) == [None] * 3
+    # hovering a curve in one panel brings that job to the front in all three and marks its
+    # row; a click pins it
+    page.locator('#sweep-chart .chart[data-metric="Train_loss"]').scroll_into_view_if_needed()
+    x, y = page.evaluate(POINT, ["Train_loss", f"job {jobs[3]}"])
+    page.mouse.move(x - 3, y)
+    page.mouse.move(x, y)
+    assert page.evaluate(FOCUSED) == [f"job {jobs[3]}"] * 3
+    assert page.get_attribute("#sweep-table tr.focus", "data-job") == str(jobs[3])
+    page.mouse.click(x, y)
+    assert page.get_attribute("#sweep-table tr.pinned", "data-job") == str(jobs[3])
+    page.mouse.move(0, 0)
+    assert page.evaluate(FOCUSED) == [f"job {jobs[3]}"] * 3
+    # ticking two rows reduces every panel to their two lines
+    page.check(f'#sweep-table input[name=job_ids][value="{jobs[0]}"]')
+    page.check(f'#sweep-table input[name=job_ids][value="{jobs[2]}"]')
+    ticked = page.evaluate(PANELS)
+    assert [(p["jobs"], p["series"]) for p in ticked] == [([jobs[0], jobs[2]], 2)] * 3
+    # smoothing redraws every panel and keeps the ticked rows
+    page.locator("#sweep-smooth").fill("0.5")
+    assert [p["jobs"] for p in page.evaluate(PANELS)] == [[jobs[0], jobs[2]]] * 3
+    page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[0]}"]')
+    page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[2]}"]')
+    assert all(p["series"] == 4 for p in page.evaluate(PANELS))
