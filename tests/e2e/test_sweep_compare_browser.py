@@ -59,7 +59,9 @@ def make_sweep(
 
 def curves(loss: float, more: bool) -> dict[str, list[tuple[float, float]]]:
     """A job's metric points: Validation_loss; with `more`, also Train_loss and Train_acc."""
-    points = {"Validation_loss": [(1, loss * 2), (2, loss * 1.5), (3, loss)]}
+    points: dict[str, list[tuple[float, float]]] = {
+        "Validation_loss": [(1, loss * 2), (2, loss * 1.5), (3, loss)]
+    }
     if more:
         points["Train_loss"] = [(x, loss * 3 / x) for x in range(1, 31)]
         points["Train_acc"] = [(x, 1 - loss / x) for x in range(1, 31)]
@@ -283,3 +285,33 @@ def test_one_panel_per_metric_with_every_job_in_a_two_column_grid(
     page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[0]}"]')
     page.uncheck(f'#sweep-table input[name=job_ids][value="{jobs[2]}"]')
     assert all(p["series"] == 4 for p in page.evaluate(PANELS))
+
+
+def test_panels_say_when_they_have_nothing_to_draw(
+    live_server: str, page: Any, database: Database, settings: Settings
+) -> None:
+    no_favicon(page)
+    sweep_id, jobs = make_sweep(database, settings)
+    with database.session() as db:
+        sweep = db.get(Sweep, sweep_id)
+        assert sweep is not None
+        project_id = sweep.project_id
+    quiet = make_job_row(database, settings, project_id, sweep_id=sweep_id)
+    open_sweep(page, live_server, sweep_id)
+    panel = '#sweep-chart [data-slot="Validation_loss"]'
+    assert page.get_attribute(f"{panel} .chart", "data-jobs") == ",".join(map(str, jobs))
+    page.check(f'#sweep-table input[name=job_ids][value="{quiet}"]')  # a job with no points
+    assert page.locator(f"{panel} .chart").count() == 0
+    assert page.text_content(panel) == "Validation_lossNo values for the selected jobs."
+    page.uncheck(f'#sweep-table input[name=job_ids][value="{quiet}"]')
+    assert page.get_attribute(f"{panel} .chart", "data-jobs") == ",".join(map(str, jobs))
+    # a sweep without any metric yet: one line, no panel
+    with database.session() as db:
+        empty = Sweep(project_id=project_id, name="e", flavor="cpu", grid={})
+        db.add(empty)
+        db.flush()
+        empty_id = empty.id
+    make_job_row(database, settings, project_id, sweep_id=empty_id)
+    page.goto(f"{live_server}/sweeps/{empty_id}")
+    assert (page.text_content("#sweep-chart") or "").strip() == "No values yet."
+    assert page.locator("#sweep-chart .sweep-slot").count() == 0
