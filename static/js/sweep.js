@@ -218,5 +218,39 @@
     curves.smooth = parseFloat(smoothInput.value) || 0;
     curves.drawAll();
   });
+  // ---------------------------------------------------------------- live
+  // While a job of the sweep is queued or running, every 10 s: statuses, the panels'
+  // curves, the scatter and the parallel coordinates follow (the table's values are the
+  // page's; a reload shows the final ones).
+  var LIVE = ["queued", "starting", "running"];
+  function isLive(body) {
+    return body && body.jobs.some(function (j) { return LIVE.indexOf(j.status) >= 0; });
+  }
+  function showStatuses(body) {
+    body.jobs.forEach(function (j) {
+      var badge = table.querySelector('tr[data-job="' + j.id + '"] .badge[class*="status-"]');
+      if (!badge || badge.textContent === j.status) return;
+      badge.className = "badge status-" + j.status;
+      badge.textContent = j.status;
+    });
+  }
+  function followLive() {
+    if (!isLive(compared)) return;
+    setTimeout(function () {
+      fetch("/api/v1/sweeps/" + sweepId + "/compare", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) {
+          if (body) {
+            compared = body;
+            showStatuses(body);
+            if (curves) curves.reload();
+            drawScatter();
+            drawParcoords();
+          }
+          followLive();
+        }, followLive);
+    }, 10000);
+  }
   loadCompared();
+  followLive();
 })();

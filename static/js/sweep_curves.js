@@ -62,6 +62,12 @@
       });
   };
 
+  // Fetch again the curves of every panel already shown (a running sweep's new points).
+  SweepCurves.prototype.reload = function () {
+    var self = this;
+    this.slots.forEach(function (slot) { if (slot.curves) self.load(slot); });
+  };
+
   SweepCurves.prototype.drawAll = function () {
     var self = this;
     this.slots.forEach(function (slot) { if (slot.curves) self.draw(slot); });

@@ -11,11 +11,11 @@ import pytest
 
 from labyard.config import Settings
 from labyard.db import Database
-from labyard.jobs.models import Sweep
+from labyard.jobs.models import Job, JobStatus, Sweep
 from tests.e2e.conftest import login
 from tests.e2e.test_job_pages_browser import no_favicon
 from tests.e2e.test_page_widths_browser import measure
-from tests.factories import PASSWORD, make_job_row, make_users_fast
+from tests.factories import PASSWORD, add_points, make_job_row, make_users_fast
 
 pytestmark = pytest.mark.browser
 
@@ -315,3 +315,40 @@ def test_panels_say_when_they_have_nothing_to_draw(
     page.goto(f"{live_server}/sweeps/{empty_id}")
     assert (page.text_content("#sweep-chart") or "").strip() == "No values yet."
     assert page.locator("#sweep-chart .sweep-slot").count() == 0
+
+
+def test_a_running_sweep_fills_its_panels_and_statuses_live(
+    live_server: str, page: Any, database: Database, settings: Settings
+) -> None:
+    """While a job runs, the panels fetch their curves again (every 10 s: the page clock is
+    run forward), so new points and a finished status appear without a reload."""
+    no_favicon(page)
+    sweep_id, jobs = make_sweep(database, settings)
+    with database.session() as db:
+        running = db.get(Job, jobs[0])
+        assert running is not None
+        running.status = JobStatus.RUNNING
+        running.finished_at = None
+    page.clock.install()
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/sweeps/{sweep_id}")
+    numbers = "#sweep-chart [data-metric=Validation_loss] .chart-numbers"
+    page.wait_for_selector(numbers, state="attached")
+    assert "0.0123" not in page.inner_text(numbers + " table")
+    with database.session() as db:
+        add_points(db, jobs[0], {"Validation_loss": [(4, 0.0123)]})
+        finished = db.get(Job, jobs[0])
+        assert finished is not None
+        finished.status = JobStatus.SUCCEEDED
+    page.clock.run_for(11_000)
+    page.wait_for_function(
+        "s => document.querySelector(s).textContent.includes('0.0123')", arg=numbers + " table"
+    )
+    badge = page.locator(f'#sweep-table tr[data-job="{jobs[0]}"] .badge')
+    assert badge.inner_text() == "succeeded"
+    # nothing is live any more: no further fetches of the curves
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/curves" in r.url else None)
+    page.clock.run_for(30_000)
+    page.wait_for_timeout(300)
+    assert fetched == []
