@@ -40,7 +40,8 @@ def test_tensorboard_opens_through_the_proxy(
         src = page.get_attribute("#tb-frame", "src")
         assert src is not None and src.startswith("/tensorboard/")
         frame.get_by_text("Train/loss").first.wait_for(timeout=60_000)
-        assert frame.get_by_text(f"{job_id}-digits").first.is_visible()
+        # the run is named by the job's display name (not "<id>-<name>/.")
+        assert frame.get_by_text("digits", exact=True).first.is_visible()
         # the scalars dashboard drew the curve (its data came through the link, not a cookie)
         frame.locator("tf-scalar-card, scalar-card").first.wait_for(timeout=60_000)
 
