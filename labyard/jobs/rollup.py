@@ -85,6 +85,7 @@ def _fold_buckets(db: Session, series_id: int, start: int, points: Sequence[Pair
     of a level may exist (a partly filled one), every later one is new."""
     opened = [(level, start // size) for level, size in enumerate(SIZES) if start % size]
     existing: dict[tuple[int, int], _Extremes] = {}
+    stored: dict[tuple[int, int], tuple[Pair, Pair]] = {}
     if opened:
         rows = db.scalars(
             select(MetricBucket).where(
@@ -95,9 +96,9 @@ def _fold_buckets(db: Session, series_id: int, start: int, points: Sequence[Pair
             )
         )
         for row in rows:
-            existing[(row.level, row.bucket)] = _Extremes(
-                (row.low_x, row.low), (row.high_x, row.high)
-            )
+            low, high = (row.low_x, row.low), (row.high_x, row.high)
+            existing[(row.level, row.bucket)] = _Extremes(low, high)
+            stored[(row.level, row.bucket)] = (low, high)
     merged = merge_levels(start, points, existing)
     fresh = []
     for (level, bucket), ext in merged.items():
@@ -108,6 +109,8 @@ def _fold_buckets(db: Session, series_id: int, start: int, points: Sequence[Pair
             "high": ext.high[1],
         }
         if (level, bucket) in existing:
+            if stored[(level, bucket)] == (ext.low, ext.high):
+                continue  # a coarse bucket's extremes rarely move: no write
             db.execute(
                 update(MetricBucket)
                 .where(
