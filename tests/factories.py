@@ -224,6 +224,22 @@ def add_points(db: Any, job_id: int, points: dict[str, list[tuple[float, float]]
         store_points(db, job_id, batch[start : start + 20_000])
 
 
+def make_sweep_row(
+    database: Database, settings: Any, project_id: int, runs: list[dict[str, Any]], name: str = "s"
+) -> tuple[int, list[int]]:
+    """A sweep of `project_id` with one job row per run (make_job_row's keyword arguments,
+    e.g. params and points); (sweep id, job ids in order)."""
+    from labyard.jobs.models import Sweep
+
+    with database.session() as db:
+        sweep = Sweep(project_id=project_id, name=name, flavor="cpu", grid={})
+        db.add(sweep)
+        db.flush()
+        sweep_id = sweep.id
+    jobs = [make_job_row(database, settings, project_id, sweep_id=sweep_id, **run) for run in runs]
+    return sweep_id, jobs
+
+
 def make_job_row(
     database: Database,
     settings: Any,

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from labyard.config import Settings
 from labyard.db import Database
 from labyard.jobs import service
-from labyard.jobs.models import MetricPoint, Sweep
+from labyard.jobs.models import MetricPoint
 from tests.e2e.conftest import login
 from tests.e2e.test_job_pages_browser import no_favicon, submit
-from tests.factories import PASSWORD, make_job_row, make_users_fast
+from tests.factories import PASSWORD, make_job_row, make_sweep_row, make_users_fast
 
 pytestmark = pytest.mark.browser
 
@@ -161,21 +161,10 @@ def test_sweep_chart_integer_ticks_axis_label_log_and_csv(
     no_favicon(page)
     ana = make_users_fast(database, "ana")["ana"]
     assert ana.default_project_id is not None
-    with database.session() as db:
-        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
-        db.add(sweep)
-        db.flush()
-        sweep_id = sweep.id
-    jobs = [
-        make_job_row(
-            database,
-            settings,
-            ana.default_project_id,
-            sweep_id=sweep_id,
-            points={"Validation_loss": [(1, 1.0 / k), (2, 0.5 / k), (3, 0.2 / k)]},
-        )
-        for k in (1, 2)
+    runs = [
+        {"points": {"Validation_loss": [(1, 1.0 / k), (2, 0.5 / k), (3, 0.2 / k)]}} for k in (1, 2)
     ]
+    sweep_id, jobs = make_sweep_row(database, settings, ana.default_project_id, runs)
     login(page, live_server, "ana", PASSWORD)
     page.goto(f"{live_server}/sweeps/{sweep_id}")
     chart = "#sweep-chart .chart"
@@ -255,23 +244,19 @@ def test_sweep_param_vs_metric_scatter(
     no_favicon(page)
     ana = make_users_fast(database, "ana")["ana"]
     assert ana.default_project_id is not None
-    with database.session() as db:
-        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
-        db.add(sweep)
-        db.flush()
-        sweep_id = sweep.id
     runs = [(0.1, "resnet", 0.4), (0.01, "vgg", 0.2), (0.001, "resnet", 0.3)]
-    jobs = [
-        make_job_row(
-            database,
-            settings,
-            ana.default_project_id,
-            sweep_id=sweep_id,
-            params={"lr": lr, "net": net},
-            points={"Validation_loss": [(1, loss * 2), (2, loss)]},
-        )
-        for lr, net, loss in runs
-    ]
+    sweep_id, jobs = make_sweep_row(
+        database,
+        settings,
+        ana.default_project_id,
+        [
+            {
+                "params": {"lr": lr, "net": net},
+                "points": {"Validation_loss": [(1, loss * 2), (2, loss)]},
+            }
+            for lr, net, loss in runs
+        ],
+    )
     login(page, live_server, "ana", PASSWORD)
     page.goto(f"{live_server}/sweeps/{sweep_id}")
     scatter = "#sweep-scatter .chart[data-kind=scatter]"

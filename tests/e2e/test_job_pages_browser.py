@@ -165,27 +165,16 @@ def test_two_tabs_both_receive_every_log_line(
 def test_sweep_page_smoothing_and_legend_linked_to_table(
     live_server: str, page: Any, database: Database, settings: Settings
 ) -> None:
-    from labyard.jobs.models import Sweep
-    from tests.factories import make_job_row
+    from tests.factories import make_sweep_row
 
     no_favicon(page)
     ana = make_users_fast(database, "ana")["ana"]
     assert ana.default_project_id is not None
-    with database.session() as db:
-        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
-        db.add(sweep)
-        db.flush()
-        sweep_id = sweep.id
-    jobs = [
-        make_job_row(
-            database,
-            settings,
-            ana.default_project_id,
-            sweep_id=sweep_id,
-            points={"Validation_loss": [(x, (1 + x % 3) / (x + k)) for x in range(1, 40)]},
-        )
+    runs = [
+        {"points": {"Validation_loss": [(x, (1 + x % 3) / (x + k)) for x in range(1, 40)]}}
         for k in (1, 2, 3)
     ]
+    sweep_id, jobs = make_sweep_row(database, settings, ana.default_project_id, runs)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     login(page, live_server, "ana", PASSWORD)

@@ -15,7 +15,7 @@ from labyard.jobs.models import Job, JobStatus, Sweep
 from tests.e2e.conftest import login
 from tests.e2e.test_job_pages_browser import no_favicon
 from tests.e2e.test_page_widths_browser import measure
-from tests.factories import PASSWORD, add_points, make_job_row, make_users_fast
+from tests.factories import PASSWORD, add_points, make_job_row, make_sweep_row, make_users_fast
 
 pytestmark = pytest.mark.browser
 
@@ -38,23 +38,10 @@ def make_sweep(
     too, over more steps); (sweep id, job ids)."""
     ana = make_users_fast(database, "ana")["ana"]
     assert ana.default_project_id is not None
-    with database.session() as db:
-        sweep = Sweep(project_id=ana.default_project_id, name="s", flavor="cpu", grid={})
-        db.add(sweep)
-        db.flush()
-        sweep_id = sweep.id
-    jobs = [
-        make_job_row(
-            database,
-            settings,
-            ana.default_project_id,
-            sweep_id=sweep_id,
-            params={"lr": lr, "net": net},
-            points=curves(loss, more),
-        )
-        for lr, net, loss in RUNS
+    runs = [
+        {"params": {"lr": lr, "net": net}, "points": curves(loss, more)} for lr, net, loss in RUNS
     ]
-    return sweep_id, jobs
+    return make_sweep_row(database, settings, ana.default_project_id, runs)
 
 
 def curves(loss: float, more: bool) -> dict[str, list[tuple[float, float]]]:

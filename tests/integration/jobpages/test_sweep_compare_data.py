@@ -9,8 +9,7 @@ import re
 
 from labyard.config import Settings
 from labyard.db import Database
-from labyard.jobs.models import Sweep
-from tests.factories import WebClient, make_job_row
+from tests.factories import WebClient, make_sweep_row
 from tests.integration.jobpages.conftest import People
 
 HOSTILE = "</script><script>alert(1)</script><!--"
@@ -26,20 +25,11 @@ def embedded(page: str) -> object:
 def test_sweep_page_embeds_the_compare_body_with_markup_kept_inert(
     clients: dict[str, WebClient], database: Database, settings: Settings, people: People
 ) -> None:
-    with database.session() as db:
-        sweep = Sweep(project_id=people.project_id, name="s", flavor="cpu", grid={})
-        db.add(sweep)
-        db.flush()
-        sweep_id = sweep.id
-    for lr, note in ((0.1, HOSTILE), (0.01, "plain")):
-        make_job_row(
-            database,
-            settings,
-            people.project_id,
-            sweep_id=sweep_id,
-            params={"lr": lr, "note": note},
-            points={"Validation_loss": [(1, lr * 3), (2, lr)]},
-        )
+    runs = [
+        {"params": {"lr": lr, "note": note}, "points": {"Validation_loss": [(1, lr * 3), (2, lr)]}}
+        for lr, note in ((0.1, HOSTILE), (0.01, "plain"))
+    ]
+    sweep_id, _jobs = make_sweep_row(database, settings, people.project_id, runs)
     page = clients["ana"].get(f"/sweeps/{sweep_id}")
     assert page.status_code == 200
     assert "<script>alert(1)" not in page.text  # escaped in the table and in the JSON
