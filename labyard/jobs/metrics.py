@@ -84,13 +84,13 @@ def store_points(db: Session, job_id: int, points: list[tuple[Point, datetime]])
     table = MetricPoint.__table__
     assert isinstance(table, Table)
     ids = db.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all()
-    batches: dict[tuple[str, str], tuple[list[tuple[float, float]], list[int]]] = {}
+    pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    last_ids: dict[tuple[str, str], int] = {}
     for (point, _ts), point_id in zip(points, ids, strict=True):
-        pairs, last = batches.setdefault((point.name, point.x_name), ([], [0]))
-        pairs.append((point.x, point.value))
-        last[0] = point_id
-    for (name, x_name), (pairs, last) in batches.items():
-        rollup.record(db, job_id, name, x_name, pairs, last[0])
+        pairs.setdefault((point.name, point.x_name), []).append((point.x, point.value))
+        last_ids[(point.name, point.x_name)] = point_id
+    for (name, x_name), series_pairs in pairs.items():
+        rollup.record(db, job_id, name, x_name, series_pairs, last_ids[(name, x_name)])
 
 
 def series_names(db: Session, job_id: int) -> list[dict[str, object]]:

@@ -194,7 +194,7 @@ def downsampled(
             by_level.setdefault(level, []).append(s)
     out.update(_raw_points(db, short))
     for level, group in by_level.items():
-        out.update(_bucket_points(db, level, group, max_points))
+        out.update(_bucket_points(db, level, group))
     return out
 
 
@@ -206,7 +206,7 @@ def _raw_points(db: Session, series: list[MetricSeries]) -> dict[int, list[Pair]
     by_key = {(s.job_id, s.name, s.x_name): s for s in series}
     out: dict[int, list[Pair]] = {s.id: [] for s in series}
     names = {s.name for s in series}
-    for chunk in _chunks(sorted({s.job_id for s in series}), 500):
+    for chunk in chunks(sorted({s.job_id for s in series}), 500):
         rows = db.execute(
             select(
                 MetricPoint.id,
@@ -226,12 +226,10 @@ def _raw_points(db: Session, series: list[MetricSeries]) -> dict[int, list[Pair]
     return out
 
 
-def _bucket_points(
-    db: Session, level: int, series: list[MetricSeries], max_points: int
-) -> dict[int, list[Pair]]:
+def _bucket_points(db: Session, level: int, series: list[MetricSeries]) -> dict[int, list[Pair]]:
     """First, last and each bucket's low and high, sorted by x, for series of one level."""
     found: dict[int, list[Pair]] = {s.id: [] for s in series}
-    for chunk in _chunks([s.id for s in series], 500):
+    for chunk in chunks([s.id for s in series], 500):
         rows = db.execute(
             select(
                 MetricBucket.series_id,
@@ -254,6 +252,7 @@ def _bucket_points(
     return out
 
 
-def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
+def chunks(values: list[int], size: int) -> Iterable[list[int]]:
+    """`values` in slices of at most `size` (bounded IN lists)."""
     for start in range(0, len(values), size):
         yield values[start : start + size]

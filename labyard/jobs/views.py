@@ -113,8 +113,8 @@ def metric_summaries(db: Session, job_ids: list[int]) -> dict[int, dict[str, Met
     """Latest and best value of every metric of each job, from the series summaries kept at
     ingestion (a metric over several x axes combines them: the latest is the last stored)."""
     out: dict[int, dict[str, MetricSummary]] = {}
-    for start in range(0, len(job_ids), 900):
-        found = rollup.series_where(db, MetricSeries.job_id.in_(job_ids[start : start + 900]))
+    for chunk in rollup.chunks(job_ids, 900):
+        found = rollup.series_where(db, MetricSeries.job_id.in_(chunk))
         for s in sorted(found, key=lambda s: s.last_point_id):
             best = s.low if lower_is_better(s.name) else s.high
             before = out.setdefault(s.job_id, {}).get(s.name)
