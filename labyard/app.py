@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -32,6 +33,8 @@ from labyard.projects import pages as project_pages
 from labyard.projects import router as projects_router
 from labyard.projects import service as projects_service
 from labyard.resources import resource_dir
+from labyard.searches import driver as searches_driver
+from labyard.searches import router as searches_router
 from labyard.tensorboard import lifecycle as tensorboard_lifecycle
 from labyard.tensorboard import pages as tensorboard_pages
 from labyard.tensorboard import router as tensorboard_router
@@ -43,8 +46,13 @@ from labyard.web.errors import install_error_handlers
 from labyard.web.headers import SecurityHeadersMiddleware
 from labyard.web.render import make_templates
 
+if TYPE_CHECKING:
+    from labyard.jobs.scheduler import SchedulerStep
+
 # Start-up hooks of domains (scheduler, reapers): each gets the app, returns a stopper.
 StartHook = Callable[[FastAPI], Callable[[], None]]
+# What the scheduler runs each tick for domains above jobs (after following, before dispatch).
+SCHEDULER_STEPS: tuple[SchedulerStep, ...] = (searches_driver.advance_searches,)
 API_MODULES = (
     health,
     auth_router,
@@ -53,6 +61,7 @@ API_MODULES = (
     datasets_router,
     labs_router,
     jobs_router,
+    searches_router,
     tensorboard_router,
 )
 # Page modules; their NAV_LINKS = [(label, path), ...] become the top navigation, in this order.
@@ -119,6 +128,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.scheduler_steps = SCHEDULER_STEPS
     app.state.templates = make_templates()
     app.state.nav = [link for m in PAGE_MODULES for link in getattr(m, "NAV_LINKS", ())]
     app.add_middleware(SecurityHeadersMiddleware)

@@ -120,12 +120,14 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     """Run the job scheduler on its own until interrupted (the lease keeps it single)."""
+    from labyard.app import SCHEDULER_STEPS, wire_hooks
     from labyard.bootstrap import migrate
     from labyard.jobs.lifecycle import run_scheduler_forever
 
     migrate(settings)
+    wire_hooks()
     _announce_job_isolation(settings)
-    return run_scheduler_forever(settings)
+    return run_scheduler_forever(settings, SCHEDULER_STEPS)
 
 
 def build_parser() -> argparse.ArgumentParser:

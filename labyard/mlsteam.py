@@ -10,7 +10,8 @@ Every YAML a user writes is read by `labyard.yamlcheck.load_checked`, this file 
 
 Keys: `command`, `params` (a scalar is one value; a list is several, one job per
 combination), `params_definition` (per param: `options`, and Labyard's `type`
-(int|float|str|bool), `min`, `max`, `help`), `image`, `params_as_flags` (default true).
+(int|float|str|bool), `min`, `max`, `log`, `step`, `help`), `image`, `params_as_flags`
+(default true), and Labyard's `search:` block (labyard.searchspec: how a search samples).
 The early MLSteam form is read and mapped: `env` (the image), `gpu` (a GPU count) and
 `input: [{source, dest}]`. Unknown keys are refused with their line; so are YAML anchors
 and aliases (no alias bombs), nesting past yamlcheck.MAX_DEPTH and files over MAX_BYTES.
@@ -30,15 +31,22 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from labyard.errors import InvalidInput
+from labyard.searchspec import (
+    SEARCH_KEYS,
+    SearchSettings,
+    definition_problem,
+    parse_search_block,
+)
 from labyard.yamlcheck import MAX_BYTES, YamlError, load_checked
 
 CONFIG_FILE = "mlsteam.yml"
 MAX_VALUES_PER_PARAM = 1000
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 TOP_KEYS = frozenset(
-    {"command", "params", "params_definition", "image", "params_as_flags", "env", "gpu", "input"}
+    {"command", "params", "params_definition", "image", "params_as_flags", "search"}
+    | {"env", "gpu", "input"}  # the early MLSteam form
 )
-DEFINITION_KEYS = frozenset({"options", "type", "min", "max", "help"})
+DEFINITION_KEYS = frozenset({"options", "type", "min", "max", "log", "step", "help"})
 INPUT_KEYS = frozenset({"source", "dest"})
 TYPES = ("int", "float", "str", "bool")
 Scalar = str | int | float | bool
@@ -60,6 +68,8 @@ class ParamDefinition:
     min: float | None = None
     max: float | None = None
     help: str = ""
+    log: bool = False  # a search samples min..max on a log scale
+    step: float | None = None  # a search samples min..max in steps of this
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class LabConfig:
     params_as_flags: bool = True
     gpu: int | None = None
     inputs: tuple[InputMount, ...] = ()
+    search: SearchSettings | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def grid(self) -> dict[str, list[Scalar]]:
@@ -133,6 +144,9 @@ def _check_structure(root: Node) -> None:
             raise MlsteamError("`params_definition` must be a mapping.", line=_line(definitions))
         for key, value in definitions.value:
             _check_keys(value, DEFINITION_KEYS, f"params_definition.{key.value}")
+    search = _child(root, "search")
+    if search is not None:
+        _check_keys(search, SEARCH_KEYS, "search")
     inputs = _child(root, "input")
     if inputs is not None:
         if not isinstance(inputs, SequenceNode):
@@ -149,11 +163,9 @@ def _scalar(value: Any, where: str, line: int) -> Scalar:
     raise MlsteamError(f"{where}: {value!r} is not a string, number or boolean.", line=line)
 
 
-def _param_lines(root: MappingNode) -> dict[str, int]:
-    params = _child(root, "params")
-    if not isinstance(params, MappingNode):
-        return {}
-    return {str(k.value): _line(k) for k, _ in params.value}
+def _key_lines(node: Node | None) -> dict[str, int]:
+    """The line of each key of a mapping node ({} for any other node)."""
+    return {str(k.value): _line(k) for k, _ in node.value} if isinstance(node, MappingNode) else {}
 
 
 def parse_mlsteam(text: str) -> LabConfig:
@@ -166,7 +178,7 @@ def parse_mlsteam(text: str) -> LabConfig:
         raise MlsteamError("the file is empty; it needs at least `command`.")
     _check_structure(root)
     assert isinstance(root, MappingNode) and isinstance(data, dict)
-    lines = _param_lines(root)
+    lines = _key_lines(_child(root, "params"))
     command = data.get("command")
     if not isinstance(command, str) or not command.strip():
         raise MlsteamError("`command` must be a non-empty string.", line=_line(root))
@@ -174,11 +186,20 @@ def parse_mlsteam(text: str) -> LabConfig:
         shlex.split(command)
     except ValueError as exc:
         raise MlsteamError(f"`command` cannot be split: {exc}.") from exc
-    definitions = _definitions(data.get("params_definition") or {})
+    node = _child(root, "params_definition")
+    definition_lines = {  # per entry: its line ("") and the lines of its keys
+        str(k.value): {"": _line(k), **_key_lines(v)}
+        for k, v in (node.value if isinstance(node, MappingNode) else [])
+    }
+    definitions = _definitions(data.get("params_definition") or {}, definition_lines)
     params, multi = _params(data.get("params") or {}, definitions, lines)
     for name in definitions:
         if name not in params:
-            raise MlsteamError(f"params_definition names {name!r}, which is not in params.")
+            raise MlsteamError(
+                f"params_definition names {name!r}, which is not in params.",
+                line=definition_lines.get(name, {}).get(""),
+            )
+    search = _child(root, "search")
     return LabConfig(
         command=command,
         params=params,
@@ -188,6 +209,7 @@ def parse_mlsteam(text: str) -> LabConfig:
         params_as_flags=_flag(data.get("params_as_flags", True)),
         gpu=_gpu(data.get("gpu")),
         inputs=_inputs(data.get("input") or []),
+        search=parse_search_block(search, data["search"]) if search is not None else None,
         raw=data,
     )
 
@@ -222,29 +244,34 @@ def _params(
     return params, multi
 
 
-def _definitions(raw: Any) -> dict[str, ParamDefinition]:
+def _definitions(raw: Any, lines: dict[str, dict[str, int]]) -> dict[str, ParamDefinition]:
     out: dict[str, ParamDefinition] = {}
     for key, spec in raw.items():
-        name = str(key)
-        kind = spec.get("type")
-        if kind is not None and kind not in TYPES:
-            raise MlsteamError(f"params_definition.{name}.type must be one of {', '.join(TYPES)}.")
+        name, at = str(key), lines.get(str(key), {})
+        problem = _definition_problem(spec) or definition_problem(spec)
+        if problem is not None:
+            line = at.get(problem[0], at.get(""))
+            raise MlsteamError(f"params_definition.{name}: {problem[1]}", line=line)
         options = spec.get("options")
         if options is not None:
-            if not isinstance(options, list) or not options:
-                raise MlsteamError(f"params_definition.{name}.options must be a non-empty list.")
-            options = tuple(_scalar(o, f"an option of {name!r}", 0) for o in options)
-        bounds = [spec.get("min"), spec.get("max")]
-        for bound in bounds:
-            if bound is not None and (
-                isinstance(bound, bool) or not isinstance(bound, int | float)
-            ):
-                raise MlsteamError(f"params_definition.{name}: min and max must be numbers.")
-        help_text = spec.get("help", "")
-        if not isinstance(help_text, str):
-            raise MlsteamError(f"params_definition.{name}.help must be a string.")
-        out[name] = ParamDefinition(options, kind, bounds[0], bounds[1], help_text)
+            where, line = f"an option of {name!r}", at.get("options", 0)
+            options = tuple(_scalar(o, where, line) for o in options)
+        low, high, step = spec.get("min"), spec.get("max"), spec.get("step")
+        help_text, log = spec.get("help", ""), spec.get("log", False)
+        out[name] = ParamDefinition(options, spec.get("type"), low, high, help_text, log, step)
     return out
+
+
+def _definition_problem(spec: dict[str, Any]) -> tuple[str, str] | None:
+    """(the key to blame, what is wrong) for an entry's type, options and help."""
+    if spec.get("type") is not None and spec["type"] not in TYPES:
+        return "type", f"type must be one of {', '.join(TYPES)}."
+    options = spec.get("options")
+    if options is not None and (not isinstance(options, list) or not options):
+        return "options", "options must be a non-empty list."
+    if not isinstance(spec.get("help", ""), str):
+        return "help", "help must be a string."
+    return None
 
 
 def _image(data: dict[str, Any]) -> str | None:
@@ -311,11 +338,14 @@ def coerce_value(definition: ParamDefinition | None, raw: Scalar, *, name: str =
             value = text in _TRUE
         elif kind == "str":
             value = str(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int past the float range
         raise InvalidInput(f"{name}: {raw!r} is not a valid {kind}.", field=name) from None
     if definition is None:
         return value
-    if definition.options is not None and not _among(value, definition.options):
+    ranged = definition.min is not None and definition.max is not None
+    # with a min..max range declared, options are the suggested values (a search samples
+    # the range, and its best value must run again as a job); without one they are the rule
+    if definition.options is not None and not ranged and not _among(value, definition.options):
         choices = ", ".join(str(o) for o in definition.options)
         raise InvalidInput(f"{name}: {raw!r} is not one of {choices}.", field=name)
     if isinstance(value, int | float) and not isinstance(value, bool):

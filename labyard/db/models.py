@@ -6,6 +6,7 @@ from labyard.flavors import models as flavor_models
 from labyard.jobs import models as job_models
 from labyard.labs import models as lab_models
 from labyard.projects import models as project_models
+from labyard.searches import models as search_models
 from labyard.tensorboard import models as tensorboard_models
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "job_models",
     "lab_models",
     "project_models",
+    "search_models",
     "tensorboard_models",
 ]

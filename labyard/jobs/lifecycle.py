@@ -4,19 +4,26 @@ the scheduler thread (only when `start_scheduler` is set)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from labyard.config import Settings
 from labyard.db import Database
 
+if TYPE_CHECKING:
+    from labyard.jobs.scheduler import SchedulerStep
 
-def start_scheduler_thread(settings: Settings, database: Database) -> Callable[[], None]:
-    """Run a Scheduler in a daemon thread; return the function that stops it."""
+
+def start_scheduler_thread(
+    settings: Settings, database: Database, steps: Sequence[SchedulerStep] = ()
+) -> Callable[[], None]:
+    """Run a Scheduler (with the higher domains' `steps`) in a daemon thread; return the
+    function that stops it."""
     from labyard.jobs.scheduler import Scheduler
 
-    scheduler = Scheduler(settings, database)
+    scheduler = Scheduler(settings, database, steps=steps)
     stop = threading.Event()
     thread = threading.Thread(
         target=scheduler.run, args=(stop,), name="labyard-scheduler", daemon=True
@@ -32,10 +39,12 @@ def start_scheduler_thread(settings: Settings, database: Database) -> Callable[[
 
 def start(app: FastAPI) -> Callable[[], None]:
     """Start the scheduler; return the function that stops it (jobs keep running)."""
-    return start_scheduler_thread(app.state.settings, app.state.db)
+    return start_scheduler_thread(
+        app.state.settings, app.state.db, getattr(app.state, "scheduler_steps", ())
+    )
 
 
-def run_scheduler_forever(settings: Settings) -> int:
+def run_scheduler_forever(settings: Settings, steps: Sequence[SchedulerStep] = ()) -> int:
     """`labyard scheduler` (after migrating): schedule until SIGINT/SIGTERM."""
     import signal
 
@@ -51,6 +60,6 @@ def run_scheduler_forever(settings: Settings) -> int:
         f"{shown_url(settings.resolved_database_url)}",
         flush=True,
     )
-    Scheduler(settings, database).run(stop)
+    Scheduler(settings, database, steps=steps).run(stop)
     database.dispose()
     return 0

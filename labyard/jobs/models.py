@@ -22,10 +22,11 @@ class JobStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"
+    PRUNED = "pruned"  # stopped early by its search's pruner (not failed, not a user's stop)
 
 
 LIVE_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING)
-FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.PRUNED)
 
 
 class Sweep(Base):
@@ -41,6 +42,7 @@ class Sweep(Base):
     lab_id: Mapped[int | None] = mapped_column(default=None)  # labs table comes later
     name: Mapped[str] = mapped_column(String(200))
     number: Mapped[int | None] = mapped_column(default=None)  # 1, 2, ... within its lab
+    kind: Mapped[str] = mapped_column(String(16), default="sweep")  # sweep | search
     flavor: Mapped[str] = mapped_column(String(32))
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(
@@ -50,8 +52,8 @@ class Sweep(Base):
 
     @property
     def display_name(self) -> str:
-        """ "QuickStart · sweep 3"."""
-        return naming.sweep_display_name(self.name, self.number)
+        """ "QuickStart · sweep 3" (or "QuickStart · search 4")."""
+        return naming.sweep_display_name(self.name, self.number, self.kind)
 
 
 class Job(Base):
@@ -90,6 +92,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     stop_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    # the status a requested stop ends in: stopped (a user, a quota) or pruned (a search)
+    stop_status: Mapped[str] = mapped_column(String(16), default=JobStatus.STOPPED)
     attempt: Mapped[int] = mapped_column(default=0)
     executor: Mapped[str] = mapped_column(String(16), default="")
     external_id: Mapped[str] = mapped_column(String(100), default="")

@@ -23,9 +23,10 @@ _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.+\-]*|[A-Za-z0-9_.+\-/]+")
 _DIR_BAD = re.compile(r"[/\\\x00-\x1f\x7f]+")
 
 
-def sweep_display_name(name: str, number: int | None) -> str:
-    """ "QuickStart · sweep 3" (the lab's name at submission, the sweep's number in the lab)."""
-    return f"{name}{SEP}sweep {number}" if number is not None else name
+def sweep_display_name(name: str, number: int | None, kind: str | None = None) -> str:
+    """ "QuickStart · sweep 3" (the lab's name at submission, the sweep's number in the lab;
+    a search's sweep reads "QuickStart · search 4")."""
+    return f"{name}{SEP}{kind or 'sweep'} {number}" if number is not None else name
 
 
 def format_value(value: Any) -> str:

@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 
 from labyard.config import Settings
-from labyard.db import utcnow
-from labyard.jobs.models import Job
 
 QUOTA_REASON = (
     "output quota exceeded: the output folder used over {used} bytes; the limit is {limit} "
@@ -73,10 +71,3 @@ class QuotaWatch:
     def forget(self, job_id: int) -> None:
         """Drop a finished job's schedule."""
         self._next.pop(job_id, None)
-
-
-def request_stop(job: Job, reason: str) -> None:
-    """Ask the scheduler to stop `job` (as a user stop would), keeping why on the job."""
-    if job.stop_requested_at is None:
-        job.stop_requested_at = utcnow()
-        job.reason = reason[:500]

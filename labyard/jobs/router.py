@@ -138,10 +138,17 @@ def list_jobs(
     project_id: int | None = None,
     lab_id: int | None = None,
     sweep_id: int | None = None,
+    search_id: Annotated[
+        int | None, Query(description="A search's trials (a search's id is its sweep's id)")
+    ] = None,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[JobOut]:
-    """Jobs I can see, newest first, filtered by project, lab, sweep and status."""
+    """Jobs I can see, newest first, filtered by project, lab, sweep (or search) and status."""
+    if search_id is not None:
+        if sweep_id is not None and sweep_id != search_id:
+            return []
+        sweep_id = search_id
     jobs = service.list_jobs(
         db,
         user,

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,10 +40,12 @@ from labyard.jobs.executors.base import (
 )
 from labyard.jobs.inventory import Inventory, node_inventory
 from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus, SchedulerLease
-from labyard.jobs.service import job_dir, transition
+from labyard.jobs.service import job_dir, request_stop, transition
 
 log = logging.getLogger(__name__)
 S = JobStatus
+# A step of a higher domain run every tick by the lease holder (e.g. advancing searches).
+SchedulerStep = Callable[[Settings, Database], None]
 
 
 def _holder_alive(holder: str) -> bool:
@@ -88,8 +91,10 @@ class Scheduler:
         *,
         inventory: Inventory | None = None,
         executor: Executor | None = None,
+        steps: Sequence[SchedulerStep] = (),
     ) -> None:
         self.settings = settings
+        self.steps = tuple(steps)
         self.database = database
         self.inventory = inventory or node_inventory(settings)
         self.executor = executor or make_executor(settings)
@@ -141,6 +146,11 @@ class Scheduler:
             self.adopt_all()
             self._adopted = True
         self.follow_live()
+        for step in self.steps:
+            try:
+                step(self.settings, self.database)
+            except Exception:  # noqa: BLE001 - a failing step must not stop dispatching
+                log.exception("scheduler step %s failed", getattr(step, "__name__", step))
         self.dispatch()
         return True
 
@@ -220,7 +230,7 @@ class Scheduler:
                 return
             ingest.ingest_log(db, job, job_dir(self.settings, job.id))
             if over_quota:
-                quota.request_stop(job, over_quota)
+                request_stop(job, reason=over_quota)
             external_id, stop_requested_at = job.external_id, job.stop_requested_at
             started_at = job.started_at
             executor = self._executor_for(job)
@@ -267,7 +277,8 @@ class Scheduler:
         if state.lost:
             transition(job, S.FAILED, reason=LOST_REASON)
         elif job.stop_requested_at is not None:
-            transition(job, S.STOPPED, reason=job.reason or "stopped by user", exit_code=code)
+            to = S.PRUNED if job.stop_status == S.PRUNED else S.STOPPED
+            transition(job, to, reason=job.reason or "stopped by user", exit_code=code)
         elif code == 0:
             transition(job, S.SUCCEEDED, reason="", exit_code=0)
         else:

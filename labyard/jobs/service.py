@@ -1,7 +1,8 @@
 """Jobs and sweeps: the state machine (one place), sweeps, stop, retry, delete, queries.
 
-A job moves queued -> starting -> running -> succeeded | failed | stopped; `transition`
-is the only code that changes `Job.status`. Each job's files live in
+A job moves queued -> starting -> running -> succeeded | failed | stopped | pruned;
+`transition` is the only code that changes `Job.status`, and `request_stop` the only code
+that asks the scheduler to stop a live job. Each job's files live in
 `<data_dir>/jobs/<id>/`: `lab/` (the code snapshot with this job's mlsteam.yml),
 `output/`, `input/` (local executor's dataset links), `job.log`.
 """
@@ -46,8 +47,8 @@ from labyard.projects.service import (
 S = JobStatus
 TRANSITIONS: dict[str, set[str]] = {
     S.QUEUED: {S.STARTING, S.STOPPED, S.FAILED},
-    S.STARTING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED},
-    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED},
+    S.STARTING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED},
+    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED},
 }
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
@@ -86,6 +87,17 @@ def transition(
             job.started_at = now
 
 
+def request_stop(job: Job, *, reason: str | None = None, status: JobStatus = S.STOPPED) -> None:
+    """Ask the scheduler to stop a live job: SIGTERM, then SIGKILL after the grace period; it
+    then ends as `status` (stopped, or pruned by a search). The first request wins."""
+    if job.stop_requested_at is not None:
+        return
+    job.stop_requested_at = utcnow()
+    job.stop_status = status
+    if reason is not None:
+        job.reason = reason[:500]
+
+
 # --------------------------------------------------------------------------- sweeps
 
 
@@ -106,7 +118,20 @@ def check_fits(inventory: Inventory, flavor: Flavor) -> None:
         )
 
 
-def _check_datasets(datasets: list[DatasetInput]) -> list[dict[str, Any]]:
+def resolve_flavor(
+    db: Session, settings: Settings, name: str, inventory: Inventory | None = None
+) -> Flavor:
+    """The flavor called `name`, refused when missing or when this node can never run it."""
+    flavor_row = db.scalar(select(Flavor).where(Flavor.name == name))
+    if flavor_row is None:
+        raise InvalidInput(f"No flavor {name!r}.", field="flavor")
+    check_fits(inventory or node_inventory(settings), flavor_row)
+    return flavor_row
+
+
+def check_datasets(datasets: list[DatasetInput]) -> list[dict[str, Any]]:
+    """The datasets as jobs store them; refused when a name is bad or repeated, or a
+    folder is missing."""
     seen: set[str] = set()
     out = []
     for ds in datasets:
@@ -145,11 +170,8 @@ def create_sweep(
     name = clean_display_name(name, max_length=150)
     config = config or read_lab_config(lab_dir)
     full_grid = resolve_grid(config, grid, limit=settings.max_grid_size)
-    flavor_row = db.scalar(select(Flavor).where(Flavor.name == flavor))
-    if flavor_row is None:
-        raise InvalidInput(f"No flavor {flavor!r}.", field="flavor")
-    check_fits(inventory or node_inventory(settings), flavor_row)
-    mounts = _check_datasets(datasets or [])
+    flavor_row = resolve_flavor(db, settings, flavor, inventory)
+    mounts = check_datasets(datasets or [])
     sweep = Sweep(
         project_id=project_id,
         lab_id=lab_id,
@@ -272,8 +294,7 @@ def stop_job(db: Session, user: User, job_id: int) -> Job:
     if job.status == S.QUEUED:
         transition(job, S.STOPPED, reason="stopped before it started")
     elif job.status in LIVE_STATUSES:
-        if job.stop_requested_at is None:
-            job.stop_requested_at = utcnow()
+        request_stop(job)
     else:
         raise Conflict(f"The job already {job.status}.")
     return job

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.jobs.grid import check_selection
-from labyard.labs import file_service, params, service, submit
+from labyard.labs import file_service, params, search_submit, service, submit
 from labyard.labs.models import Lab
 from labyard.labs.schemas import (
     ConfigIn,
@@ -28,6 +28,8 @@ from labyard.labs.schemas import (
 )
 from labyard.labs.templates_catalog import list_templates
 from labyard.mlsteam import CONFIG_FILE
+from labyard.searches.router import search_out
+from labyard.searches.schemas import SearchCreate, SearchOut
 from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
@@ -249,3 +251,22 @@ def create_sweep(
         db, settings, user, lab_id, chosen=body.params, flavor=body.flavor
     )
     return submit.sweep_json(sweep, jobs)
+
+
+@router.post("/labs/{lab_id}/searches", status_code=201, response_model=SearchOut)
+def create_search(
+    lab_id: int, body: SearchCreate, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> SearchOut:
+    """Start a search (WRITE): settings over the file's `search:` block, each param's space
+    over the file's; the scheduler samples its trials as jobs (see /api/v1/searches)."""
+    search = search_submit.start_search(
+        db,
+        settings,
+        user,
+        lab_id,
+        overrides=body.search.model_dump(exclude_none=True),
+        space=body.space,
+        flavor=body.flavor,
+    )
+    db.flush()
+    return search_out(db, search)

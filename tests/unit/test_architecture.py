@@ -16,11 +16,22 @@ from pathlib import Path
 import labyard
 
 ROOT = Path(labyard.__file__).parent
-DOMAINS = ("auth", "projects", "flavors", "datasets", "jobs", "labs", "tensorboard", "overview")
+DOMAINS = (
+    "auth",
+    "projects",
+    "flavors",
+    "datasets",
+    "jobs",
+    "searches",
+    "labs",
+    "tensorboard",
+    "overview",
+)
 # A domain may import only domains of a lower layer.
-LAYER = {"auth": 0, "projects": 1, "flavors": 2, "datasets": 2, "jobs": 3, "labs": 4}
-LAYER["tensorboard"] = 5  # builds on jobs (and opens a lab's jobs)
-LAYER["overview"] = 6  # the home and project overviews read every domain; none reads them
+LAYER = {"auth": 0, "projects": 1, "flavors": 2, "datasets": 2, "jobs": 3, "searches": 4}
+LAYER["labs"] = 5  # a lab submits grids (jobs) and starts searches
+LAYER["tensorboard"] = 6  # builds on jobs (and opens a lab's jobs)
+LAYER["overview"] = 7  # the home and project overviews read every domain; none reads them
 COMPOSITION_ROOTS = ("labyard.app", "labyard.cli", "labyard.bootstrap")
 
 

@@ -21,6 +21,7 @@ from labyard.mlsteam import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+DEFS = "command: x\nparams: {a: 1}\nparams_definition:\n"  # entries start on line 4
 DESIGN_EXAMPLE = """\
 command: python train.py
 params:                       # a list means several values
@@ -86,6 +87,19 @@ def test_params_as_flags_false_and_early_form() -> None:
         ("command: x\nparams:\n  a: []\n", 3, "empty list"),
         ("command: x\nparams:\n  a: {b: 1}\n", 3, "not a string, number or boolean"),
         ("command: x\ncommand: y\n", 2, "duplicate key"),
+        (DEFS + "  a: {type: complex}\n", 4, "params_definition.a: type must be one of int"),
+        (DEFS + "  a:\n    help: hi\n    options: []\n", 6, "options must be a non-empty list"),
+        (DEFS + "  a:\n    options: 3\n", 5, "options must be a non-empty list"),
+        (DEFS + "  a:\n    options: [{b: 1}]\n", 5, "an option of 'a': {'b': 1} is not"),
+        (DEFS + "  a:\n    min: x\n", 5, "params_definition.a: min must be a finite number"),
+        (DEFS + "  a:\n    help: 5\n", 5, "help must be a string"),
+        (DEFS + "  a: {}\n  b: {options: [1]}\n", 5, "names 'b', which is not in params"),
+        # an int past the float range is refused, not a crash (OverflowError)
+        (
+            f"command: x\nparams:\n  a: {'9' * 400}\nparams_definition: {{a: {{type: float}}}}\n",
+            3,
+            "is not a valid float",
+        ),
     ],
 )
 def test_refusals_name_the_line(text: str, line: int, message: str) -> None:
@@ -165,3 +179,13 @@ def test_dangerous_values_stay_single_arguments() -> None:
     config = parse_mlsteam("command: python t.py\nparams: {v: x}\n")
     for value in ("$(id)", "; rm -rf ~", "--privileged", "a b"):
         assert build_command(config, {"v": value})[-2:] == ["--v", value]
+
+
+def test_options_are_suggestions_when_a_range_is_declared() -> None:
+    ranged = ParamDefinition(options=(0.1, 0.01), type="float", min=0.0001, max=1.0)
+    assert coerce_value(ranged, "0.0123", name="lr") == 0.0123  # a search's sampled value
+    with pytest.raises(InvalidInput, match="above the maximum"):
+        coerce_value(ranged, "2", name="lr")
+    strict = ParamDefinition(options=(0.1, 0.01), type="float")
+    with pytest.raises(InvalidInput, match="is not one of"):
+        coerce_value(strict, "0.0123", name="lr")

@@ -1,0 +1,60 @@
+""" "Search": a lab's search settings and param space become a search (searches domain).
+
+The lab's file is read and the request checked (settings over the file's `search:` block,
+each param's space over the file's definitions) before the search and its sweep are written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
+from labyard.config import Settings
+from labyard.jobs import service as jobs_service
+from labyard.labs import files, service
+from labyard.projects.models import Role
+from labyard.searches import service as searches_service
+from labyard.searches.models import Search
+from labyard.searches.space import search_space
+from labyard.searchspec import search_settings
+
+
+def start_search(
+    db: Session,
+    settings: Settings,
+    user: User,
+    lab_id: int,
+    *,
+    overrides: dict[str, Any],
+    space: dict[str, Any],
+    flavor: str | None = None,
+) -> Search:
+    """Start a search of the lab (WRITE) on `flavor` (default the lab's) with its datasets."""
+    lab = service.get_lab(db, user, lab_id, Role.WRITE)
+    mounts = [
+        jobs_service.DatasetInput(
+            name=m.dataset.name, host_path=m.host_path, dataset_id=m.dataset.id
+        )
+        for m in service.mounts(settings, lab)
+    ]
+    lab = service.lab_for_file_work(db, user, lab_id)
+    config = files.read_config(settings, lab)
+    request = searches_service.SearchRequest(
+        settings=search_settings(config.search, overrides),
+        space=search_space(config, space),
+        flavor=flavor or lab.flavor,
+        datasets=mounts,
+    )
+    return searches_service.create_search(
+        db,
+        user,
+        settings=settings,
+        project_id=lab.project_id,
+        lab_id=lab.id,
+        name=lab.name,
+        lab_dir=files.lab_root(settings, lab),
+        config=config,
+        request=request,
+    )

@@ -1,0 +1,1 @@
+"""Searches: a sweep whose jobs (trials) Optuna samples and prunes, driven by their metrics."""
