@@ -162,7 +162,11 @@ def build(
     dists = distributions(space)
     study = optuna.create_study(
         storage=optuna.storages.InMemoryStorage(),
-        sampler=_sampler(settings, space, seed + len(records)),
+        # GridSampler shuffles its grid by the seed: one seed keeps grid ids meaning the same
+        # combination across rebuilds; other samplers take a new seed per trial
+        sampler=_sampler(
+            settings, space, seed if settings.algorithm == "grid" else seed + len(records)
+        ),
         pruner=pruner(settings),
         direction="maximize" if settings.goal == "maximize" else "minimize",
         study_name=study_name,

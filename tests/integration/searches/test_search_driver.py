@@ -177,3 +177,56 @@ def test_stop_then_resume_with_more_trials(
     for job in jobs.values():  # every job ran once
         starts = job_dir(settings, job.id) / "output" / "starts.txt"
         assert not starts.exists() or starts.read_text().count("start") == 1
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "early_stopping", "space"),
+    [
+        ("grid", "none", {"lr": [0.001, 0.01, 0.1], "width": [16, 64]}),
+        ("cmaes", "median", {"lr": {"min": 0.0001, "max": 0.5, "log": True}}),
+        ("random", "hyperband", {"lr": {"min": 0.0001, "max": 0.5, "log": True}}),
+    ],
+)
+def test_every_algorithm_and_rule_runs_a_search_to_its_end(
+    settings: Settings,
+    database: Database,
+    tmp_path: Path,
+    search_scheduler,
+    monkeypatch,
+    algorithm: str,
+    early_stopping: str,
+    space: dict[str, object],
+) -> None:
+    from tests.integration.searches.conftest import write_search_lab
+
+    monkeypatch.setenv("EPOCH_SECONDS", "0.1")
+    lab = write_search_lab(tmp_path / "lab", epochs=4)
+    user = make_users_fast(database, f"alg-{algorithm}")[f"alg-{algorithm}"]
+    search_id = start(
+        database,
+        settings,
+        user,
+        lab,
+        overrides={
+            "algorithm": algorithm,
+            "early_stopping": early_stopping,
+            "trials": 8,
+            "parallel": 2,
+            "seed": 2,
+            "max_resource": 4,
+        },
+        space=space,
+    )
+    search, trials, jobs = run_search(search_scheduler(), database, search_id, timeout=180)
+    assert search.state == SearchState.FINISHED
+    if algorithm == "grid":  # a grid runs each of its 6 combinations once, and no more
+        assert search.trials_wanted == 6
+        combos = {(t.params["lr"], t.params["width"]) for t in trials}
+        assert combos == {(lr, w) for lr in (0.001, 0.01, 0.1) for w in (16, 64)}
+    else:
+        assert len(trials) == 8
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    for t in trials:
+        job = jobs[t.job_id or -1]
+        expected = JobStatus.PRUNED if t.state == TrialState.PRUNED else JobStatus.SUCCEEDED
+        assert job.status == expected
