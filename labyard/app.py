@@ -35,6 +35,7 @@ from labyard.projects import service as projects_service
 from labyard.resources import resource_dir
 from labyard.searches import driver as searches_driver
 from labyard.searches import router as searches_router
+from labyard.searches import service as searches_service
 from labyard.tensorboard import lifecycle as tensorboard_lifecycle
 from labyard.tensorboard import pages as tensorboard_pages
 from labyard.tensorboard import router as tensorboard_router
@@ -90,6 +91,7 @@ def wire_hooks() -> None:
         datasets_service.project_dataset_folders,
         labs_service.project_lab_folders,
         jobs_service.project_job_folders,
+        searches_service.project_search_folders,
         tensorboard_service.stop_project_instances,
     ):
         projects_service.PROJECT_FOLDERS.connect(folders)

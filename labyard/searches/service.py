@@ -273,3 +273,9 @@ def submit_best(db: Session, user: User, settings: Settings, search_id: int) -> 
         name=sweep.name if sweep is not None else "search",
         lab_id=search.lab_id,
     )
+
+
+def project_search_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:
+    """The folders of the project's searches (wired into projects.delete_project)."""
+    ids = db.scalars(select(Search.id).where(Search.project_id == project_id))
+    return [search_dir(settings, search_id) for search_id in ids]

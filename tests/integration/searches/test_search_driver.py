@@ -230,3 +230,29 @@ def test_every_algorithm_and_rule_runs_a_search_to_its_end(
         job = jobs[t.job_id or -1]
         expected = JobStatus.PRUNED if t.state == TrialState.PRUNED else JobStatus.SUCCEEDED
         assert job.status == expected
+
+
+def test_deleting_the_project_removes_the_search_and_its_snapshot(
+    settings: Settings, database: Database, search_lab: Path, search_scheduler
+) -> None:
+    from labyard.app import wire_hooks
+    from labyard.projects import service as projects_service
+    from labyard.searches.models import Search, SearchTrial
+
+    wire_hooks()
+    user = make_users_fast(database, "deleter")["deleter"]
+    with database.session() as db:
+        project = projects_service.create_project(db, owner=user, name="doomed")
+        project_id = project.id
+    user.default_project_id, own = project_id, user.default_project_id
+    search_id = start(database, settings, user, search_lab, overrides={"trials": 2, "parallel": 2})
+    user.default_project_id = own
+    run_search(search_scheduler(), database, search_id)
+    folder = service.search_dir(settings, search_id)
+    assert (folder / "lab" / "train.py").is_file()
+    with database.session() as db:
+        projects_service.delete_project(db, user, project_id, settings=settings)
+    with database.session() as db:
+        assert db.get(Search, search_id) is None
+        assert db.query(SearchTrial).filter_by(search_id=search_id).count() == 0
+    assert not folder.exists()
