@@ -34,6 +34,7 @@ from labyard.projects import router as projects_router
 from labyard.projects import service as projects_service
 from labyard.resources import resource_dir
 from labyard.searches import driver as searches_driver
+from labyard.searches import pages as searches_pages
 from labyard.searches import router as searches_router
 from labyard.searches import service as searches_service
 from labyard.tensorboard import lifecycle as tensorboard_lifecycle
@@ -72,6 +73,7 @@ PAGE_MODULES = (
     labs_pages,
     datasets_pages,
     jobs_pages,
+    searches_pages,
     tensorboard_pages,
     auth_pages,
     admin_pages,

@@ -252,7 +252,7 @@ def detach_dataset(
 # ---------------------------------------------------------------- parameters
 
 
-def _chosen(form: Any) -> dict[str, list[str]]:
+def chosen_params(form: Any) -> dict[str, list[str]]:
     """The form's param fields as {name: [raw values]}."""
     chosen: dict[str, list[str]] = {}
     for key, value in form.multi_items():
@@ -275,6 +275,7 @@ def parameters_tab(
         return render(request, "lab_parameters.html", ctx)
     check = check_selection(config, None, limit=settings.max_grid_size)
     ctx["config"], ctx["fields"] = config, params.form_fields(config)
+    ctx["search"] = params.search_form(config)
     ctx["jobs"], ctx["errors"], ctx["too_many"] = check.size, {}, check.too_many
     return render(request, "lab_parameters.html", ctx)
 
@@ -283,7 +284,7 @@ async def _checked_form(
     request: Request, db: Session, settings: Settings, user: User, lab_id: int
 ) -> tuple[Lab, LabConfig, GridCheck]:
     """The form's selection through the one grid validator (WRITE), off the event loop."""
-    chosen = _chosen(await request.form())
+    chosen = chosen_params(await request.form())
     check = submit.check_lab_grid
     return await run_in_threadpool(check, db, settings, user, lab_id, chosen=chosen)
 
@@ -334,7 +335,7 @@ async def submit_sweep(
         settings,
         user,
         lab_id,
-        chosen=_chosen(form),
+        chosen=chosen_params(form),
         flavor=flavor if isinstance(flavor, str) and flavor else None,
     )
     return Response(status_code=204, headers={"HX-Redirect": f"/labs/{lab_id}/jobs"})

@@ -1,7 +1,7 @@
 """The labs pages: the labs lists with "Create New", the templates catalog, delete.
 
-The lab's tabs (files, datasets, parameters, config, jobs) are in `lab_pages.py`, whose
-router is included here.
+The lab's tabs (files, datasets, parameters, config, jobs) are in `lab_pages.py`, and the
+Parameters tab's "Start search" in `search_pages.py`; their routers are included here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.errors import DomainError
-from labyard.labs import lab_pages, service
+from labyard.labs import lab_pages, search_pages, service
 from labyard.labs.models import Lab
 from labyard.labs.templates_catalog import list_templates
 from labyard.projects.models import Role
@@ -25,6 +25,7 @@ from labyard.web.render import render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(lab_pages.router)
+router.include_router(search_pages.router)
 NAV_LINKS = [("Templates", "/templates"), ("Labs", "/labs")]
 
 

@@ -4,15 +4,20 @@ A param with `options` is a multi-select; any other param is a typed input that 
 comma-separated values (its type is the definition's `type`, else inferred from the
 values in the file). What the user selects is checked by the one grid validator,
 `labyard.jobs.grid` (values and the grid's size), for count, review and submit alike.
+
+In search mode the same form also shows the search settings (search_form) and, for a param
+whose definition is a typed min..max, a range instead of its values (labyard.searchspec).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from labyard.jobs.grid import definition_of
 from labyard.mlsteam import LabConfig, format_value
+from labyard.searchspec import ALGORITHMS, EARLY_STOPPING, GOALS, RESOURCES, SearchSettings
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,63 @@ def form_fields(config: LabConfig) -> list[ParamField]:
             )
         )
     return fields
+
+
+# --------------------------------------------------------------------------- search mode
+
+SEARCH_FIELDS = (  # the search settings the form shows, in its order
+    "algorithm",
+    "metric",
+    "goal",
+    "trials",
+    "parallel",
+    "early_stopping",
+    "resource",
+    "min_resource",
+    "reduction_factor",
+)
+SEARCH_CHOICES = {
+    "algorithm": ALGORITHMS,
+    "goal": GOALS,
+    "early_stopping": EARLY_STOPPING,
+    "resource": RESOURCES,
+}
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    """A param the search samples from a range (its definition's type, min and max)."""
+
+    min: str
+    max: str
+    log: bool
+
+
+@dataclass(frozen=True)
+class SearchForm:
+    """The Parameters tab's search mode: the settings prefilled from the file's `search:`
+    block (the defaults and an empty metric without one) and the params with a range."""
+
+    settings: dict[str, str]
+    choices: dict[str, tuple[str, ...]]
+    ranges: dict[str, ParamRange]
+    from_file: bool
+
+
+def search_form(config: LabConfig) -> SearchForm:
+    """The search mode's fields for this file."""
+    base = config.search.as_dict() if config.search is not None else {}
+    defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings) if f.name != "metric"}
+    values = {**defaults, "metric": "", **base}
+    ranges = {
+        name: ParamRange(format_value(d.min), format_value(d.max), d.log)
+        for name, d in config.definitions.items()
+        if name in config.params and d.type in ("float", "int")
+        if d.min is not None and d.max is not None
+    }
+    return SearchForm(
+        settings={k: "" if values.get(k) is None else str(values[k]) for k in SEARCH_FIELDS},
+        choices=SEARCH_CHOICES,
+        ranges=ranges,
+        from_file=config.search is not None,
+    )

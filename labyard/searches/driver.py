@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -263,7 +264,7 @@ def _add_trial(
     expected: int,
     sampled: study.Sampled,
     config: LabConfig,
-    prepared: Any,
+    prepared: Path,
 ) -> bool:
     """Insert the trial and its job, unless another step added a trial meanwhile."""
     with database.session() as db:

@@ -1,7 +1,8 @@
-"""Every page fits its window: logged in as the admin, after a two-job sweep (with metrics),
-beside the `digits` dataset and a TensorBoard, each full page the app serves is opened at
-1280×800 and 1920×1080; the document is never wider than the viewport and the console stays
-clean. With LABYARD_SCREENSHOTS set, a full-page screenshot of each lands in that folder.
+"""Every page fits its window: logged in as the admin, after a two-job sweep (with metrics)
+and a search of the same lab, beside the `digits` dataset and a TensorBoard, each full page
+the app serves is opened at 1280×800 and 1920×1080; the document is never wider than the
+viewport and the console stays clean. With LABYARD_SCREENSHOTS set, a full-page screenshot
+of each lands in that folder.
 
 The pages come from the app's own routes (every GET route whose answer is a Labyard page),
 so a new page is walked without editing this file; path ids come from the objects made here."""
@@ -30,6 +31,7 @@ from labyard.jobs import service as jobs_service
 from labyard.jobs.metrics import Point, store_points
 from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
+from labyard.labs.search_submit import start_search
 from labyard.tensorboard import service as tb_service
 from tests.e2e.conftest import login
 from tests.factories import ADMIN_PASSWORD, write_scalars
@@ -55,6 +57,7 @@ class World:
     dataset_id: int
     instance_id: int
     preview: str
+    search_id: int
     path: str = "metrics.txt"
 
 
@@ -99,6 +102,10 @@ def world(database: Database, settings: Settings) -> Iterator[World]:
         digits = db.scalars(select(Dataset).where(Dataset.name == "digits")).one()
         digits_id, digits_dir = digits.id, dataset_dir(settings, digits)
     assert len(job_ids) == 2
+    with database.sessionmaker() as db:  # start_search commits midway, as a request does
+        admin = db.scalars(select(User).where(User.username == "admin")).one()
+        search_id = start_search(db, settings, admin, lab_id, overrides={}, space={}).id
+        db.commit()
     _metrics(database, job_ids)
     output = jobs_service.job_dir(settings, job_ids[0]) / "output"
     write_scalars(output / "tensorboard", "Train/loss")
@@ -108,7 +115,9 @@ def world(database: Database, settings: Settings) -> Iterator[World]:
         admin = db.scalars(select(User).where(User.username == "admin")).one()
         instance_id = tb_service.open_for_jobs(db, settings, admin, job_ids).id
     try:
-        yield World(project_id, lab_id, sweep_id, job_ids[0], digits_id, instance_id, preview)
+        yield World(
+            project_id, lab_id, sweep_id, job_ids[0], digits_id, instance_id, preview, search_id
+        )
     finally:
         with database.session() as db:
             tb_service.stop_children(db)
@@ -217,6 +226,7 @@ def test_every_page_fits_its_window(
     urls = [fill(path, world) for path in page_routes(app)]
     pages = [url for url in urls if is_page(live_server, url, cookies)]
     assert {f"/sweeps/{world.sweep_id}", "/jobs", f"/labs/{world.lab_id}/files"} <= set(pages)
+    assert f"/searches/{world.search_id}" in pages
     pages.append(f"/labs/{world.lab_id}/files?file=README.md")
     pages.append(f"/datasets/{world.dataset_id}?path={world.preview.rpartition('/')[0]}")
 
@@ -241,6 +251,13 @@ def test_every_page_fits_its_window(
         widths.append(f"{size[0]} review: {doc}")
         if doc > view or spills:
             too_wide.append(f"submit review at {size[0]}: {doc} px {spills}")
+        # the same form in search mode: the search settings and lr's range
+        page.check("input[name=mode][value=search]")
+        page.wait_for_selector("input[name='range.lr.min']", state="visible")
+        doc, view, spills = measure(page, "lab-parameters-search", size, shots)
+        widths.append(f"{size[0]} search form: {doc}")
+        if doc > view or spills:
+            too_wide.append(f"search form at {size[0]}: {doc} px {spills}")
     page.set_viewport_size({"width": 1280, "height": 800})
     for url, table in ((f"/sweeps/{world.sweep_id}", "#sweep-table"), ("/jobs", "table.jobs")):
         page.goto(live_server + url)

@@ -166,7 +166,8 @@ def run_search(
             assert search is not None
             db.expunge(search)
         if search.state in (SearchState.FINISHED, SearchState.STOPPED):
-            return search, *snapshot(database, search_id)[1:]  # type: ignore[return-value]
+            _, trials, jobs = snapshot(database, search_id)
+            return search, trials, jobs
         if time.monotonic() > deadline:
             raise AssertionError(f"search {search_id} did not end: {search.state}")
         time.sleep(0.05)
