@@ -56,7 +56,13 @@ FOUNDATION_MODULES = (
 )
 FRAMEWORK_MODULES = ("fastapi", "starlette")  # /api/v1/openapi.json
 # Later domains: owned by their domain's tests (tests/integration/<domain>/), not this table.
-OWNED_ELSEWHERE = ("labyard.datasets", "labyard.labs", "labyard.jobs", "labyard.tensorboard")
+OWNED_ELSEWHERE = (
+    "labyard.datasets",
+    "labyard.labs",
+    "labyard.jobs",
+    "labyard.tensorboard",
+    "labyard.searches",  # tests/integration/searches/test_search_permissions.py
+)
 
 _counter = itertools.count()
 

@@ -76,6 +76,10 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, str], Body]] = {
     ("DELETE", "/api/v1/labs/{lab_id}/datasets/{dataset_id}"): (NEED_WRITE, _none),
     ("GET", "/api/v1/labs/{lab_id}/parameters"): (NEED_READ, _none),
     ("POST", "/api/v1/labs/{lab_id}/sweeps"): (NEED_WRITE, lambda w: {"json": {"params": {}}}),
+    ("POST", "/api/v1/labs/{lab_id}/searches"): (
+        NEED_WRITE,
+        lambda w: {"json": {"search": {"metric": "Validation_acc", "trials": 1}}},
+    ),
     # ------------------------------------------------ pages
     ("GET", "/labs"): (ANY_USER, _none),
     ("GET", "/templates"): (ANY_USER, _none),
@@ -113,6 +117,10 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, str], Body]] = {
     ("POST", "/labs/{lab_id}/parameters/count"): (NEED_WRITE, _none),
     ("POST", "/labs/{lab_id}/parameters/review"): (NEED_WRITE, _none),
     ("POST", "/labs/{lab_id}/sweeps"): (NEED_WRITE, _none),
+    ("POST", "/labs/{lab_id}/searches"): (
+        NEED_WRITE,
+        lambda w: {"data": {"metric": "Validation_acc", "trials": "1"}},
+    ),
     ("GET", "/labs/{lab_id}/config"): (NEED_READ, _none),
     ("POST", "/labs/{lab_id}/config"): (
         NEED_WRITE,
