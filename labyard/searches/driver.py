@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from labyard.config import Settings
@@ -45,6 +45,7 @@ from labyard.searches.service import search_dir, settings_of, space_of
 log = logging.getLogger(__name__)
 ACTIVE = (SearchState.RUNNING, SearchState.STOPPING)
 POINTS_PER_STEP = 20_000  # metric points read per trial per tick (the rest next tick)
+DONE_FRACTION = 0.999  # a job whose progress lines say it did this much is never pruned
 
 
 def advance_searches(settings: Settings, database: Database) -> None:
@@ -98,12 +99,16 @@ def _report(database: Database, search_id: int) -> None:
         if search is None:
             return
         trials = list(db.scalars(select(SearchTrial).where(SearchTrial.search_id == search_id)))
+        # jobs the pruner may still stop: live, not asked to stop, and not at the end of
+        # their work (a trial past its last epoch costs nothing more; stopping it would
+        # only throw its result away)
         live_jobs = set(
             db.scalars(
                 select(Job.id).where(
                     Job.sweep_id == search_id,
                     Job.status.in_(LIVE_STATUSES),
                     Job.stop_requested_at.is_(None),
+                    or_(Job.progress_fraction.is_(None), Job.progress_fraction < DONE_FRACTION),
                 )
             )
         )

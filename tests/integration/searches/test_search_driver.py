@@ -256,3 +256,38 @@ def test_deleting_the_project_removes_the_search_and_its_snapshot(
         assert db.get(Search, search_id) is None
         assert db.query(SearchTrial).filter_by(search_id=search_id).count() == 0
     assert not folder.exists()
+
+
+def test_a_trial_that_finished_its_epochs_is_never_pruned(
+    settings: Settings, database: Database, tmp_path: Path, search_scheduler, monkeypatch
+) -> None:
+    from tests.integration.searches.conftest import write_search_lab
+
+    # ASHA's rungs are 1 and 3 epochs, and the jobs train 3: a trial judged at its last
+    # epoch has done all its work (its progress line says 3/3), so it completes
+    monkeypatch.setenv("EPOCH_SECONDS", "0.2")
+    lab = write_search_lab(tmp_path / "lab", epochs=3)
+    user = make_users_fast(database, "lastepoch")["lastepoch"]
+    search_id = start(
+        database,
+        settings,
+        user,
+        lab,
+        overrides={
+            "trials": 9,
+            "parallel": 3,
+            "early_stopping": "asha",
+            "algorithm": "random",
+            "seed": 11,
+        },
+        space={"lr": {"min": 0.0001, "max": 0.5, "log": True}},
+    )
+    search, trials, jobs = run_search(search_scheduler(), database, search_id, timeout=240)
+    assert search.state == SearchState.FINISHED
+    assert any(t.state == TrialState.PRUNED for t in trials)
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            assert t.pruned_step == 1, (t.number, t.pruned_step)
+        else:
+            assert t.state == TrialState.COMPLETE
+            assert jobs[t.job_id or -1].status == JobStatus.SUCCEEDED
