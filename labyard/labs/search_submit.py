@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.jobs import service as jobs_service
 from labyard.labs import files, service
+from labyard.labs.submit import lab_inputs
 from labyard.projects.models import Role
 from labyard.searches import service as searches_service
 from labyard.searches.models import Search
@@ -33,12 +33,7 @@ def start_search(
 ) -> Search:
     """Start a search of the lab (WRITE) on `flavor` (default the lab's) with its datasets."""
     lab = service.get_lab(db, user, lab_id, Role.WRITE)
-    mounts = [
-        jobs_service.DatasetInput(
-            name=m.dataset.name, host_path=m.host_path, dataset_id=m.dataset.id
-        )
-        for m in service.mounts(settings, lab)
-    ]
+    mounts = lab_inputs(settings, lab)
     lab = service.lab_for_file_work(db, user, lab_id)
     config = files.read_config(settings, lab)
     request = searches_service.SearchRequest(

@@ -34,6 +34,16 @@ def check_lab_grid(
     return lab, config, check_selection(config, chosen, limit=settings.max_grid_size)
 
 
+def lab_inputs(settings: Settings, lab: Lab) -> list[jobs_service.DatasetInput]:
+    """The lab's attached datasets as its jobs (a sweep's or a search's) get them."""
+    return [
+        jobs_service.DatasetInput(
+            name=m.dataset.name, host_path=m.host_path, dataset_id=m.dataset.id
+        )
+        for m in service.mounts(settings, lab)
+    ]
+
+
 def submit_lab(
     db: Session,
     settings: Settings,
@@ -47,12 +57,7 @@ def submit_lab(
     lab's), with the lab's code snapshot and attached datasets. The file is parsed and the
     grid checked before the write transaction that creates the jobs begins."""
     lab = service.get_lab(db, user, lab_id, Role.WRITE)
-    mounts = [
-        jobs_service.DatasetInput(
-            name=m.dataset.name, host_path=m.host_path, dataset_id=m.dataset.id
-        )
-        for m in service.mounts(settings, lab)
-    ]
+    mounts = lab_inputs(settings, lab)
     lab, config, check = check_lab_grid(db, settings, user, lab_id, chosen=chosen)
     sweep = jobs_service.create_sweep(
         db,
