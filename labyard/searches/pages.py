@@ -22,7 +22,7 @@ from labyard.numbers import ascii_int
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
 from labyard.searches import service
-from labyard.searches.models import Search, SearchState
+from labyard.searches.models import Search, SearchState, SearchTrial
 from labyard.searches.router import search_out, trial_out
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import is_htmx, render
@@ -32,14 +32,9 @@ LIVE_STATES = (SearchState.RUNNING, SearchState.STOPPING)
 SHOWN_SETTINGS = ("algorithm", "metric", "goal", "early_stopping", "resource")
 
 
-def _trial_rows(db: Session, search: Search) -> tuple[list[dict[str, Any]], dict[int, Job]]:
-    """Each trial as the API shows it (JSON-able), and the search's jobs by id."""
-    jobs = service.jobs_of(db, search.id)
-    rows = [
-        trial_out(t, jobs.get(t.job_id or -1)).model_dump(mode="json")
-        for t in service.trials_of(db, search.id)
-    ]
-    return rows, jobs
+def _trial_rows(trials: list[SearchTrial], jobs: dict[int, Job]) -> list[dict[str, Any]]:
+    """Each trial as the API shows it (JSON-able)."""
+    return [trial_out(t, jobs.get(t.job_id or -1)).model_dump(mode="json") for t in trials]
 
 
 def _boot(search: dict[str, Any], trials: list[dict[str, Any]], jobs: dict[int, Job]) -> Any:
@@ -54,8 +49,9 @@ def _boot(search: dict[str, Any], trials: list[dict[str, Any]], jobs: dict[int, 
 
 
 def _context(db: Session, user: User, search: Search) -> dict[str, Any]:
-    out = search_out(db, search).model_dump(mode="json")
-    trials, jobs = _trial_rows(db, search)
+    found, jobs = service.trials_of(db, search.id), service.jobs_of(db, search.id)
+    out = search_out(db, search, found, jobs).model_dump(mode="json")
+    trials = _trial_rows(found, jobs)
     counts = out["counts"]
     ended = counts["complete"] + counts["pruned"] + counts["failed"]
     role = role_of(db, user, search.project_id)

@@ -18,10 +18,15 @@ from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 router = APIRouter(prefix="/api/v1", tags=["searches"])
 
 
-def search_out(db: Session, search: Search) -> SearchOut:
-    """The API shape of a search."""
-    trials = service.trials_of(db, search.id)
-    jobs = service.jobs_of(db, search.id)
+def search_out(
+    db: Session,
+    search: Search,
+    trials: list[SearchTrial] | None = None,
+    jobs: dict[int, Job] | None = None,
+) -> SearchOut:
+    """The API shape of a search (its trials and jobs read here unless the caller has them)."""
+    trials = service.trials_of(db, search.id) if trials is None else trials
+    jobs = service.jobs_of(db, search.id) if jobs is None else jobs
     best = service.best_trial(search, trials)
     sweep = db.get(Sweep, search.id)
     return SearchOut(
