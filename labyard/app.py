@@ -28,6 +28,7 @@ from labyard.jobs import views as jobs_views
 from labyard.labs import pages as labs_pages
 from labyard.labs import router as labs_router
 from labyard.labs import service as labs_service
+from labyard.nodes import pages as nodes_pages
 from labyard.overview import pages as overview_pages
 from labyard.projects import pages as project_pages
 from labyard.projects import router as projects_router
@@ -37,6 +38,10 @@ from labyard.searches import driver as searches_driver
 from labyard.searches import pages as searches_pages
 from labyard.searches import router as searches_router
 from labyard.searches import service as searches_service
+from labyard.sessions import lifecycle as sessions_lifecycle
+from labyard.sessions import pages as sessions_pages
+from labyard.sessions import router as sessions_router
+from labyard.sessions import service as sessions_service
 from labyard.tensorboard import lifecycle as tensorboard_lifecycle
 from labyard.tensorboard import pages as tensorboard_pages
 from labyard.tensorboard import router as tensorboard_router
@@ -65,6 +70,7 @@ API_MODULES = (
     jobs_router,
     searches_router,
     tensorboard_router,
+    sessions_router,
 )
 # Page modules; their NAV_LINKS = [(label, path), ...] become the top navigation, in this order.
 PAGE_MODULES = (
@@ -75,6 +81,8 @@ PAGE_MODULES = (
     jobs_pages,
     searches_pages,
     tensorboard_pages,
+    sessions_pages,
+    nodes_pages,
     auth_pages,
     admin_pages,
     docs,
@@ -100,6 +108,7 @@ def wire_hooks() -> None:
     projects_service.DELETE_BLOCKERS.connect(jobs_service.project_jobs_active)
     datasets_service.IN_USE_CHECKS.connect(jobs_service.dataset_in_use)
     jobs_views.LAB_FINDER.connect(labs_service.lab_refs)
+    labs_service.DELETE_BLOCKERS.connect(sessions_service.lab_session_live)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -107,7 +116,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     wire_hooks()
     settings = settings or Settings()
     database = database or Database(settings.resolved_database_url)
-    start_hooks: list[StartHook] = [datasets_lifecycle.start, tensorboard_lifecycle.start]
+    start_hooks: list[StartHook] = [
+        datasets_lifecycle.start,
+        tensorboard_lifecycle.start,
+        sessions_lifecycle.start,
+    ]
     if settings.start_scheduler:
         start_hooks.append(jobs_lifecycle.start)
 

@@ -130,6 +130,22 @@ def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     return run_scheduler_forever(settings, SCHEDULER_STEPS)
 
 
+def cmd_check_executor(_args: argparse.Namespace, settings: Settings) -> int:
+    """Check that the executor can run jobs (Slurm: a short job reads a probe file that this
+    machine writes into the data folder); say what is wrong when it cannot."""
+    from labyard.jobs.executors import make_executor
+    from labyard.jobs.executors.base import ExecutorError
+
+    executor = make_executor(settings)
+    try:
+        executor.check()
+    except (ExecutorError, OSError) as exc:
+        print(f"error: the {executor.name} executor cannot run jobs: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: the {executor.name} executor can run jobs")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `labyard`."""
     parser = argparse.ArgumentParser(prog="labyard", description="Labyard training platform")
@@ -142,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
     scheduler = sub.add_parser("scheduler", help="run the job scheduler on its own")
     scheduler.set_defaults(func=cmd_scheduler)
+    check = sub.add_parser("check-executor", help="check that jobs can run (Slurm: the probe)")
+    check.set_defaults(func=cmd_check_executor)
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     create = user_sub.add_parser("create", help="create a user")

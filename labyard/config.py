@@ -38,8 +38,41 @@ class Settings(BaseSettings):
         repr=False,
         description="Signs session cookies; empty means generated once and kept in the data dir.",
     )
-    executor: Literal["local", "docker"] = Field(
-        default="local", description="Where jobs run: local processes or Docker containers."
+    executor: Literal["local", "docker", "slurm"] = Field(
+        default="local",
+        description="Where jobs run: local processes, Docker containers, or Slurm batch jobs "
+        "(the cluster places them; see Running on a Slurm cluster).",
+    )
+    slurm_bin_dir: str = Field(
+        default="",
+        description="Folder of the Slurm commands (sbatch, squeue, scontrol, sacct, scancel, "
+        "sinfo); empty: found on PATH.",
+    )
+    slurm_conf: str = Field(
+        default="",
+        description="The slurm.conf the Slurm commands read (passed as SLURM_CONF); empty: "
+        "Slurm's own default (/etc/slurm/slurm.conf or DNS).",
+    )
+    slurm_partition: str = Field(
+        default="",
+        description="Partition of jobs whose flavor names none; empty: the cluster's default.",
+    )
+    slurm_shared_dir: str = Field(
+        default="",
+        description="Where the Slurm nodes see the data folder (the same files, on a shared "
+        "filesystem); empty: at the data folder's own path.",
+    )
+    slurm_max_pending_per_project: int = Field(
+        default=50,
+        ge=1,
+        description="Most jobs of one project handed to Slurm and still pending there; the "
+        "rest wait queued in Labyard, so a large sweep does not flood the cluster.",
+    )
+    slurm_probe_timeout_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How long the start-up check waits for its short Slurm job to read the "
+        "probe file before it reports the shared folder unusable.",
     )
     admin_password: str = Field(
         default="",
@@ -203,6 +236,13 @@ class Settings(BaseSettings):
             "Lifetime of the link a TensorBoard page is framed with (it also ends at logout); "
             "reloading the page makes a fresh one."
         ),
+    )
+
+    session_idle_minutes: float = Field(
+        default=60,
+        gt=0,
+        description="A lab session (JupyterLab) with no activity for this many minutes is "
+        "stopped and its GPUs freed; its page warns during the last 10 minutes.",
     )
 
     live_poll_seconds: float = Field(

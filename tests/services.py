@@ -1,5 +1,5 @@
 """The real components the test suite runs against: PostgreSQL, Docker Engine, the job
-image, Chromium.
+image, Chromium, a two-node Slurm cluster (tests/slurm_cluster.py).
 
 Every function is idempotent, cached per process, and fast when the thing is already up.
 A component that cannot be had raises ServiceMissing (saying how to install it); fixtures
@@ -28,6 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+
+from tests import slurm_cluster as slurm
+from tests.slurm_cluster import SlurmCluster
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER_DIR = REPO / "runner"
@@ -413,6 +416,27 @@ def chromium_path() -> str:
     raise ServiceMissing(f"{CHROMIUM} not found: apt-get install -y chromium")
 
 
+# --------------------------------------------------------------------------- Slurm
+
+
+@_once
+def slurm_cluster() -> SlurmCluster:
+    """The two-node test Slurm cluster on this machine (started as root when not running)."""
+    found = slurm.healthy()
+    if found is not None:
+        return found
+    try:
+        with _machine_lock("slurm"):
+            return slurm.healthy() or slurm.start_cluster()
+    except slurm.SlurmMissing as exc:
+        raise ServiceMissing(str(exc)) from exc
+
+
+def _slurm_summary() -> str:
+    cluster = slurm_cluster()
+    return f"{len(cluster.nodes)} nodes, {cluster.gpus_per_node} GPUs each ({cluster.conf})"
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -433,6 +457,7 @@ def ensure_all() -> bool:
         ("docker", lambda: docker_client().version().get("Version")),
         ("image", lambda: ensure_image(TEST_IMAGE)),
         ("chromium", chromium_path),
+        ("slurm", _slurm_summary),
     ]
     return all([_timed(name, fn) for name, fn in checks])
 
@@ -444,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         "docker": lambda: docker_client().version().get("Version"),
         "image": lambda: ensure_image(TEST_IMAGE),
         "chromium": chromium_path,
+        "slurm": _slurm_summary,
     }
     if args == ["ensure-all"]:
         return 0 if ensure_all() else 1

@@ -7,6 +7,7 @@ from labyard.jobs import models as job_models
 from labyard.labs import models as lab_models
 from labyard.projects import models as project_models
 from labyard.searches import models as search_models
+from labyard.sessions import models as session_models
 from labyard.tensorboard import models as tensorboard_models
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "lab_models",
     "project_models",
     "search_models",
+    "session_models",
     "tensorboard_models",
 ]

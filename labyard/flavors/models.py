@@ -21,4 +21,8 @@ class Flavor(Base):
     cpus: Mapped[float] = mapped_column(default=1.0)
     memory_mb: Mapped[int] = mapped_column(default=2048)
     description: Mapped[str] = mapped_column(String(500), default="")
+    # Slurm options of the flavor (empty: the cluster's defaults)
+    partition: Mapped[str] = mapped_column(String(100), default="")
+    account: Mapped[str] = mapped_column(String(100), default="")
+    qos: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,6 +13,9 @@ class FlavorIn(BaseModel):
     cpus: float = 1.0
     memory_mb: int = 2048
     description: str = ""
+    partition: str = ""  # Slurm options; empty: the cluster's default
+    account: str = ""
+    qos: str = ""
 
 
 class FlavorUpdate(BaseModel):
@@ -22,6 +25,9 @@ class FlavorUpdate(BaseModel):
     cpus: float
     memory_mb: int
     description: str = ""
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
 
 
 class FlavorOut(FlavorIn):

@@ -1,4 +1,7 @@
-"""What this node offers jobs: GPUs (configured or detected), CPU cores, memory."""
+"""What this node offers jobs: GPUs (configured or detected), CPU cores, memory.
+
+With an executor that places jobs itself (Slurm), the cluster decides what fits: the
+inventory is then `placed_by` that engine and refuses nothing (`why_never_fits` is None)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 import psutil
 
 from labyard.config import Settings
+from labyard.jobs.executors import executor_class
 
 _GPU_ID_RE = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
 
@@ -22,9 +26,12 @@ class Inventory:
     gpus: tuple[str, ...]
     cpus: float
     memory_mb: int
+    placed_by: str = ""  # the executor that places jobs (its cluster decides), or ""
 
     def why_never_fits(self, *, gpus: int, cpus: float, memory_mb: int) -> str | None:
         """Why a job of this size can never run here, or None when it can."""
+        if self.placed_by:
+            return None
         if gpus > len(self.gpus):
             return f"it needs {gpus} GPU(s) and this node has {len(self.gpus)}"
         if cpus > self.cpus:
@@ -76,8 +83,11 @@ def detect_gpus() -> tuple[str, ...]:
 
 
 def node_inventory(settings: Settings) -> Inventory:
-    """The inventory: LABYARD_GPUS if set, else detected GPUs; usable cores; total memory."""
+    """The inventory: LABYARD_GPUS if set, else detected GPUs; usable cores; total memory
+    (and who places jobs, when the executor's engine does)."""
     gpus = parse_gpu_list(settings.gpus) if settings.gpus.strip() else detect_gpus()
     cpus = float(len(os.sched_getaffinity(0)))
     memory_mb = int(psutil.virtual_memory().total // (1024 * 1024))
-    return Inventory(gpus=gpus, cpus=cpus, memory_mb=memory_mb)
+    placer = executor_class(settings.executor)
+    placed_by = placer.name if placer.places_jobs else ""
+    return Inventory(gpus=gpus, cpus=cpus, memory_mb=memory_mb, placed_by=placed_by)

@@ -97,6 +97,12 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(default=0)
     executor: Mapped[str] = mapped_column(String(16), default="")
     external_id: Mapped[str] = mapped_column(String(100), default="")
+    # where an engine that places jobs (Slurm) has it: node(s), its state and reason in the
+    # engine's words (PENDING / Resources), its place in the engine's queue
+    node: Mapped[str] = mapped_column(String(200), default="")
+    engine_state: Mapped[str] = mapped_column(String(32), default="")
+    engine_reason: Mapped[str] = mapped_column(String(200), default="")
+    queue_position: Mapped[int | None] = mapped_column(default=None)
     datasets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     progress_fraction: Mapped[float | None] = mapped_column(default=None)
     progress_start_fraction: Mapped[float | None] = mapped_column(default=None)
@@ -110,6 +116,15 @@ class Job(Base):
     def display_name(self) -> str:
         """ "QuickStart · sweep 3 · #2 · network=resnet18" (stored as `name`)."""
         return self.name
+
+    @property
+    def engine_summary(self) -> str:
+        """Where the cluster has the job, in a line: "PENDING · Resources · #3 in the
+        cluster's queue" ("" when no cluster places it)."""
+        parts = [self.engine_state, self.engine_reason]
+        if self.queue_position is not None:
+            parts.append(f"#{self.queue_position} in the cluster's queue")
+        return " · ".join(part for part in parts if part)
 
     @property
     def sweep_label(self) -> str:

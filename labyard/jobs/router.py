@@ -45,6 +45,19 @@ class JobOut(BaseModel):
     assigned_gpus: list[str]
     priority: int
     executor: str
+    attempt: int = Field(description="Runs of the job so far (a cluster's requeue is one more)")
+    node: str = Field(description="The node(s) a cluster placed the job on")
+    engine_state: str = Field(
+        description="The cluster's state of a job it places (Slurm: PENDING, RUNNING, "
+        "COMPLETED, TIMEOUT, OUT_OF_MEMORY ...); empty for jobs the platform places"
+    )
+    engine_reason: str = Field(
+        description="Why the cluster keeps it waiting (Slurm: Resources, Priority, "
+        "QOSMaxGRESPerUser ...)"
+    )
+    engine_queue_position: int | None = Field(
+        description="Its place among the cluster's pending jobs (1 = next)"
+    )
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -102,6 +115,11 @@ def job_out(job: Job, queue_position: int | None) -> JobOut:
         assigned_gpus=job.assigned_gpus,
         priority=job.priority,
         executor=job.executor,
+        attempt=job.attempt,
+        node=job.node,
+        engine_state=job.engine_state,
+        engine_reason=job.engine_reason,
+        engine_queue_position=job.queue_position,
         queued_at=job.queued_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

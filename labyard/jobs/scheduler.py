@@ -7,7 +7,10 @@ init_spawners pattern) and remove the executor's orphans; (3) follow live jobs: 
 log lines (metrics, progress), send SIGTERM then SIGKILL after the grace period to jobs
 asked to stop, and finish jobs that exited; (4) dispatch queued jobs FIFO within priority
 onto free whole GPUs, CPUs and memory (strict FIFO: a job that does not fit yet holds back
-the ones behind it, so large jobs do not starve).
+the ones behind it, so large jobs do not starve). With an executor that places jobs itself
+(Slurm), (4) hands queued jobs over instead (labyard.jobs.placement) and (3) follows them
+while they wait in the engine too. `run` first checks that the executor can run jobs
+(Slurm's probe of the shared folder) and dispatches nothing until it can.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.db import Database, utcnow
-from labyard.jobs import ingest, quota
+from labyard.jobs import ingest, placement, quota
 from labyard.jobs.executors import make_executor
 from labyard.jobs.executors.base import (
     LOST_REASON,
@@ -44,6 +47,7 @@ from labyard.jobs.service import job_dir, request_stop, transition
 
 log = logging.getLogger(__name__)
 S = JobStatus
+CHECK_RETRY_SECONDS = 60.0  # how often a failed start-up check of the executor is retried
 # A step of a higher domain run every tick by the lease holder (e.g. advancing searches).
 SchedulerStep = Callable[[Settings, Database], None]
 
@@ -58,16 +62,6 @@ def _holder_alive(holder: str) -> bool:
         return f"{psutil.Process(int(pid_text)).create_time():.3f}" == started.split("|")[0]
     except psutil.Error:
         return False
-
-
-def _keep_process_times(job: Job, state: JobState) -> None:
-    """Keep the process's own start and end times (when the executor knows them) instead
-    of the ticks at which the scheduler noticed: elapsed is the process's run time, and a
-    job that ended while the server was down keeps its real end, not the restart time."""
-    if state.started_at is not None:
-        job.started_at = state.started_at
-    if state.finished_at is not None and job.status not in LIVE_STATUSES:
-        job.finished_at = max(state.finished_at, job.started_at or state.finished_at)
 
 
 def _log_adoption(job: Job, executor: str, external_id: str, state: JobState) -> None:
@@ -143,19 +137,42 @@ class Scheduler:
         if not self.acquire_lease():
             return False
         if not self._adopted:
-            self.adopt_all()
+            try:
+                self.adopt_all()
+            except ExecutorError as exc:  # the engine does not answer: adopt next tick
+                log.warning("cannot adopt jobs yet: %s", exc)
+                return True
             self._adopted = True
-        self.follow_live()
+        answered = self.follow_live()
         for step in self.steps:
             try:
                 step(self.settings, self.database)
             except Exception:  # noqa: BLE001 - a failing step must not stop dispatching
                 log.exception("scheduler step %s failed", getattr(step, "__name__", step))
-        self.dispatch()
+        if answered:
+            self.dispatch()
         return True
 
+    def check_executor(self, stop: threading.Event) -> None:
+        """Run the executor's start-up check until it passes (or `stop` is set), saying
+        what is wrong in the server's log each time it fails."""
+        while not stop.is_set():
+            try:
+                self.executor.check()
+                return
+            except (ExecutorError, OSError) as exc:
+                log.error(
+                    "the %s executor cannot run jobs: %s; no job is dispatched until this is "
+                    "fixed (checking again in %.0f s)",
+                    self.executor.name,
+                    exc,
+                    CHECK_RETRY_SECONDS,
+                )
+            stop.wait(CHECK_RETRY_SECONDS)
+
     def run(self, stop: threading.Event) -> None:
-        """Tick every `scheduler_interval_seconds` until `stop` is set."""
+        """Check the executor, then tick every `scheduler_interval_seconds` until `stop`."""
+        self.check_executor(stop)
         while not stop.is_set():
             try:
                 self.tick()
@@ -176,7 +193,11 @@ class Scheduler:
     # ------------------------------------------------------------------ adopt
 
     def adopt_all(self) -> None:
-        """Re-attach to every live job after a (re)start; finish those that are gone."""
+        """Re-attach to every live job after a (re)start; finish those that are gone.
+
+        The executor's state of every job is read first: if the engine does not answer,
+        this raises and the next tick tries again (nothing is marked lost meanwhile)."""
+        self.executor.refresh()
         with self.database.session() as db:
             ids = list(db.scalars(select(Job.id).where(Job.status.in_(LIVE_STATUSES))))
         for job_id in ids:
@@ -192,9 +213,7 @@ class Scheduler:
                 _log_adoption(job, executor.name, external, state)
                 if state.running:
                     job.external_id = external
-                    if job.status == S.STARTING:
-                        transition(job, S.RUNNING)
-                    _keep_process_times(job, state)
+                    placement.apply_live(job, state)
                     continue
                 self._finish(db, job, executor, state)
         with self.database.session() as db:
@@ -208,60 +227,89 @@ class Scheduler:
 
     # ------------------------------------------------------------------ follow
 
-    def follow_live(self) -> None:
-        """Ingest logs of live jobs, deliver stop signals, finish exited jobs.
+    def follow_live(self) -> bool:
+        """Ingest logs of live jobs, deliver stop signals, finish exited jobs, and keep the
+        engine's reports (waiting, where) on the rows of jobs an engine places.
 
-        Executor calls (Docker API round trips, waiting for a log follower) happen outside
-        database transactions, so on SQLite no writer waits on Docker.
-        """
+        Executor calls (Docker API round trips, Slurm commands, waiting for a log follower)
+        happen outside database transactions, so on SQLite no writer waits on them. False
+        when the executor's engine does not answer (nothing is followed this round)."""
+        try:
+            self.executor.refresh()
+        except ExecutorError as exc:
+            log.warning("the %s executor does not answer: %s", self.executor.name, exc)
+            return False
         with self.database.read_session() as db:
-            ids = list(db.scalars(select(Job.id).where(Job.status == S.RUNNING)))
+            ids = list(
+                db.scalars(
+                    select(Job.id).where(
+                        Job.status.in_(LIVE_STATUSES),
+                        (Job.status == S.RUNNING) | (Job.external_id != ""),
+                    )
+                )
+            )
         for job_id in ids:
             try:
                 self._follow_one(job_id)
             except Exception:  # noqa: BLE001 - one broken job must not stop the others
                 log.exception("following job %s failed", job_id)
+        return True
 
     def _follow_one(self, job_id: int) -> None:
-        over_quota = self.quota.over(job_id, job_dir(self.settings, job_id) / "output")
-        with self.database.session() as db:
+        folder = job_dir(self.settings, job_id)
+        with self.database.read_session() as db:
             job = db.get(Job, job_id)
-            if job is None or job.status != S.RUNNING:
+            if job is None or job.status not in LIVE_STATUSES:
                 return
-            ingest.ingest_log(db, job, job_dir(self.settings, job.id))
-            if over_quota:
-                request_stop(job, reason=over_quota)
+            running = job.status == S.RUNNING
             external_id, stop_requested_at = job.external_id, job.stop_requested_at
-            started_at = job.started_at
             executor = self._executor_for(job)
+        if running:  # a job waiting in an engine has no log or output yet
+            over_quota = self.quota.over(job_id, folder / "output")
+            with self.database.session() as db:
+                job = db.get(Job, job_id)
+                if job is None or job.status != S.RUNNING:
+                    return
+                ingest.ingest_log(db, job, folder)
+                if over_quota:
+                    request_stop(job, reason=over_quota)
+                stop_requested_at = job.stop_requested_at
         if stop_requested_at is not None:
-            # SIGTERM first, always; SIGKILL once the grace period has passed since that
-            # signal (a late tick must not turn a graceful stop into a kill)
-            sent = self._term_sent.get(job_id)
-            if sent is None:
-                executor.stop(job_id, external_id, force=False)
-                self._term_sent[job_id] = time.monotonic()
-            elif time.monotonic() - sent >= self.settings.stop_grace_seconds:
-                executor.stop(job_id, external_id, force=True)
+            self._deliver_stop(executor, job_id, external_id)
         state = executor.poll(job_id, external_id)
         if state.running:
-            if state.started_at is not None and state.started_at != started_at:
-                self._update_start(job_id, state)
+            self._update_live(job_id, state)
             return
         executor.logs_complete(job_id)
         with self.database.session() as db:
             job = db.get(Job, job_id)
-            if job is None or job.status != S.RUNNING:
+            if job is None or job.status not in LIVE_STATUSES:
                 return
             self._record_finish(db, job, state)
         executor.cleanup(job_id, external_id)
 
-    def _update_start(self, job_id: int, state: JobState) -> None:
-        """A running job's start is its process's (the running display counts from it)."""
+    def _deliver_stop(self, executor: Executor, job_id: int, external_id: str) -> None:
+        """SIGTERM first, always; SIGKILL once the grace period has passed since that signal
+        (a late tick must not turn a graceful stop into a kill). An engine cancels a job
+        that still waits in it at once."""
+        sent = self._term_sent.get(job_id)
+        if sent is None:
+            executor.stop(job_id, external_id, force=False)
+            self._term_sent[job_id] = time.monotonic()
+        elif time.monotonic() - sent >= self.settings.stop_grace_seconds:
+            executor.stop(job_id, external_id, force=True)
+
+    def _update_live(self, job_id: int, state: JobState) -> None:
+        """A live job's report on its row (labyard.jobs.placement.apply_live), written only
+        when it changes something: the running display counts from the process's start."""
+        with self.database.read_session() as db:
+            job = db.get(Job, job_id)
+            if job is None or not placement.changes(job, state):
+                return
         with self.database.session() as db:
             job = db.get(Job, job_id)
-            if job is not None and job.status == S.RUNNING:
-                _keep_process_times(job, state)
+            if job is not None and job.status in LIVE_STATUSES:
+                placement.apply_live(job, state)
 
     def _finish(self, db: Session, job: Job, executor: Executor, state: JobState) -> None:
         """Finish a job inside the caller's transaction (used at adoption, once at start)."""
@@ -274,23 +322,26 @@ class Scheduler:
         """The last log lines, then the final state: the one place a job's exit is judged."""
         ingest.ingest_log(db, job, job_dir(self.settings, job.id), final=True)
         code = state.exit_code
+        placement.apply_final(job, state.placement)
         if state.lost:
             transition(job, S.FAILED, reason=LOST_REASON)
         elif job.stop_requested_at is not None:
             to = S.PRUNED if job.stop_status == S.PRUNED else S.STOPPED
             transition(job, to, reason=job.reason or "stopped by user", exit_code=code)
-        elif code == 0:
+        elif code == 0 and not state.reason:
             transition(job, S.SUCCEEDED, reason="", exit_code=0)
         else:
-            transition(job, S.FAILED, reason=f"exited with code {code}", exit_code=code)
-        _keep_process_times(job, state)
+            why = state.reason or f"exited with code {code}"
+            transition(job, S.FAILED, reason=why, exit_code=code)
+        placement.keep_process_times(job, state)
         self._term_sent.pop(job.id, None)
         self.quota.forget(job.id)
 
     # ------------------------------------------------------------------ dispatch
 
     def dispatch(self) -> int:
-        """Start queued jobs that fit now, FIFO within priority; return how many started."""
+        """Start queued jobs that fit now, FIFO within priority (or hand them to an engine
+        that places them); return how many started."""
         started = 0
         while True:
             more, spec = self._claim_next()
@@ -304,6 +355,9 @@ class Scheduler:
         """Mark the head of the queue `starting` with its GPUs if it fits now.
 
         Returns (look again?, the launch spec of the claimed job)."""
+        if self.executor.places_jobs:
+            with self.database.session() as db:
+                return placement.claim_for_engine(db, self.settings, self.executor.name)
         inv = self.inventory
         with self.database.session() as db:
             live = list(db.scalars(select(Job).where(Job.status.in_(LIVE_STATUSES))))
@@ -337,6 +391,7 @@ class Scheduler:
                 job_dir=job_dir(self.settings, job.id),
                 image=job.image,
                 gpus=gpus,
+                gpu_count=len(gpus),
                 cpus=job.cpus,
                 memory_mb=job.memory_mb,
                 datasets=[DatasetMount(d["name"], Path(d["host_path"])) for d in job.datasets],
@@ -355,4 +410,7 @@ class Scheduler:
             job = db.get(Job, spec.job_id)
             if job is not None and job.status == S.STARTING:
                 job.external_id = external
-                transition(job, S.RUNNING)
+                if self.executor.places_jobs:  # it waits in the engine until it starts
+                    job.engine_state = "SUBMITTED"
+                else:
+                    transition(job, S.RUNNING)

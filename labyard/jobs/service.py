@@ -48,7 +48,8 @@ S = JobStatus
 TRANSITIONS: dict[str, set[str]] = {
     S.QUEUED: {S.STARTING, S.STOPPED, S.FAILED},
     S.STARTING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED},
-    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED},
+    # running -> starting: a cluster requeued the job (a node failed); its next attempt waits
+    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED, S.STARTING},
 }
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 

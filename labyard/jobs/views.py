@@ -168,6 +168,9 @@ def row_state(job: Job, position: int | None) -> dict[str, Any]:
         "queue_position": position,
         "stop_requested": job.stop_requested_at is not None,
         "assigned_gpus": list(job.assigned_gpus or []),
+        "node": job.node,
+        "cluster": job.engine_summary,
+        "attempt": job.attempt,
         "final": job.status in FINAL_STATUSES,
         "live": job.status in LIVE_STATUSES,
     }

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from labyard.db.unique import save_unique, saved_unless_taken
 from labyard.errors import Conflict, InvalidInput, NotFound
 from labyard.flavors.models import Flavor
 from labyard.flavors.service import get_flavor_by_name, list_flavors
+from labyard.hooks import HookPoint
 from labyard.jobs.inventory import Inventory, node_inventory
 from labyard.jobs.models import Job
 from labyard.jobs.service import check_fits
@@ -49,6 +50,8 @@ command: python main.py
 params: {}
 """
 BLANK_MAIN = 'print("Hello from a blank lab")\n'
+# Why a lab cannot be deleted now, answered by a higher domain (its session runs), or None.
+DELETE_BLOCKERS: HookPoint[Callable[[Session, int], str | None]] = HookPoint("labs.delete_blockers")
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,9 @@ def update_lab(
 def delete_lab(db: Session, settings: Settings, user: User, lab_id: int) -> None:
     """Delete a lab and its files (WRITE); its jobs' records and outputs stay."""
     lab = get_lab(db, user, lab_id, Role.WRITE)
+    for blocker in DELETE_BLOCKERS.handlers():
+        if why := blocker(db, lab.id):
+            raise Conflict(f"Lab {lab.name} cannot be deleted: {why}.")
     db.delete(lab)
     db.flush()
     folder = lab_dir(settings, lab_id)

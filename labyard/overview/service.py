@@ -112,7 +112,8 @@ def _rows(db: Session, jobs: list[Job]) -> list[JobRow]:
 _ROW_COLUMNS = load_only(
     Job.id, Job.project_id, Job.name, Job.status, Job.reason, Job.exit_code, Job.gpus,
     Job.assigned_gpus, Job.priority, Job.started_at, Job.finished_at, Job.eta_seconds,
-    Job.progress_fraction, Job.progress_line, Job.stop_requested_at,
+    Job.progress_fraction, Job.progress_line, Job.stop_requested_at, Job.attempt, Job.node,
+    Job.engine_state, Job.engine_reason, Job.queue_position,
 )  # fmt: skip
 
 

@@ -302,12 +302,12 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     try:
         async with ws_connect(url, open_timeout=5) as upstream:
             await websocket.accept()
-            await _relay(websocket, upstream)
+            await relay(websocket, upstream)
     except (OSError, WebSocketException, TimeoutError):
         await websocket.close(code=TRY_AGAIN_LATER)
 
 
-async def _relay(websocket: WebSocket, upstream: ClientConnection) -> None:
+async def relay(websocket: WebSocket, upstream: ClientConnection) -> None:
     """Copy messages both ways until either side closes."""
 
     async def downstream_to_upstream() -> None:
@@ -331,6 +331,8 @@ async def _relay(websocket: WebSocket, upstream: ClientConnection) -> None:
         asyncio.create_task(downstream_to_upstream()),
         asyncio.create_task(upstream_to_downstream()),
     ]
-    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
+    for task in done:  # a side that went away first ends the relay; that is no error
+        task.exception()

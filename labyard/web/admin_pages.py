@@ -79,6 +79,9 @@ def create_flavor(
     cpus: Annotated[float, Form()],
     memory_mb: Annotated[int, Form()],
     description: Annotated[str, Form()] = "",
+    partition: Annotated[str, Form()] = "",
+    account: Annotated[str, Form()] = "",
+    qos: Annotated[str, Form()] = "",
 ) -> Response:
     """Define a flavor."""
     flavor_service.create_flavor(
@@ -89,6 +92,9 @@ def create_flavor(
         cpus=cpus,
         memory_mb=memory_mb,
         description=description,
+        partition=partition,
+        account=account,
+        qos=qos,
     )
     return render(request, "admin.html", _context(db), block="flavors")
 
@@ -103,10 +109,22 @@ def update_flavor(
     cpus: Annotated[float, Form()],
     memory_mb: Annotated[int, Form()],
     description: Annotated[str, Form()] = "",
+    partition: Annotated[str, Form()] = "",
+    account: Annotated[str, Form()] = "",
+    qos: Annotated[str, Form()] = "",
 ) -> Response:
-    """Change a flavor's sizes."""
+    """Change a flavor's sizes and Slurm options."""
     flavor_service.update_flavor(
-        db, admin, flavor_id, gpus=gpus, cpus=cpus, memory_mb=memory_mb, description=description
+        db,
+        admin,
+        flavor_id,
+        gpus=gpus,
+        cpus=cpus,
+        memory_mb=memory_mb,
+        description=description,
+        partition=partition,
+        account=account,
+        qos=qos,
     )
     return render(request, "admin.html", _context(db), block="flavors")
 

@@ -52,6 +52,11 @@
     var bar = document.getElementById("job-progress");
     if (bar) window.labyardProgress(bar, s.progress);
     if (s.assigned_gpus && s.assigned_gpus.length) text("job-gpus", s.assigned_gpus.length + " (" + s.assigned_gpus.join(", ") + ")");
+    [["job-cluster", s.cluster], ["job-node", s.node]].forEach(function (fact) {
+      var box = document.getElementById(fact[0] + "-fact");
+      if (box) box.hidden = !fact[1];
+      text(fact[0], fact[1] || "");
+    });
     var stop = document.getElementById("job-stop");
     if (stop) stop.disabled = !!s.final || !!s.stop_requested;
     var del = document.getElementById("job-delete");

@@ -39,8 +39,8 @@ from tests.factories import ADMIN_PASSWORD, write_scalars
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VIEWPORTS = ((1280, 800), (1920, 1080))
-# TensorBoard's own pages, proxied: not Labyard's layout
-NOT_OURS = ("labyard.tensorboard.proxy",)
+# TensorBoard's and JupyterLab's own pages, proxied: not Labyard's layout
+NOT_OURS = ("labyard.tensorboard.proxy", "labyard.sessions.proxy")
 # a route's required query parameters, from the objects the test made
 QUERIES = {"/datasets/{dataset_id}/preview": "?path={preview}"}
 CURVES = ("Train_loss", "Train_acc", "Validation_loss", "Validation_acc", "lr")

@@ -25,13 +25,17 @@ DOMAINS = (
     "searches",
     "labs",
     "tensorboard",
+    "sessions",
     "overview",
+    "nodes",
 )
 # A domain may import only domains of a lower layer.
 LAYER = {"auth": 0, "projects": 1, "flavors": 2, "datasets": 2, "jobs": 3, "searches": 4}
 LAYER["labs"] = 5  # a lab submits grids (jobs) and starts searches
 LAYER["tensorboard"] = 6  # builds on jobs (and opens a lab's jobs)
-LAYER["overview"] = 7  # the home and project overviews read every domain; none reads them
+LAYER["sessions"] = 7  # a lab's JupyterLab runs as a job, proxied like TensorBoard
+LAYER["overview"] = 8  # the home and project overviews read every domain; none reads them
+LAYER["nodes"] = 9  # the machines that run jobs and the jobs on them (reads jobs, overview)
 COMPOSITION_ROOTS = ("labyard.app", "labyard.cli", "labyard.bootstrap")
 
 

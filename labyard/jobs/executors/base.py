@@ -3,10 +3,18 @@
 Every executor gives a job the same view (DESIGN.md's job contract) and keeps the job's
 `job.log` filled (see labyard.jobs.logs). Executors keep no state that the database cannot
 rebuild: `adopt` re-attaches to a job from its `external_id` after a server restart.
+
+Placement: by default the scheduler places jobs (its node inventory, whole GPUs in
+`LaunchSpec.gpus`). An executor with `places_jobs` (Slurm; Kubernetes next) is handed queued
+jobs without GPUs and places them itself: the job waits in `starting` while `poll` reports
+it `waiting` with the engine's `Placement` (state, reason, queue position), then runs on
+the node and GPUs the engine chose; an engine that re-runs a job (a requeue after a node
+failure) reports the new `attempt`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +24,12 @@ from typing import ClassVar
 from labyard.config import Settings
 
 LOST_REASON = "lost while the server was down"
+
+
+def instance_id(settings: Settings) -> str:
+    """This installation's tag on what it starts in a shared engine (Docker containers,
+    Slurm job names): several Labyards or test runs can share one engine."""
+    return hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,10 @@ class LaunchSpec:
     cpus: float
     memory_mb: int
     datasets: list[DatasetMount] = field(default_factory=list)
+    gpu_count: int = 0  # GPUs asked for: `gpus` are they, or empty when the engine places
+    partition: str = ""  # engine options of the flavor (Slurm); empty: the engine's default
+    account: str = ""
+    qos: str = ""
 
     @property
     def lab_dir(self) -> Path:
@@ -52,27 +70,59 @@ class LaunchSpec:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where an engine that places jobs has a job: its state and reason in the engine's own
+    words (PENDING / Resources), its place in the engine's queue, the node and GPUs it got."""
+
+    state: str
+    reason: str = ""
+    position: int | None = None
+    node: str = ""
+    gpus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class JobState:
     """What poll/adopt saw: still running, exited with a code, or gone without a trace.
 
     `started_at`/`finished_at` are the process's (container's) own times when the executor
-    knows them; the scheduler keeps them as the job's times instead of its ticks."""
+    knows them; the scheduler keeps them as the job's times instead of its ticks. An engine
+    that places jobs says `waiting` (alive, not started yet), where the job is (`placement`),
+    which `attempt` it runs (after its own requeues) and, when it ended the job itself, why
+    (`reason`: a time or memory limit)."""
 
     running: bool
     exit_code: int | None = None
     lost: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    waiting: bool = False
+    placement: Placement | None = None
+    attempt: int | None = None
+    reason: str = ""
 
     @classmethod
     def exited(
-        cls, code: int, *, started_at: datetime | None = None, finished_at: datetime | None = None
+        cls,
+        code: int,
+        *,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        reason: str = "",
     ) -> JobState:
         """The job ended with `code` (at `finished_at`, when known)."""
-        return cls(running=False, exit_code=code, started_at=started_at, finished_at=finished_at)
+        return cls(
+            running=False,
+            exit_code=code,
+            started_at=started_at,
+            finished_at=finished_at,
+            reason=reason,
+        )
 
     def describe(self) -> str:
         """What was found, in words (for the server's log)."""
+        if self.waiting:
+            return "waiting to be placed"
         if self.running:
             return "running"
         if self.lost:
@@ -89,10 +139,30 @@ class ExecutorError(RuntimeError):
     """The executor could not start a job (bad image, daemon down); the job fails with it."""
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    """A machine that runs jobs, as its engine reports it (the Nodes page)."""
+
+    name: str
+    state: str
+    gpus: int
+    gpus_used: int
+    cpus: int
+    cpus_used: int
+    memory_mb: int
+    memory_used_mb: int
+    partitions: tuple[str, ...] = ()
+    reason: str = ""  # why a node is down or drained
+    jobs: tuple[str, ...] = ()  # external ids of the jobs running there
+
+
 class Executor(ABC):
     """Where jobs run. One instance per scheduler."""
 
     name: ClassVar[str]
+    # True: the engine places jobs (Slurm); the scheduler hands them over without its own
+    # GPU inventory and follows them while they wait in the engine.
+    places_jobs: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -126,3 +196,14 @@ class Executor(ABC):
     def remove_orphans(self, live_job_ids: set[int]) -> list[str]:
         """Remove executor resources of jobs with no live row; return what was removed."""
         return []
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Raise ExecutorError saying what is wrong when jobs cannot run (start-up check)."""
+
+    def refresh(self) -> None:  # noqa: B027 - optional hook
+        """Read every job's state at once before a round of polls (ExecutorError: the
+        engine does not answer now; the round is skipped)."""
+
+    def nodes(self) -> list[NodeInfo] | None:
+        """The engine's nodes; None when the jobs run on this server (its own inventory)."""
+        return None

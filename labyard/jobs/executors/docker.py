@@ -15,7 +15,6 @@ after a restart they are found again (adopted) or, with no live row behind them,
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 from datetime import datetime
@@ -24,18 +23,21 @@ from typing import Any
 
 from labyard.config import Settings
 from labyard.jobs import isolation
-from labyard.jobs.executors.base import LOST, RUNNING, Executor, ExecutorError, JobState, LaunchSpec
+from labyard.jobs.executors.base import (
+    LOST,
+    RUNNING,
+    Executor,
+    ExecutorError,
+    JobState,
+    LaunchSpec,
+    instance_id,
+)
 from labyard.jobs.logs import LOG_NAME, LogWriter, format_stamp, parse_stamp
 
 LABEL_JOB = "io.labyard.job"
 LABEL_ATTEMPT = "io.labyard.attempt"
 LABEL_INSTANCE = "io.labyard.instance"
 LOG_JOIN_SECONDS = 15.0
-
-
-def instance_id(settings: Settings) -> str:
-    """This installation's tag on its containers (several may share one Docker Engine)."""
-    return hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:10]
 
 
 def container_name(instance: str, job_id: int, attempt: int) -> str:

@@ -167,10 +167,17 @@ def test_flavors_crud_on_the_page(admin_browser: WebClient, database: Database) 
     updated = admin_browser.hx(
         "POST",
         f"/admin/flavors/{xl}",
-        data={"gpus": "6", "cpus": "24", "memory_mb": "65536", "description": "smaller"},
-    )
+        data={
+            "gpus": "6", "cpus": "24", "memory_mb": "65536", "description": "smaller",
+            "partition": " big ", "account": "lab", "qos": "",
+        },
+    )  # fmt: skip
     assert updated.status_code == 200
     assert _flavors(database)["xl"] == (6, 24.0, 65536, "smaller")
+    with database.session() as db:
+        row = db.scalar(select(Flavor).where(Flavor.name == "xl"))
+        assert row is not None and (row.partition, row.account, row.qos) == ("big", "lab", "")
+    assert 'value="big"' in updated.text  # the admin page shows them
     deleted = admin_browser.hx("POST", f"/admin/flavors/{xl}/delete")
     assert deleted.status_code == 200 and "xl" not in _flavors(database)
     assert admin_browser.hx("POST", f"/admin/flavors/{xl}/delete").status_code == 404
@@ -187,6 +194,9 @@ def test_flavors_crud_on_the_page(admin_browser: WebClient, database: Database) 
         ({"cpus": "0"}, "CPUs must be more than 0"),
         ({"memory_mb": "10"}, "Memory must be between"),
         ({"gpus": "two"}, "gpus"),
+        ({"partition": "gpu; rm -rf /"}, "Partition: up to 100 letters"),
+        ({"account": "-lead"}, "Account: up to 100 letters"),
+        ({"qos": "q" * 101}, "QOS: up to 100 letters"),
     ],
 )
 def test_bad_flavors_are_refused_and_nothing_written(
@@ -218,9 +228,9 @@ def test_flavors_api(admin_api: WebClient, app: FastAPI, database: Database) -> 
     )
     assert created.status_code == 201
     fid = created.json()["id"]
-    patched = admin_api.patch(
-        f"/api/v1/flavors/{fid}", json={"gpus": 1, "cpus": 1, "memory_mb": 1024, "description": "d"}
-    )
+    sizes = {"gpus": 1, "cpus": 1, "memory_mb": 1024, "description": "d"}
+    slurm = {"partition": "gpu", "account": "lab-a", "qos": "normal"}
+    patched = admin_api.patch(f"/api/v1/flavors/{fid}", json={**sizes, **slurm})
     assert patched.json() == {
         "id": fid,
         "name": "tiny",
@@ -228,6 +238,7 @@ def test_flavors_api(admin_api: WebClient, app: FastAPI, database: Database) -> 
         "cpus": 1.0,
         "memory_mb": 1024,
         "description": "d",
+        **slurm,  # the flavor's Slurm options (empty: the cluster's defaults)
     }
     ana = make_users_fast(database, "ana")["ana"]
     names = [

@@ -18,6 +18,13 @@ TWINS = {
     ("get", "/api/v1/jobs/{job_id}/files/{path}"),
     ("get", "/api/v1/overview"),  # the home page (issue 11)
     ("get", "/api/v1/projects/{project_id}/overview"),
+    ("get", "/api/v1/nodes"),  # the Nodes page (issue 13)
+    ("post", "/api/v1/labs/{lab_id}/session"),  # lab sessions (issue 12)
+    ("get", "/api/v1/labs/{lab_id}/session"),
+    ("delete", "/api/v1/labs/{lab_id}/session"),
+    ("post", "/api/v1/labs/{lab_id}/session/restart"),
+    ("post", "/api/v1/labs/{lab_id}/session/keep"),
+    ("get", "/api/v1/sessions"),
 }
 
 

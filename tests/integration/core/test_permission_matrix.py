@@ -53,6 +53,7 @@ FOUNDATION_MODULES = (
     "labyard.flavors",
     "labyard.web",
     "labyard.overview",
+    "labyard.nodes",
 )
 FRAMEWORK_MODULES = ("fastapi", "starlette")  # /api/v1/openapi.json
 # Later domains: owned by their domain's tests (tests/integration/<domain>/), not this table.
@@ -62,6 +63,7 @@ OWNED_ELSEWHERE = (
     "labyard.jobs",
     "labyard.tensorboard",
     "labyard.searches",  # tests/integration/searches/test_search_permissions.py
+    "labyard.sessions",  # tests/integration/sessions/test_session_permissions.py
 )
 
 _counter = itertools.count()
@@ -123,6 +125,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/"): Case(ANY_USER),
     ("GET", "/overview/live"): Case(ANY_USER),
     ("GET", "/api/v1/overview"): Case(ANY_USER),
+    ("GET", "/nodes"): Case(ANY_USER),
+    ("GET", "/api/v1/nodes"): Case(ANY_USER),
     ("GET", "/api/v1/me"): Case(ANY_USER),
     ("GET", "/api/v1/me/tokens"): Case(ANY_USER),
     ("POST", "/api/v1/me/tokens"): Case(ANY_USER, _json(lambda w: {"name": "ci"})),
