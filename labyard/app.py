@@ -109,6 +109,7 @@ def wire_hooks() -> None:
     datasets_service.IN_USE_CHECKS.connect(jobs_service.dataset_in_use)
     jobs_views.LAB_FINDER.connect(labs_service.lab_refs)
     labs_service.DELETE_BLOCKERS.connect(sessions_service.lab_session_live)
+    jobs_service.RETRY_REFUSALS.connect(sessions_service.session_job_retry)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:

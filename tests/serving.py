@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -65,3 +65,55 @@ def wait_until_healthy(proc: subprocess.Popen[bytes], port: int) -> subprocess.P
             time.sleep(0.2)
     proc.kill()
     raise SystemExit("the server did not start")
+
+
+@contextmanager
+def labyard_servers(
+    settings: Any, log: Any, **env: str
+) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Yield a function that starts `labyard serve` (with its scheduler) on `settings`'
+    database and data folder, logging to the file `log`; every server still running is
+    killed at the end. `env` adds or overrides LABYARD_* settings."""
+    import os
+    import sys
+
+    from tests.factories import ADMIN_PASSWORD
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        variables = {
+            **os.environ,
+            "LABYARD_DATA_DIR": str(settings.data_dir),
+            "LABYARD_DATABASE_URL": settings.database_url,
+            "LABYARD_SECRET_KEY": settings.secret_key,
+            "LABYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "LABYARD_EXECUTOR": settings.executor,
+            "LABYARD_SCHEDULER_INTERVAL_SECONDS": "0.2",
+            "LABYARD_PORT": str(free_port()),
+            **env,
+        }
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "labyard.cli", "serve"], env=variables, stdout=out,
+                stderr=out,
+            )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
+    """Poll until `check()` holds (a safety timeout, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

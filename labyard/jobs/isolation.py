@@ -171,19 +171,23 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
-def _group_readable(root: Path, gid: int) -> None:
-    """Give `gid` read access to a tree (no links followed), leaving others out."""
+def _group_readable(root: Path, gid: int, *, writable: bool = False) -> None:
+    """Give `gid` read (or read and write) access to a tree (no links followed), leaving
+    others out; writable folders are set-group-id, so what is made in them keeps `gid`."""
 
     def grant(path: str) -> None:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
             return
         mode = stat.S_IMODE(st.st_mode)
-        want = stat.S_IRGRP | (stat.S_IXGRP if stat.S_ISDIR(st.st_mode) else 0)
+        folder = stat.S_ISDIR(st.st_mode)
+        want = stat.S_IRGRP | (stat.S_IXGRP if folder else 0)
+        if writable:
+            want |= stat.S_IWGRP | (stat.S_ISGID if folder else 0)
         if st.st_gid != gid:
             os.chown(path, -1, gid, follow_symlinks=False)
         if mode & want != want or st.st_gid != gid:  # chown cleared set-id bits anyway
-            os.chmod(path, (mode | want) & 0o777)
+            os.chmod(path, (mode & 0o777) | want)
 
     grant(str(root))
     for folder, dirs, files in os.walk(root):
@@ -205,7 +209,10 @@ def grant_job_files(
     os.chown(job_dir, 0, folder_gid)
     job_dir.chmod(0o710)
     (job_dir / "home").mkdir(exist_ok=True)
-    for mine in ("lab", "output", "home"):
+    lab = job_dir / "lab"
+    if lab.is_symlink():  # a lab session works in the lab's own folder: open it to this job
+        _open_lab_folder(lab.resolve(), data, folder_gid)
+    for mine in ("output", "home") if lab.is_symlink() else ("lab", "output", "home"):
         _chown_tree(job_dir / mine, identity.uid, identity.gid)
     inputs = job_dir / "input"
     if inputs.is_dir():
@@ -217,6 +224,18 @@ def grant_job_files(
             _traversable(host_path, data)
         gids.append(grant_dataset(host_path))
     return identity.groups_for(job_id, gids)
+
+
+def _open_lab_folder(folder: Path, data: Path, gid: int) -> None:
+    """Let the group `gid` (one job's) enter the lab's folder and read and write its files.
+
+    The folder's parents only become enterable; files the session writes belong to the job
+    user, in folders only this job's group may enter. Files the server writes meanwhile are
+    private (umask 077) until the next session start opens the tree again."""
+    if not folder.is_relative_to(data) or not folder.is_dir():
+        raise OSError(f"the lab folder {folder} is not under the data folder")
+    _traversable(folder, data)
+    _group_readable(folder, gid, writable=True)
 
 
 def grant_dataset(host_path: Path) -> int:

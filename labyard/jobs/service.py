@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from labyard.config import Settings
 from labyard.db import utcnow
 from labyard.errors import Conflict, InvalidInput
 from labyard.flavors.models import Flavor
+from labyard.hooks import HookPoint
 from labyard.jobs import numbering
 from labyard.jobs.grid import resolve_grid
 from labyard.jobs.inventory import Inventory, node_inventory
@@ -301,9 +303,18 @@ def stop_job(db: Session, user: User, job_id: int) -> Job:
     return job
 
 
+# Why a higher domain's job may not be retried (a lab session's: it is restarted from its
+# lab), or None; wired in labyard.app.wire_hooks.
+RETRY_REFUSALS: HookPoint[Callable[[Session, int], str | None]] = HookPoint("jobs.retry_refusals")
+
+
 def retry_job(db: Session, user: User, job_id: int, *, settings: Settings) -> Job:
     """A new queued job with the old one's code snapshot, params, flavor and datasets."""
     old = get_job(db, user, job_id, Role.WRITE)
+    for refusal in RETRY_REFUSALS.handlers():
+        why = refusal(db, old.id)
+        if why:
+            raise Conflict(why)
     new = Job(
         project_id=old.project_id,
         sweep_id=old.sweep_id,

@@ -32,20 +32,17 @@ class NodeJob:
 
 @dataclass(frozen=True)
 class NodeView:
-    """One node as the page and the API show it."""
+    """One node as the page and the API show it: the engine's report, and its jobs that the
+    user may see (the others only counted)."""
 
-    name: str
-    state: str
-    gpus: int
-    gpus_used: int
-    cpus: int
-    cpus_used: int
-    memory_mb: int
-    memory_used_mb: int
-    partitions: list[str]
-    reason: str
+    info: NodeInfo
     jobs: list[NodeJob] = field(default_factory=list)
     other_jobs: int = 0  # jobs there the user may not see, or not Labyard's
+
+    def as_json(self) -> dict[str, Any]:
+        """The API shape: the report's fields with the visible jobs in place of its ids."""
+        shown = {"jobs": [asdict(job) for job in self.jobs], "other_jobs": self.other_jobs}
+        return asdict(self.info) | shown
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,8 @@ class Nodes:
 
     def as_json(self) -> dict[str, Any]:
         """The API shape."""
-        return asdict(self)
+        nodes = [node.as_json() for node in self.nodes]
+        return {"executor": self.executor, "nodes": nodes, "error": self.error}
 
 
 def _this_server(db: Session, settings: Settings) -> list[NodeInfo]:
@@ -114,17 +112,4 @@ def list_nodes(
 
 def _view(info: NodeInfo, shown: dict[str, NodeJob]) -> NodeView:
     jobs = [shown[key] for key in info.jobs if key in shown]
-    return NodeView(
-        name=info.name,
-        state=info.state,
-        gpus=info.gpus,
-        gpus_used=info.gpus_used,
-        cpus=info.cpus,
-        cpus_used=info.cpus_used,
-        memory_mb=info.memory_mb,
-        memory_used_mb=info.memory_used_mb,
-        partitions=list(info.partitions),
-        reason=info.reason,
-        jobs=jobs,
-        other_jobs=len(info.jobs) - len(jobs),
-    )
+    return NodeView(info, jobs, other_jobs=len(info.jobs) - len(jobs))

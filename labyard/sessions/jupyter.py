@@ -8,7 +8,13 @@ and the same command works for every executor (it reads the job contract's
 `$MLSTEAM_OUTPUT_DIR`). The socket is 0600 in a 0700 folder; JupyterLab also wants its own
 token, which only the proxy sends (the token comes from `session.json` beside the socket
 through the environment, so it shows in no process list, and JupyterLab logs it as "...").
-The job's `lab/` is a link to the lab's folder: the session works in the lab's own files.
+The job's `lab/` is a (relative) link to the lab's folder: the session works in the lab's
+own files.
+
+On a Slurm cluster the session runs on a node, whose Unix sockets the server cannot reach:
+there `session.json` says `"listen": "tcp"`, and JupyterLab listens on a free port of the
+node (all interfaces, its token required on every request), written to `address.json` in
+the same folder on the shared filesystem, where the proxy finds it (as batchspawner does).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from labyard.config import Settings
 
 RUN_DIR = ".labyard"  # inside the job's output folder
 SOCKET_NAME = "jupyter.sock"
+ADDRESS_NAME = "address.json"  # JupyterLab's host and port on a cluster's node
 CONFIG_NAME = "session.json"
 STATUS_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
 # The job's command: a fixed program (no user input, no shell) that reads the session's
@@ -44,12 +51,26 @@ for name, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data
                   ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython")):
     os.environ[name] = os.path.join(run, sub)
 os.environ["JUPYTER_TOKEN"] = conf["token"]
-sock = os.path.join(run, "jupyter.sock")
-short = os.path.relpath(sock)
-sock = short if len(short) < len(sock) else sock
+address = os.path.join(run, "address.json")
+if os.path.exists(address):
+    os.unlink(address)  # an earlier run's (a requeue)
+if conf.get("listen") == "tcp":
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port = probe.getsockname()[1]
+    with open(address + ".tmp", "w") as fh:
+        json.dump({"host": socket.gethostname(), "port": port}, fh)
+    os.replace(address + ".tmp", address)
+    listen = ["--ServerApp.ip=0.0.0.0", "--ServerApp.port=%d" % port,
+              "--ServerApp.port_retries=0"]
+else:
+    sock = os.path.join(run, "jupyter.sock")
+    short = os.path.relpath(sock)
+    sock = short if len(short) < len(sock) else sock
+    listen = ["--ServerApp.sock=" + sock, "--ServerApp.sock_mode=0600"]
 print("labyard: starting JupyterLab in", os.getcwd(), flush=True)
-os.execv(sys.executable, [sys.executable, "-m", "jupyterlab", "--no-browser",
-    "--ServerApp.sock=" + sock, "--ServerApp.sock_mode=0600",
+os.execv(sys.executable, [sys.executable, "-m", "jupyterlab", "--no-browser", *listen,
     "--ServerApp.base_url=" + conf["base_url"], "--ServerApp.root_dir=" + os.getcwd(),
     "--ServerApp.allow_remote_access=True", "--ServerApp.allow_origin=*",
     "--ServerApp.disable_check_xsrf=True", "--ServerApp.terminals_enabled=True", "--allow-root",
@@ -79,23 +100,68 @@ def socket_path(job_folder: Path) -> Path:
     return run_dir(job_folder) / SOCKET_NAME
 
 
-def write_files(settings: Settings, job_folder: Path, job_id: int, lab: Path, lab_id: int) -> None:
-    """The session job's folder: `lab/` linking to the lab's folder, the output folder and
-    the settings the command reads (readable by the job only)."""
+def write_files(
+    settings: Settings, job_folder: Path, job_id: int, lab: Path, lab_id: int, *, tcp: bool
+) -> None:
+    """The session job's folder: `lab/` linking to the lab's folder (relative, so it holds
+    where a cluster's nodes mount the data folder elsewhere), the output folder and the
+    settings the command reads (readable by the job only); `tcp`: listen on a node's port."""
     job_folder.mkdir(parents=True, exist_ok=True)
     link = job_folder / "lab"
     if link.is_symlink() or link.exists():
         link.unlink()
-    link.symlink_to(lab.resolve(), target_is_directory=True)
+    target = os.path.relpath(lab.resolve(), job_folder.resolve())
+    link.symlink_to(target, target_is_directory=True)
     folder = run_dir(job_folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     config = folder / CONFIG_NAME
-    config.write_text(json.dumps({"token": token(settings, job_id), "base_url": base_url(lab_id)}))
+    conf = {"token": token(settings, job_id), "base_url": base_url(lab_id)}
+    config.write_text(json.dumps(conf | ({"listen": "tcp"} if tcp else {})))
     os.chmod(config, 0o600)
 
 
 # ------------------------------------------------------------------ talking to it
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a session's JupyterLab answers: a Unix socket path, or a node's host and port."""
+
+    socket: str = ""
+    host: str = ""
+    port: int = 0
+
+    def url(self, path: str, scheme: str = "http") -> str:
+        """The URL of `path` (which starts with '/') on this endpoint."""
+        return (
+            f"{scheme}://{self.host}:{self.port}{path}"
+            if self.host
+            else f"{scheme}://localhost{path}"
+        )
+
+    def sync_transport(self) -> httpx.HTTPTransport:
+        """A transport for blocking clients (no TLS context: plain HTTP)."""
+        return httpx.HTTPTransport(uds=self.socket or None, verify=False)
+
+    def async_transport(self) -> httpx.AsyncHTTPTransport:
+        """A transport for the proxy's clients."""
+        return httpx.AsyncHTTPTransport(uds=self.socket or None, verify=False)
+
+
+def endpoint(job_folder: Path) -> Endpoint | None:
+    """The session's endpoint, or None while JupyterLab has not said where it listens."""
+    folder = run_dir(job_folder)
+    try:
+        address = json.loads((folder / ADDRESS_NAME).read_text())
+        return Endpoint(host=str(address["host"]), port=int(address["port"]))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    sock = folder / SOCKET_NAME
+    return Endpoint(socket=connect_path(sock)) if sock.exists() else None
+
 
 _fd_dirs: dict[str, int] = {}
 
@@ -137,12 +203,12 @@ class Activity:
 def activity(settings: Settings, job_folder: Path, job_id: int, lab_id: int) -> Activity | None:
     """The session's last activity (`/api/status`) and whether a kernel is busy, or None
     when JupyterLab does not answer (yet). Asking does not count as activity."""
-    sock = socket_path(job_folder)
-    if not sock.exists():
+    found = endpoint(job_folder)
+    if found is None:
         return None
-    transport = httpx.HTTPTransport(uds=connect_path(sock), verify=False)  # no TLS here
     headers = auth_headers(settings, job_id)
-    url = f"http://localhost{base_url(lab_id)}api"
+    url = found.url(f"{base_url(lab_id)}api")
+    transport = found.sync_transport()
     try:
         with httpx.Client(transport=transport, timeout=STATUS_TIMEOUT, headers=headers) as client:
             status = client.get(f"{url}/status")
@@ -158,10 +224,12 @@ def activity(settings: Settings, job_folder: Path, job_id: int, lab_id: int) -> 
 
 def touch(settings: Settings, job_folder: Path, job_id: int, lab_id: int) -> bool:
     """Count as activity now (an API request JupyterLab tracks); False if it did not answer."""
-    transport = httpx.HTTPTransport(uds=connect_path(socket_path(job_folder)), verify=False)
-    url = f"http://localhost{base_url(lab_id)}api/contents"
+    found = endpoint(job_folder)
+    if found is None:
+        return False
+    url = found.url(f"{base_url(lab_id)}api/contents")
     try:
-        with httpx.Client(transport=transport, timeout=STATUS_TIMEOUT) as client:
+        with httpx.Client(transport=found.sync_transport(), timeout=STATUS_TIMEOUT) as client:
             headers = auth_headers(settings, job_id)
             answer = client.get(url, params={"content": "0"}, headers=headers)
             return answer.status_code == 200

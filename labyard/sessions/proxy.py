@@ -10,19 +10,20 @@ page config's `baseUrl`, so its HTML pages get the link in place of the base URL
 Every request and every websocket handshake is checked first in a read-only session: WRITE
 on the lab's project (it executes code); anyone else gets 404. The proxy adds JupyterLab's
 token; Labyard's cookie, authorization and CSRF headers never go upstream. JupyterLab
-listens on a Unix socket (labyard/sessions/jupyter.py), reached here and nowhere else.
+listens on a Unix socket (labyard/sessions/jupyter.py), reached here and nowhere else; on a
+Slurm node, on a port of the node that requires its token.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.client import unix_connect
 from websockets.exceptions import WebSocketException
 
@@ -30,26 +31,31 @@ from labyard.auth.models import User
 from labyard.errors import DomainError, PermissionDenied, Unauthenticated
 from labyard.sessions import jupyter, service
 from labyard.tensorboard import links
-from labyard.tensorboard.proxy import (
-    DROP_REQUEST,
-    DROP_RESPONSE,
-    HEAD_TAG,
-    MAX_BODY,
-    OPAQUE_ORIGIN,
-    POLICY_VIOLATION,
-    SANDBOX_SHIM,
-    TENSORBOARD_CSP,
-    TRY_AGAIN_LATER,
-    relay,
-    same_origin,
-)
 from labyard.web.deps import SAFE_METHODS, bearer_token, get_database, get_settings, optional_user
 from labyard.web.errors import error_response
+from labyard.web.sandbox_proxy import (
+    DROP_REQUEST,
+    DROP_RESPONSE,
+    MAX_BODY,
+    POLICY_VIOLATION,
+    TRY_AGAIN_LATER,
+    forward,
+    link_error,
+    link_headers,
+    link_origin_allowed,
+    pooled_client,
+    preflight,
+    relay,
+    same_origin,
+    sandbox_csp,
+    websocket_origin_allowed,
+    with_shim,
+)
 
 PURPOSE = "session"
 # JupyterLab's opaque origin may also submit its forms and show its dialogs
 SANDBOX = "allow-scripts allow-popups allow-downloads allow-forms allow-modals"
-JUPYTER_CSP = TENSORBOARD_CSP.replace(TENSORBOARD_CSP.split(";")[0], f"sandbox {SANDBOX}", 1)
+JUPYTER_CSP = sandbox_csp(SANDBOX)
 TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 WS_MAX_MESSAGE = 64 * 1024 * 1024  # notebooks' outputs (images) come over the kernel socket
 
@@ -119,41 +125,17 @@ async def proxy_link(request: Request) -> Response:
     """One request of the sandboxed page, authorised by its link's token."""
     lab_id = int(request.path_params["lab_id"])
     token = str(request.path_params["token"])
-    origin = request.headers.get("origin")
-    if origin not in (None, OPAQUE_ORIGIN) and not same_origin(request):
-        return _link_error(request, 403, "Cross-site requests to a lab's session are refused.")
+    if not link_origin_allowed(request):
+        return link_error(
+            request, 403, "Cross-site requests to a lab's session are refused.", JUPYTER_CSP
+        )
     try:
         target = await run_in_threadpool(authorize, request, lab_id, token)
     except DomainError as exc:
-        return _link_error(request, exc.status_code, exc.message)
+        return link_error(request, exc.status_code, exc.message, JUPYTER_CSP)
     if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
-        return _preflight(request)
+        return preflight(request, "GET, HEAD, POST, PUT, PATCH, DELETE")
     return await _forward(request, target, token)
-
-
-def _link_headers(request: Request) -> dict[str, str]:
-    """CORS for the sandboxed page (origin `null`, no credentials), no Referer leaks."""
-    headers = {"vary": "Origin", "referrer-policy": "no-referrer"}
-    if request.headers.get("origin") == OPAQUE_ORIGIN:
-        headers["access-control-allow-origin"] = OPAQUE_ORIGIN
-    return headers
-
-
-def _link_error(request: Request, status: int, message: str) -> Response:
-    response = PlainTextResponse(message, status_code=status)
-    response.headers.update(_link_headers(request))
-    response.headers["content-security-policy"] = JUPYTER_CSP
-    return response
-
-
-def _preflight(request: Request) -> Response:
-    asked = request.headers.get("access-control-request-headers", "")[:1000]
-    headers = _link_headers(request) | {
-        "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
-        "access-control-allow-headers": asked,
-        "access-control-max-age": "600",
-    }
-    return Response(status_code=204, headers=headers)
 
 
 async def _forward(request: Request, target: service.Target, token: str | None) -> Response:
@@ -164,34 +146,28 @@ async def _forward(request: Request, target: service.Target, token: str | None) 
     html = "text/html" in request.headers.get("accept", "")
     drop = DROP_REQUEST | {"origin", "referer"} | ({"accept-encoding"} if html else set())
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
-    settings = get_settings(request)
-    headers += list(jupyter.auth_headers(settings, target.job_id).items())
-    client = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=target.socket, verify=False), timeout=TIMEOUT
+    headers += list(jupyter.auth_headers(get_settings(request), target.job_id).items())
+    endpoint = target.endpoint
+    client = pooled_client(
+        endpoint.socket or endpoint.url("/"),
+        lambda: httpx.AsyncClient(transport=endpoint.async_transport(), timeout=TIMEOUT),
     )
-    url = httpx.URL("http://localhost").copy_with(
+    url = httpx.URL(target.endpoint.url("/")).copy_with(
         raw_path=upstream_path(request, target.lab_id, token).encode("latin-1")
     )
-    try:
-        upstream = await client.send(
-            client.build_request(request.method, url, headers=headers, content=body), stream=True
-        )
-    except (httpx.HTTPError, OSError):
-        await client.aclose()
-        return error_response(request, 502, "JupyterLab is not answering yet; try again soon.")
-    answer = _response_headers(upstream.headers, target.lab_id, token)
-    if token is not None:
-        answer |= _link_headers(request)
-    if _is_plain_html(upstream):
-        page = _fix_html(await upstream.aread(), target.lab_id, token)
-        await _close(upstream, client)
-        answer.pop("content-length", None)
-        return Response(page, status_code=upstream.status_code, headers=answer)
-    return StreamingResponse(
-        upstream.aiter_raw(),
-        status_code=upstream.status_code,
-        headers=answer,
-        background=BackgroundTask(_close, upstream, client),
+    outgoing = client.build_request(request.method, url, headers=headers, content=body)
+
+    def answer_headers(upstream: httpx.Headers) -> dict[str, str]:
+        answer = _response_headers(upstream, target.lab_id, token)
+        return answer | link_headers(request) if token is not None else answer
+
+    return await forward(
+        request,
+        client,
+        outgoing,
+        "JupyterLab",
+        answer_headers=answer_headers,
+        fix_html=lambda page: _fix_html(page, target.lab_id, token),
     )
 
 
@@ -208,13 +184,6 @@ def _response_headers(upstream: httpx.Headers, lab_id: int, token: str | None) -
     return headers
 
 
-def _is_plain_html(upstream: httpx.Response) -> bool:
-    encoding = upstream.headers.get("content-encoding", "identity").lower()
-    return upstream.headers.get("content-type", "").startswith("text/html") and (
-        encoding == "identity"
-    )
-
-
 def _fix_html(html: bytes, lab_id: int, token: str | None) -> bytes:
     """On a link, JupyterLab's URLs (its page config's baseUrl, script sources) go by the
     link; the sandbox stand-ins for cookies, storage and workers load first."""
@@ -222,23 +191,15 @@ def _fix_html(html: bytes, lab_id: int, token: str | None) -> bytes:
         html = html.replace(
             jupyter.base_url(lab_id).encode(), f"{link_prefix(lab_id, token)}/".encode()
         )
-    head = HEAD_TAG.search(html)
-    at = head.end() if head else 0
-    return html[:at] + SANDBOX_SHIM + html[at:]
-
-
-async def _close(upstream: httpx.Response, client: httpx.AsyncClient) -> None:
-    await upstream.aclose()
-    await client.aclose()
+    return with_shim(html)
 
 
 async def proxy_websocket(websocket: WebSocket) -> None:
     """Check a websocket handshake like any request (kernels, terminals), then relay it."""
     lab_id = int(websocket.path_params["lab_id"])
     token = websocket.path_params.get("token")
-    origin = websocket.headers.get("origin")
     try:
-        if not same_origin(websocket) and not (token and origin == OPAQUE_ORIGIN):
+        if not websocket_origin_allowed(websocket, token):
             raise PermissionDenied("Cross-site websockets are refused.")
         target = await run_in_threadpool(authorize, websocket, lab_id, token)
     except DomainError:
@@ -248,15 +209,21 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     path = upstream_path(websocket, lab_id, token)
     asked = websocket.headers.get("sec-websocket-protocol", "")
     protocols = [p.strip() for p in asked.split(",") if p.strip()]
+    endpoint = target.endpoint
+    url = endpoint.url(path, scheme="ws")
+    options: dict[str, Any] = {
+        "additional_headers": jupyter.auth_headers(settings, target.job_id),
+        "subprotocols": protocols or None,
+        "open_timeout": 10,
+        "max_size": WS_MAX_MESSAGE,
+    }
     try:
-        async with unix_connect(
-            target.socket,
-            f"ws://localhost{path}",
-            additional_headers=jupyter.auth_headers(settings, target.job_id),
-            subprotocols=protocols or None,
-            open_timeout=10,
-            max_size=WS_MAX_MESSAGE,
-        ) as upstream:
+        opened = (
+            unix_connect(endpoint.socket, url, **options)
+            if endpoint.socket
+            else ws_connect(url, proxy=None, **options)  # a node's port: no proxy between
+        )
+        async with opened as upstream:
             await websocket.accept(subprotocol=upstream.subprotocol)
             await relay(websocket, upstream)
     except (OSError, WebSocketException, TimeoutError):

@@ -38,8 +38,6 @@ from labyard.sessions.models import LabSession
 S = JobStatus
 WARN_BEFORE = timedelta(minutes=10)
 PENDING = (S.QUEUED, *LIVE_STATUSES)
-# JupyterLab's socket must be on this machine: a cluster's node is out of the proxy's reach
-SESSION_EXECUTORS = ("local", "docker")
 _start_lock = threading.Lock()  # two clicks on one server must not start two sessions
 log = logging.getLogger(__name__)
 
@@ -119,10 +117,6 @@ def start_session(
     """Start the lab's session (WRITE): queue a JupyterLab job on `flavor` (default the
     lab's) with the lab's datasets. A session already queued or running is answered as is."""
     lab = _lab(db, user, lab_id)
-    if settings.executor not in SESSION_EXECUTORS:
-        raise Conflict(
-            f"Lab sessions run with the local or Docker executor, not {settings.executor}."
-        )
     image = _image(settings, lab)  # read before this transaction writes anything
     with _start_lock:
         existing = current(db, lab.id)
@@ -163,7 +157,10 @@ def start_session(
         db.flush()
         folder = jobs_service.job_dir(settings, job.id)
         try:
-            jupyter.write_files(settings, folder, job.id, lab_files.lab_root(settings, lab), lab.id)
+            lab_root = lab_files.lab_root(settings, lab)
+            # on a cluster's node JupyterLab listens on a port the server can reach
+            tcp = settings.executor == "slurm"
+            jupyter.write_files(settings, folder, job.id, lab_root, lab.id, tcp=tcp)
         except OSError as exc:
             raise Conflict(f"Could not prepare the session: {exc.strerror or exc}.") from exc
         db.commit()  # inside the lock: a second click sees this session
@@ -201,12 +198,20 @@ def restart_session(
     return start_session(db, settings, user, lab_id, flavor=flavor)
 
 
-def keep_running(db: Session, settings: Settings, user: User, lab_id: int) -> SessionView:
-    """Count as activity now (the warning's "keep running"); Conflict unless running."""
+def _running(
+    db: Session, user: User, lab_id: int, otherwise: DomainError
+) -> tuple[Lab, LabSession]:
+    """The lab (WRITE) and its running session; `otherwise` is raised when none runs."""
     lab = _lab(db, user, lab_id)
     row = current(db, lab.id)
     if row is None or row.job.status != S.RUNNING:
-        raise Conflict("The lab's session is not running.")
+        raise otherwise
+    return lab, row
+
+
+def keep_running(db: Session, settings: Settings, user: User, lab_id: int) -> SessionView:
+    """Count as activity now (the warning's "keep running"); Conflict unless running."""
+    lab, row = _running(db, user, lab_id, Conflict("The lab's session is not running."))
     folder = jobs_service.job_dir(settings, row.job_id)
     if not jupyter.touch(settings, folder, row.job_id, lab.id):
         raise Conflict("JupyterLab is not answering yet; try again in a moment.")
@@ -283,26 +288,34 @@ def lab_session_live(db: Session, lab_id: int) -> str | None:
     return None
 
 
+def session_job_retry(db: Session, job_id: int) -> str | None:
+    """Why a session's job is not retried (wired into jobs.retry_job), or None."""
+    found = db.scalar(select(LabSession.id).where(LabSession.job_id == job_id))
+    if found is not None:
+        return "A lab session is not retried: start it again from its lab's page."
+    return None
+
+
 # ------------------------------------------------------------------ proxy
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a proxied request goes: the session job's JupyterLab socket."""
+    """Where a proxied request goes: the session job's JupyterLab."""
 
     lab_id: int
     job_id: int
-    socket: str
+    endpoint: jupyter.Endpoint
 
 
 def target_for_proxy(db: Session, settings: Settings, user: User, lab_id: int) -> Target:
     """The running session a proxied request goes to (WRITE); reads only."""
-    lab = _lab(db, user, lab_id)
-    row = current(db, lab.id)
-    if row is None or row.job.status != S.RUNNING:
-        raise NotFound("The lab's session is not running; start it from the lab's page.")
+    missing = NotFound("The lab's session is not running; start it from the lab's page.")
+    lab, row = _running(db, user, lab_id, missing)
     folder = jobs_service.job_dir(settings, row.job_id)
-    return Target(lab.id, row.job_id, jupyter.connect_path(jupyter.socket_path(folder)))
+    found = jupyter.endpoint(folder)  # None while starting: the socket then refuses (502)
+    socket = jupyter.Endpoint(socket=jupyter.connect_path(jupyter.socket_path(folder)))
+    return Target(lab.id, row.job_id, found or socket)
 
 
 # ------------------------------------------------------------------ idle culling

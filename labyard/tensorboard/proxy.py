@@ -20,19 +20,14 @@ origin (the session cookie is SameSite=Lax); a link carries no ambient credentia
 
 from __future__ import annotations
 
-import asyncio
-import re
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection
+from starlette.responses import RedirectResponse, Response
+from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
@@ -41,52 +36,29 @@ from labyard.errors import DomainError, PermissionDenied, Unauthenticated
 from labyard.tensorboard import links, process, service
 from labyard.web.deps import SAFE_METHODS, bearer_token, get_database, get_settings, optional_user
 from labyard.web.errors import error_response
-
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-    }
+from labyard.web.sandbox_proxy import (
+    DROP_REQUEST,
+    DROP_RESPONSE,
+    MAX_BODY,
+    POLICY_VIOLATION,
+    TRY_AGAIN_LATER,
+    forward,
+    link_error,
+    link_headers,
+    link_origin_allowed,
+    pooled_client,
+    preflight,
+    relay,
+    same_origin,
+    sandbox_csp,
+    websocket_origin_allowed,
+    with_shim,
 )
-# never sent upstream: Labyard's credentials stay with Labyard
-DROP_REQUEST = HOP_BY_HOP | {"cookie", "authorization", "x-csrf-token", "content-length"}
-# never passed back: TensorBoard's own policy (it allows any frame ancestor), cookies, CORS
-DROP_RESPONSE = HOP_BY_HOP | {
-    "content-security-policy",
-    "x-frame-options",
-    "set-cookie",
-    "server",
-    "access-control-allow-origin",
-    "access-control-allow-credentials",
-}
+
 # what TensorBoard's opaque origin may do: run scripts, open links, download its CSVs
 SANDBOX = "allow-scripts allow-popups allow-downloads"
-# Inline and evaluated scripts and inline styles, only inside the sandbox ('self' is the
-# URL's origin here: the sandboxed page may load from and query its own proxy, nothing else).
-TENSORBOARD_CSP = (
-    f"sandbox {SANDBOX}; "
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'self' 'unsafe-inline' data:; img-src 'self' data: blob:; font-src 'self' data:; "
-    "connect-src 'self'; worker-src 'self' blob:; frame-src 'self'; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
-)
-OPAQUE_ORIGIN = "null"
-# TensorBoard's app needs cookies, storage and workers, which an opaque origin lacks: a small
-# script, loaded before any of TensorBoard's, stands in for them (read it for what it does).
-SANDBOX_SHIM = b'<script src="/static/js/tensorboard_sandbox.js"></script>'
-HEAD_TAG = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
-MAX_BODY = 10 * 1024 * 1024
+TENSORBOARD_CSP = sandbox_csp(SANDBOX)
 TIMEOUT = httpx.Timeout(120.0, connect=5.0)
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
 
 
 @dataclass(frozen=True)
@@ -123,12 +95,6 @@ def authorize(conn: HTTPConnection, instance_id: int, token: str | None = None) 
         finally:
             # keep the user loaded for an error page rendered after this session is gone
             db.expunge_all()
-
-
-def same_origin(conn: HTTPConnection) -> bool:
-    """False when the browser says the request comes from another site."""
-    origin = conn.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == conn.headers.get("host", "")
 
 
 def upstream_path(conn: HTTPConnection, target: Target | None = None) -> bytes:
@@ -173,46 +139,20 @@ async def proxy_http(request: Request) -> Response:
 
 async def proxy_link(request: Request) -> Response:
     """Forward one request of the sandboxed page (authorised by its link's token)."""
-    origin = request.headers.get("origin")
-    if origin not in (None, OPAQUE_ORIGIN) and not same_origin(request):
-        return _link_error(request, 403, "Cross-site requests to TensorBoard are refused.")
+    if not link_origin_allowed(request):
+        return link_error(
+            request, 403, "Cross-site requests to TensorBoard are refused.", TENSORBOARD_CSP
+        )
     instance_id = int(request.path_params["instance_id"])
     try:
         target = await run_in_threadpool(
             authorize, request, instance_id, request.path_params["token"]
         )
     except DomainError as exc:
-        return _link_error(request, exc.status_code, exc.message)
+        return link_error(request, exc.status_code, exc.message, TENSORBOARD_CSP)
     if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
-        return _preflight(request)
+        return preflight(request, "GET, HEAD, POST")
     return await _forward(request, target)
-
-
-def _link_error(request: Request, status: int, message: str) -> Response:
-    """A refusal the sandboxed page can read (no login page: it has no cookies to log in)."""
-    response = PlainTextResponse(message, status_code=status)
-    response.headers.update(_link_headers(request))
-    response.headers["content-security-policy"] = TENSORBOARD_CSP
-    return response
-
-
-def _preflight(request: Request) -> Response:
-    """Answer a CORS preflight of the sandboxed page for its own (token-checked) link."""
-    asked = request.headers.get("access-control-request-headers", "")[:1000]
-    headers = _link_headers(request) | {
-        "access-control-allow-methods": "GET, HEAD, POST",
-        "access-control-allow-headers": asked,
-        "access-control-max-age": "600",
-    }
-    return Response(status_code=204, headers=headers)
-
-
-def _link_headers(request: Request) -> dict[str, str]:
-    """CORS for the sandboxed page (origin `null`, no credentials) and no Referer leaks."""
-    headers = {"vary": "Origin", "referrer-policy": "no-referrer"}
-    if request.headers.get("origin") == OPAQUE_ORIGIN:
-        headers["access-control-allow-origin"] = OPAQUE_ORIGIN
-    return headers
 
 
 async def _forward(request: Request, target: Target) -> Response:
@@ -222,31 +162,19 @@ async def _forward(request: Request, target: Target) -> Response:
         return error_response(request, 413, "The request is too large for TensorBoard.")
     forwarded = [(k, v) for k, v in request.headers.items() if k.lower() not in DROP_REQUEST]
     # plain HTTP on loopback: no TLS context to build (slow), no proxy variables to obey
-    client = httpx.AsyncClient(timeout=TIMEOUT, verify=False, trust_env=False)
-    url = httpx.URL(f"http://{process.HOST}:{target.port}").copy_with(
-        raw_path=upstream_path(request, target)
+    base = f"http://{process.HOST}:{target.port}"
+    client = pooled_client(
+        base, lambda: httpx.AsyncClient(timeout=TIMEOUT, verify=False, trust_env=False)
     )
-    try:
-        upstream = await client.send(
-            client.build_request(request.method, url, headers=forwarded, content=body),
-            stream=True,
-        )
-    except httpx.HTTPError:
-        await client.aclose()
-        return error_response(request, 502, "TensorBoard is not answering yet; try again soon.")
-    headers = response_headers(upstream.headers, target)
-    if target.link_prefix:
-        headers |= _link_headers(request)
-    if _is_plain_html(upstream):
-        html = _fix_html(await upstream.aread())
-        await _close(upstream, client)
-        headers.pop("content-length", None)
-        return Response(html, status_code=upstream.status_code, headers=headers)
-    return StreamingResponse(
-        upstream.aiter_raw(),
-        status_code=upstream.status_code,
-        headers=headers,
-        background=BackgroundTask(_close, upstream, client),
+    url = httpx.URL(base).copy_with(raw_path=upstream_path(request, target))
+    outgoing = client.build_request(request.method, url, headers=forwarded, content=body)
+
+    def answer_headers(upstream: httpx.Headers) -> dict[str, str]:
+        headers = response_headers(upstream, target)
+        return headers | link_headers(request) if target.link_prefix else headers
+
+    return await forward(
+        request, client, outgoing, "TensorBoard", answer_headers=answer_headers, fix_html=_fix_html
     )
 
 
@@ -264,35 +192,19 @@ def response_headers(upstream: httpx.Headers, target: Target | None = None) -> d
     return headers
 
 
-def _is_plain_html(upstream: httpx.Response) -> bool:
-    """True for uncompressed HTML (TensorBoard's pages, a few hundred KiB at most)."""
-    encoding = upstream.headers.get("content-encoding", "identity").lower()
-    kind = upstream.headers.get("content-type", "")
-    return kind.startswith("text/html") and encoding == "identity"
-
-
 def _fix_html(html: bytes) -> bytes:
     """TensorBoard's pages name their fonts from the server root (`url(/font-roboto/...)`),
     which misses `--path_prefix`: made relative, they resolve under the prefix. And cookies and
     storage throw in a sandbox without same-origin: SANDBOX_SHIM goes first."""
-    html = html.replace(b"url(/font-roboto/", b"url(font-roboto/")
-    head = HEAD_TAG.search(html)
-    at = head.end() if head else 0
-    return html[:at] + SANDBOX_SHIM + html[at:]
-
-
-async def _close(upstream: httpx.Response, client: httpx.AsyncClient) -> None:
-    await upstream.aclose()
-    await client.aclose()
+    return with_shim(html.replace(b"url(/font-roboto/", b"url(font-roboto/"))
 
 
 async def proxy_websocket(websocket: WebSocket) -> None:
     """Check a websocket handshake like any request, then relay it to TensorBoard."""
     instance_id = int(websocket.path_params["instance_id"])
     token = websocket.path_params.get("token")
-    origin = websocket.headers.get("origin")
     try:
-        if not same_origin(websocket) and not (token and origin == OPAQUE_ORIGIN):
+        if not websocket_origin_allowed(websocket, token):
             raise PermissionDenied("Cross-site websockets are refused.")
         target = await run_in_threadpool(authorize, websocket, instance_id, token)
     except DomainError:
@@ -305,34 +217,3 @@ async def proxy_websocket(websocket: WebSocket) -> None:
             await relay(websocket, upstream)
     except (OSError, WebSocketException, TimeoutError):
         await websocket.close(code=TRY_AGAIN_LATER)
-
-
-async def relay(websocket: WebSocket, upstream: ClientConnection) -> None:
-    """Copy messages both ways until either side closes."""
-
-    async def downstream_to_upstream() -> None:
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await upstream.send(message.get("text") or message.get("bytes") or b"")
-        except WebSocketDisconnect:
-            return
-
-    async def upstream_to_downstream() -> None:
-        async for data in upstream:
-            if isinstance(data, str):
-                await websocket.send_text(data)
-            else:
-                await websocket.send_bytes(data)
-
-    tasks = [
-        asyncio.create_task(downstream_to_upstream()),
-        asyncio.create_task(upstream_to_downstream()),
-    ]
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    for task in done:  # a side that went away first ends the relay; that is no error
-        task.exception()

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from labyard.auth import service as auth_service
 from labyard.flavors import service as flavor_service
+from labyard.flavors.schemas import FlavorIn, FlavorUpdate
 from labyard.jobs.isolation import isolation_warnings
 from labyard.web.deps import AdminUser, SessionDep, SettingsDep
 from labyard.web.render import render
@@ -71,31 +72,10 @@ def set_active(
 
 @router.post("/flavors")
 def create_flavor(
-    request: Request,
-    admin: AdminUser,
-    db: SessionDep,
-    name: Annotated[str, Form()],
-    gpus: Annotated[int, Form()],
-    cpus: Annotated[float, Form()],
-    memory_mb: Annotated[int, Form()],
-    description: Annotated[str, Form()] = "",
-    partition: Annotated[str, Form()] = "",
-    account: Annotated[str, Form()] = "",
-    qos: Annotated[str, Form()] = "",
+    request: Request, admin: AdminUser, db: SessionDep, form: Annotated[FlavorIn, Form()]
 ) -> Response:
     """Define a flavor."""
-    flavor_service.create_flavor(
-        db,
-        admin,
-        name=name.strip(),
-        gpus=gpus,
-        cpus=cpus,
-        memory_mb=memory_mb,
-        description=description,
-        partition=partition,
-        account=account,
-        qos=qos,
-    )
+    flavor_service.create_flavor(db, admin, **(form.model_dump() | {"name": form.name.strip()}))
     return render(request, "admin.html", _context(db), block="flavors")
 
 
@@ -105,27 +85,10 @@ def update_flavor(
     flavor_id: int,
     admin: AdminUser,
     db: SessionDep,
-    gpus: Annotated[int, Form()],
-    cpus: Annotated[float, Form()],
-    memory_mb: Annotated[int, Form()],
-    description: Annotated[str, Form()] = "",
-    partition: Annotated[str, Form()] = "",
-    account: Annotated[str, Form()] = "",
-    qos: Annotated[str, Form()] = "",
+    form: Annotated[FlavorUpdate, Form()],
 ) -> Response:
     """Change a flavor's sizes and Slurm options."""
-    flavor_service.update_flavor(
-        db,
-        admin,
-        flavor_id,
-        gpus=gpus,
-        cpus=cpus,
-        memory_mb=memory_mb,
-        description=description,
-        partition=partition,
-        account=account,
-        qos=qos,
-    )
+    flavor_service.update_flavor(db, admin, flavor_id, **form.model_dump())
     return render(request, "admin.html", _context(db), block="flavors")
 
 

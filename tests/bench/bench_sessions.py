@@ -10,6 +10,8 @@ and real JupyterLab processes; each figure has a baseline measured in the same r
   through the proxy vs straight to JupyterLab's socket (median of 50, ratio).
 - 20 concurrent clients: each lists the lab's files through JupyterLab's contents API 10
   times, through the proxy vs straight to the socket (wall time for all, ratio); 2 cores.
+- 20 concurrent sessions: 20 labs each with its own running JupyterLab, one client each
+  listing its files 10 times, through the proxy vs straight to each socket.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def direct_start(tmp: Path, settings: Settings) -> float:
     """Seconds from starting JupyterLab by hand to its first page on its socket."""
     folder, lab = tmp / "direct-job", tmp / "direct-lab"
     lab.mkdir()
-    jupyter.write_files(settings, folder, 999_999, lab, 999_999)
+    jupyter.write_files(settings, folder, 999_999, lab, 999_999, tcp=False)
     env = {**os.environ, "MLSTEAM_OUTPUT_DIR": str(folder / "output")}
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -148,23 +150,66 @@ async def kernel_round_trips(
     return proxied, direct
 
 
-def concurrent_lists(url: str, headers: dict[str, str], sock: str | None) -> float:
-    """Wall seconds for CLIENTS threads each listing the lab's files REQUESTS times (over
-    `sock` when given), each thread with its own connection."""
+Target = tuple[str, dict[str, str], str | None]  # URL, headers, Unix socket (direct)
 
-    def work() -> None:
+
+def concurrent_lists(targets: list[Target]) -> float:
+    """Wall seconds for CLIENTS threads each listing files REQUESTS times, client i on
+    `targets[i % len(targets)]` (over its socket when it has one), each with its own
+    connection."""
+
+    def work(url: str, headers: dict[str, str], sock: str | None) -> None:
         transport = httpx.HTTPTransport(uds=sock, verify=False) if sock else None
-        with httpx.Client(transport=transport, timeout=60, verify=False) as client:
+        with httpx.Client(transport=transport, timeout=120, verify=False) as client:
             for _ in range(REQUESTS):
                 client.get(url, headers=headers).raise_for_status()
 
-    threads = [threading.Thread(target=work) for _ in range(CLIENTS)]
+    picks = [targets[i % len(targets)] for i in range(CLIENTS)]
+    threads = [threading.Thread(target=work, args=pick) for pick in picks]
     start = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return time.monotonic() - start
+
+
+def many_sessions(
+    settings: Settings, database: Database, owner: User, base: str, headers: dict[str, str]
+) -> tuple[float, float]:
+    """CLIENTS labs each with its own running session; one client per session lists its
+    files through the proxy, then straight to its socket (wall seconds of each)."""
+    with database.session() as db:
+        user = db.get(User, owner.id)
+        assert user is not None and user.default_project_id is not None
+        labs = [
+            labs_service.create_lab(
+                db, settings, user, project_id=user.default_project_id, name=f"many-{i}",
+                flavor="tiny",
+            ).id
+            for i in range(CLIENTS)
+        ]  # fmt: skip
+    with httpx.Client(timeout=60) as client:
+        for lab_id in labs:
+            client.post(f"{base}/api/v1/labs/{lab_id}/session", headers=headers).raise_for_status()
+        for lab_id in labs:
+            _wait_200(client, f"{base}/labs/{lab_id}/session/api/contents", headers)
+        job_ids = [
+            client.get(f"{base}/api/v1/labs/{lab_id}/session", headers=headers).json()["job_id"]
+            for lab_id in labs
+        ]
+    proxied: list[Target] = [
+        (f"{base}/labs/{lab_id}/session/api/contents", headers, None) for lab_id in labs
+    ]
+    direct: list[Target] = []
+    for lab_id, job_id in zip(labs, job_ids, strict=True):
+        sock = jupyter.connect_path(jupyter.socket_path(jobs_service.job_dir(settings, job_id)))
+        url = f"http://localhost/labs/{lab_id}/session/api/contents"
+        direct.append((url, jupyter.auth_headers(settings, job_id), sock))
+    through, straight = concurrent_lists(proxied), concurrent_lists(direct)
+    for lab_id in labs:
+        stop_session(base, lab_id, headers)
+    return through, straight
 
 
 def main() -> None:
@@ -183,6 +228,8 @@ def main() -> None:
         owner = make_users_fast(database, "owner")["owner"]
         with database.session() as db:
             db.add(Flavor(name="nb", gpus=0, cpus=1.0, memory_mb=1024, description="notebooks"))
+            # CLIENTS sessions at once on 2 cores: each reserves a tenth of a core
+            db.add(Flavor(name="tiny", gpus=0, cpus=0.1, memory_mb=400, description="many"))
             user = db.get(User, owner.id)
             assert user is not None and user.default_project_id is not None
             lab_id = labs_service.create_lab(
@@ -214,8 +261,8 @@ def main() -> None:
                     f"{straight * 1000:.1f} ms direct (x{through / straight:.2f})"
                 )
                 url = f"/labs/{lab_id}/session/api/contents"
-                many_proxied = concurrent_lists(f"{base}{url}", headers, None)
-                many_direct = concurrent_lists(f"http://localhost{url}", token, sock)
+                many_proxied = concurrent_lists([(f"{base}{url}", headers, None)])
+                many_direct = concurrent_lists([(f"http://localhost{url}", token, sock)])
                 ratio = many_proxied / many_direct
                 print(
                     f"{CLIENTS} clients x {REQUESTS} file listings: {many_proxied:.2f} s through "
@@ -223,6 +270,12 @@ def main() -> None:
                     f"{os.cpu_count()} cores"
                 )
                 stop_session(base, lab_id, headers)
+                through, straight = many_sessions(settings, database, owner, base, headers)
+                print(
+                    f"{CLIENTS} sessions at once, one client each x {REQUESTS} file listings: "
+                    f"{through:.2f} s through the proxy vs {straight:.2f} s direct "
+                    f"(x{through / straight:.2f}), {os.cpu_count()} cores"
+                )
                 stop.set()
                 docker_start(settings, database, base, lab_id, headers, direct)
         finally:

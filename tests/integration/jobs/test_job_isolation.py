@@ -13,6 +13,7 @@ import pwd
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,6 +244,56 @@ def test_a_job_cannot_read_the_servers_secrets_or_other_projects_files(
         assert uid == os.geteuid()
         assert all(f"READ {path}" in log for path in targets.values())
         assert isolation.isolation_warnings(settings) == [isolation.TRUSTED_ONLY_WARNING]
+
+
+LAB_PROBE = """\
+import os, sys
+open("made-by-the-session.txt", "w").write("hi")
+print("READ", open("nb.ipynb").read())
+os.mkdir("sub")
+open("sub/deeper.txt", "w").write("deep")
+for path in sys.argv[1:]:
+    try:
+        open(path).read() if os.path.isfile(path) else os.listdir(path)
+        print("READ", path)
+    except OSError:
+        print("DENIED", path)
+"""
+
+
+def test_a_job_whose_lab_is_a_link_works_in_that_lab_and_no_other(settings: Settings) -> None:
+    """A lab session's job: its `lab/` links to the lab's own folder, which it may read and
+    write as the job user; other labs, the labs list and the secret key stay closed."""
+    if os.geteuid() != 0:
+        pytest.skip("the job user needs a root server")
+    settings.job_user = TEST_JOB_USER
+    isolation.ensure_job_user(settings)
+    identity = isolation.job_identity(settings)
+    assert identity is not None
+    data = settings.data_dir
+    labs = data / "labs"
+    (labs / "1").mkdir(parents=True)
+    (labs / "1" / "nb.ipynb").write_text("notebook")
+    (labs / "2").mkdir()
+    (labs / "2" / "train.py").write_text("another project's code")
+    (data / "secret_key").write_text("s")
+    job = data / "jobs" / "7"
+    (job / "output").mkdir(parents=True)
+    (job / "lab").symlink_to(os.path.relpath(labs / "1", job))
+    groups = isolation.grant_job_files(settings, identity, 7, job, [])
+    closed = [labs / "2" / "train.py", labs, data / "secret_key"]
+    done = subprocess.run(
+        [REACHABLE_PYTHON, "-c", LAB_PROBE, *map(str, closed)],
+        cwd=job / "lab", user=identity.uid, group=identity.gid, extra_groups=groups,
+        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "READ notebook" in done.stdout
+    assert all(f"DENIED {path}" in done.stdout for path in closed), done.stdout
+    made = labs / "1" / "made-by-the-session.txt"
+    assert made.read_text() == "hi" and made.stat().st_uid == identity.uid
+    assert (labs / "1" / "sub" / "deeper.txt").read_text() == "deep"
+    assert (job / "lab").is_symlink()  # the link itself was left alone
 
 
 # --------------------------------------------------------------------------- quota

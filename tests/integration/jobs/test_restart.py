@@ -4,11 +4,9 @@ vanished are marked; orphaned containers are removed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,11 +20,10 @@ from labyard.jobs.executors.base import LOST_REASON
 from labyard.jobs.executors.docker import LABEL_INSTANCE, LABEL_JOB, instance_id
 from labyard.jobs.models import Job, JobStatus, MetricPoint
 from tests import services
-from tests.factories import ADMIN_PASSWORD
 from tests.integration.jobs.conftest import all_final, run_until
 from tests.integration.jobs.test_docker_jobs import docker_lab
 from tests.integration.jobs.test_local_jobs import FOUR_GPUS, submit
-from tests.serving import free_port
+from tests.serving import labyard_servers, wait_until
 
 WAIT_SCRIPT = """\
 import os, sys, time
@@ -44,40 +41,8 @@ for step in range(1, 6):
 @pytest.fixture
 def server(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start `labyard serve` (with its scheduler) on this test's database and data dir."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "LABYARD_DATA_DIR": str(settings.data_dir),
-            "LABYARD_DATABASE_URL": settings.database_url,
-            "LABYARD_SECRET_KEY": settings.secret_key,
-            "LABYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LABYARD_EXECUTOR": settings.executor,
-            "LABYARD_DOCKER_NETWORK": "none",
-            "LABYARD_SCHEDULER_INTERVAL_SECONDS": "0.2",
-            "LABYARD_PORT": str(free_port()),
-        }
-        log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labyard.cli", "serve"], env=env, stdout=log, stderr=log
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    with labyard_servers(settings, tmp_path / "server.log", LABYARD_DOCKER_NETWORK="none") as start:
+        yield start
 
 
 def _job(database: Database, job_id: int) -> Job:
@@ -97,7 +62,7 @@ def _kill9_and_restart(
     [job_id] = submit(database, settings, lab)
     proc = server()
     folder = service.job_dir(settings, job_id)
-    _wait(lambda: "ARGS" in _text(folder / "job.log"), "the job to start")
+    wait_until(lambda: "ARGS" in _text(folder / "job.log"), "the job to start")
     before = _job(database, job_id)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

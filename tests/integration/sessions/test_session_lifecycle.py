@@ -97,6 +97,21 @@ def test_a_session_whose_process_died_shows_why(world: SessionWorld) -> None:
     assert page["url"] == "" and page["gpus"] == []
 
 
+def test_a_session_job_is_not_retried_but_restarted_from_its_lab(world: SessionWorld) -> None:
+    writer = world.api("write")
+    body = writer.post(f"/api/v1/labs/{world.lab_id}/session").json()
+    writer.delete(f"/api/v1/labs/{world.lab_id}/session")  # queued: stopped at once
+    with world.database.read_session() as db:
+        before = db.query(Job).count()
+    retried = writer.post(f"/api/v1/jobs/{body['job_id']}/retry")
+    assert retried.status_code == 409
+    assert "start it again from its lab's page" in retried.json()["detail"]
+    with world.database.read_session() as db:
+        assert db.query(Job).count() == before
+    again = writer.post(f"/api/v1/labs/{world.lab_id}/session").json()
+    assert again["state"] in ("queued", "starting") and again["job_id"] != body["job_id"]
+
+
 def test_a_session_that_cannot_start_says_why(world: SessionWorld, tmp_path: Path) -> None:
     if not Path("/usr/bin/python3").exists():
         pytest.skip("needs Debian's python3 (without JupyterLab)")

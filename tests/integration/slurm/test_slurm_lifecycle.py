@@ -15,6 +15,7 @@ from labyard.db import Database
 from labyard.jobs import service
 from labyard.jobs.models import Job
 from labyard.jobs.scheduler import Scheduler
+from tests import services
 from tests.integration.jobs.conftest import all_final, run_until, write_lab
 from tests.integration.jobs.test_local_jobs import submit
 from tests.slurm_cluster import SlurmCluster
@@ -140,8 +141,7 @@ def test_a_job_over_its_memory_says_out_of_memory(
     database: Database, slurm_settings: Settings, tmp_path: Path, make_slurm_scheduler,
     cluster: SlurmCluster,
 ) -> None:  # fmt: skip
-    if not cluster.memory_enforced:
-        pytest.skip("this machine has no cgroup v1 memory controller for Slurm's task/cgroup")
+    services.require(lambda: _memory_enforced(cluster))
     lab = tmp_path / "lab"
     lab.mkdir()
     (lab / "hog.py").write_text(HOG_SCRIPT)
@@ -151,3 +151,10 @@ def test_a_job_over_its_memory_says_out_of_memory(
     assert job.status == "failed" and job.engine_state == "OUT_OF_MEMORY"
     assert job.reason == "OUT_OF_MEMORY: the job used more memory than its flavor gives"
     assert job.exit_code not in (None, 0)
+
+
+def _memory_enforced(cluster: SlurmCluster) -> None:
+    """Slurm's task/cgroup enforces --mem here (a cgroup v1 memory controller), else the
+    test's component is missing (a failure under CI=true)."""
+    if not cluster.memory_enforced:
+        raise services.ServiceMissing("no cgroup v1 memory controller for Slurm's task/cgroup")

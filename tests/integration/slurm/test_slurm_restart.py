@@ -4,11 +4,8 @@ nothing is submitted twice, not even an attempt whose Slurm id the database neve
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,10 +16,9 @@ from labyard.db import Database
 from labyard.jobs import placement, service
 from labyard.jobs.executors.slurm import SlurmExecutor
 from labyard.jobs.models import Job, MetricPoint
-from tests.factories import ADMIN_PASSWORD
 from tests.integration.jobs.conftest import all_final, run_until, write_lab
 from tests.integration.jobs.test_local_jobs import submit
-from tests.serving import free_port
+from tests.serving import labyard_servers, wait_until
 
 
 @pytest.fixture
@@ -30,45 +26,14 @@ def slurm_server(
     slurm_settings: Settings, tmp_path: Path
 ) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start `labyard serve` (its scheduler on Slurm, start-up probe included)."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "LABYARD_DATA_DIR": str(slurm_settings.data_dir),
-            "LABYARD_DATABASE_URL": slurm_settings.database_url,
-            "LABYARD_SECRET_KEY": slurm_settings.secret_key,
-            "LABYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LABYARD_EXECUTOR": "slurm",
-            "LABYARD_SLURM_CONF": slurm_settings.slurm_conf,
-            "LABYARD_SCHEDULER_INTERVAL_SECONDS": "0.2",
-            "LABYARD_PORT": str(free_port()),
-        }
-        log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labyard.cli", "serve"], env=env, stdout=log, stderr=log
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    conf = {"LABYARD_EXECUTOR": "slurm", "LABYARD_SLURM_CONF": slurm_settings.slurm_conf}
+    with labyard_servers(slurm_settings, tmp_path / "server.log", **conf) as start:
+        yield start
 
 
 def _rows(database: Database) -> list[Job]:
     with database.session() as db:
         return list(db.query(Job).order_by(Job.id))
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.usefixtures("slurm_flavors")
@@ -87,7 +52,7 @@ def test_slurm_jobs_survive_server_kill9_and_are_adopted_by_their_slurm_ids(
         waiting = [j for j in rows if j.status == "starting" and j.engine_state == "PENDING"]
         return len(running) == 2 and all(f.exists() for f in folders) and len(waiting) == 1
 
-    _wait(two_run_one_waits, "two jobs running on Slurm and one waiting", timeout=180)
+    wait_until(two_run_one_waits, "two jobs running on Slurm and one waiting", timeout=180)
     before = {j.id: j.external_id for j in _rows(database)}
     proc.send_signal(signal.SIGKILL)
     proc.wait()
