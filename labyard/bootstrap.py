@@ -14,7 +14,7 @@ from sqlalchemy import select
 from labyard.auth import service as auth_service
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.datasets.service import seed_digits_dataset
+from labyard.datasets.service import seed_sample_datasets
 from labyard.db import Database
 from labyard.flavors.service import seed_default_flavors
 from labyard.resources import resource_dir
@@ -46,13 +46,13 @@ class SeedResult:
 
 
 def seed(settings: Settings, database: Database) -> SeedResult:
-    """First start: the admin, default flavors, the public `digits` dataset (each when missing)."""
+    """First start: the admin, default flavors, the public sample datasets (each when missing)."""
     from labyard.app import wire_hooks  # the admin's default project comes through a hook
 
     wire_hooks()
     with database.session() as db:
         seed_default_flavors(db)
-        seed_digits_dataset(db, settings)
+        seed_sample_datasets(db, settings)
         # users made with `labyard user create` before the first serve do not count: the
         # platform still needs someone who can reach /admin
         has_admin = select(User.id).where(

@@ -364,30 +364,28 @@ def delete_entry(
 
 # ---------------------------------------------------------------- seeding
 
-DIGITS = "digits"
 
+def seed_sample_datasets(db: Session, settings: Settings) -> list[Dataset]:
+    """First start: each shipped sample (labyard.seed) as a public read-only dataset,
+    when no public dataset has its name yet; returns the ones created."""
+    from labyard.seed import SAMPLE_DATASETS
 
-def seed_digits_dataset(db: Session, settings: Settings) -> Dataset | None:
-    """First start: the public read-only `digits` dataset (only when it does not exist)."""
-    from labyard.seed.digits import write_digits_dataset
-
-    clash = select(Dataset.id).where(Dataset.is_public.is_(True), Dataset.name == DIGITS)
-    if db.scalar(clash) is not None:
-        return None
-    dataset = Dataset(
-        name=DIGITS,
-        description="scikit-learn's 8x8 handwritten digits as PNG files (train/ and test/).",
-        is_public=True,
-    )
-    db.add(dataset)
-    db.flush()
-    folder = dataset_dir(settings, dataset)
-    if folder.exists():  # a leftover of an interrupted earlier start
-        remove_tree(folder)
-    write_digits_dataset(folder)
-    files.make_read_only(folder)
-    refresh_stats(db, settings, dataset)
-    return dataset
+    created = []
+    for sample in SAMPLE_DATASETS:
+        clash = select(Dataset.id).where(Dataset.is_public.is_(True), Dataset.name == sample.name)
+        if db.scalar(clash) is not None:
+            continue
+        dataset = Dataset(name=sample.name, description=sample.description, is_public=True)
+        db.add(dataset)
+        db.flush()
+        folder = dataset_dir(settings, dataset)
+        if folder.exists():  # a leftover of an interrupted earlier start
+            remove_tree(folder)
+        sample.write(folder)
+        files.make_read_only(folder)
+        refresh_stats(db, settings, dataset)
+        created.append(dataset)
+    return created
 
 
 def project_dataset_folders(db: Session, settings: Settings, project_id: int) -> list[Path]:

@@ -31,7 +31,7 @@ from labyard.jobs.models import Job
 from labyard.jobs.service import check_fits
 from labyard.jobs.views import LabRef
 from labyard.labs.models import Lab, LabDataset
-from labyard.labs.templates_catalog import LabTemplate, get_template
+from labyard.labs.templates_catalog import LabTemplate, copy_template, get_template
 from labyard.mlsteam import CONFIG_FILE
 from labyard.projects.models import Role
 from labyard.projects.service import (
@@ -210,12 +210,7 @@ def _make_folder(settings: Settings, lab_id: int, source: LabTemplate | None) ->
         (folder / CONFIG_FILE).write_text(BLANK_MLSTEAM)
         (folder / "main.py").write_text(BLANK_MAIN)
         return
-    shutil.copytree(
-        source.path,
-        folder,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "template.yml"),
-        copy_function=shutil.copyfile,
-    )
+    copy_template(source, folder)
     for dirpath, dirnames, _ in os.walk(folder):
         for name in dirnames:
             (Path(dirpath) / name).chmod(0o700)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,7 @@ class LabTemplate:
     path: Path
     default_datasets: tuple[str, ...] = field(default_factory=tuple)
     default_flavor: str = "cpu"
+    includes: tuple[Path, ...] = field(default_factory=tuple)
 
     @property
     def readme(self) -> str:
@@ -45,6 +47,9 @@ def _read_manifest(folder: Path) -> LabTemplate | None:
     if not isinstance(data, dict):
         return None
     datasets = data.get("default_datasets") or []
+    includes = _includes(folder, data.get("include") or [])
+    if includes is None:
+        return None
     return LabTemplate(
         name=folder.name,
         title=str(data.get("title") or folder.name),
@@ -52,7 +57,37 @@ def _read_manifest(folder: Path) -> LabTemplate | None:
         path=folder,
         default_datasets=tuple(str(d) for d in datasets) if isinstance(datasets, list) else (),
         default_flavor=str(data.get("default_flavor") or "cpu"),
+        includes=includes,
     )
+
+
+def _includes(folder: Path, listed: object) -> tuple[Path, ...] | None:
+    """The sibling templates' folders or files that `include:` names (e.g.
+    ``classification/cls``), each inside the catalog; None when one is not."""
+    if not isinstance(listed, list):
+        return None
+    root = folder.parent.resolve()
+    found: list[Path] = []
+    for entry in listed:
+        path = (root / str(entry)).resolve()
+        if not path.is_relative_to(root) or path == root or not path.exists():
+            return None
+        found.append(path)
+    return tuple(found)
+
+
+def copy_template(template: LabTemplate, dest: Path) -> None:
+    """Copy the template into the new folder `dest`, then each included path into
+    `dest/<its name>` (so ``classification/cls`` becomes the package ``cls``)."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", MANIFEST)
+    shutil.copytree(template.path, dest, ignore=skip, copy_function=shutil.copyfile)
+    for source in template.includes:
+        target = dest / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=skip, copy_function=shutil.copyfile,
+                            dirs_exist_ok=True)  # fmt: skip
+        else:
+            shutil.copyfile(source, target)
 
 
 def load_catalog(root: Path) -> dict[str, LabTemplate]:

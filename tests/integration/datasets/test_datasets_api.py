@@ -118,7 +118,7 @@ def test_digits_is_seeded_public_read_only_and_recognised(
     assert insight["sizes"][0][0] == "8x8" and insight["modes"][0][0] == "L"
     # seeding again does nothing
     with database.session() as db:
-        assert service.seed_digits_dataset(db, settings) is None
+        assert service.seed_sample_datasets(db, settings) == []
 
 
 def test_public_dataset_refuses_every_write_even_for_admins(
