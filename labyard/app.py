@@ -28,6 +28,8 @@ from labyard.jobs import views as jobs_views
 from labyard.labs import pages as labs_pages
 from labyard.labs import router as labs_router
 from labyard.labs import service as labs_service
+from labyard.monitoring import router as monitoring_router
+from labyard.monitoring.http import LatencyMiddleware
 from labyard.nodes import pages as nodes_pages
 from labyard.overview import pages as overview_pages
 from labyard.projects import pages as project_pages
@@ -71,6 +73,7 @@ API_MODULES = (
     searches_router,
     tensorboard_router,
     sessions_router,
+    monitoring_router,
 )
 # Page modules; their NAV_LINKS = [(label, path), ...] become the top navigation, in this order.
 PAGE_MODULES = (
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.nav = [link for m in PAGE_MODULES for link in getattr(m, "NAV_LINKS", ())]
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyGuard)  # no body is read before the server knows it wants it
+    app.add_middleware(LatencyMiddleware)  # outermost: refusals are timed too
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(resource_dir("static"))), name="static")
     for module in (*API_MODULES, *PAGE_MODULES):

@@ -238,6 +238,12 @@ class Settings(BaseSettings):
         ),
     )
 
+    metrics_token: str = Field(
+        default="",
+        repr=False,
+        description="A bearer token that may read /metrics (Prometheus' scraper); admins may "
+        "too. Empty: admins only.",
+    )
     session_idle_minutes: float = Field(
         default=60,
         gt=0,

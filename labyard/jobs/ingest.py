@@ -10,6 +10,7 @@ import contextlib
 from datetime import datetime
 from pathlib import Path
 
+from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from labyard.db import utcnow
@@ -20,6 +21,8 @@ from labyard.jobs.progress import eta_seconds, parse_progress
 
 CHUNK_BYTES = 4 * 1024 * 1024
 MAX_CHUNKS_PER_CALL = 16
+LINES_INGESTED = Counter("labyard_log_lines_ingested", "Job log lines read by this process.")
+POINTS_INGESTED = Counter("labyard_metric_points_ingested", "Metric points stored by this process.")
 
 
 def ingest_log(db: Session, job: Job, folder: Path, *, final: bool = False) -> int:
@@ -54,6 +57,8 @@ def _ingest_lines(db: Session, job: Job, lines: list[bytes]) -> None:
             continue
         points.extend((p, when) for p in parse_metric_line(text))
     store_points(db, job.id, points)
+    LINES_INGESTED.inc(len(lines))
+    POINTS_INGESTED.inc(len(points))
     if progress is not None:
         fraction, text, when = progress
         if first_progress is not None and job.progress_started_at is None:

@@ -28,6 +28,7 @@ DOMAINS = (
     "sessions",
     "overview",
     "nodes",
+    "monitoring",
 )
 # A domain may import only domains of a lower layer.
 LAYER = {"auth": 0, "projects": 1, "flavors": 2, "datasets": 2, "jobs": 3, "searches": 4}
@@ -36,6 +37,7 @@ LAYER["tensorboard"] = 6  # builds on jobs (and opens a lab's jobs)
 LAYER["sessions"] = 7  # a lab's JupyterLab runs as a job, proxied like TensorBoard
 LAYER["overview"] = 8  # the home and project overviews read every domain; none reads them
 LAYER["nodes"] = 9  # the machines that run jobs and the jobs on them (reads jobs, overview)
+LAYER["monitoring"] = 10  # Prometheus' /metrics reads jobs, GPUs, TensorBoards, sessions
 COMPOSITION_ROOTS = ("labyard.app", "labyard.cli", "labyard.bootstrap")
 
 

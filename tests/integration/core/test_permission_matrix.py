@@ -45,6 +45,7 @@ ADMIN_ONLY = {**dict.fromkeys(ROLES, DENIED), "admin": OK, "anonymous": AUTH}
 NEED_READ = {**ANY_USER, "nonmember": HIDDEN}
 NEED_WRITE = {**NEED_READ, "READ": DENIED}
 NEED_OWN = {**NEED_WRITE, "WRITE": DENIED}
+SCRAPER = {**dict.fromkeys(ROLES, HIDDEN), "admin": OK}  # /metrics: admins (or its token)
 
 # Endpoints of these modules are the foundation's and must each be in ROUTES.
 FOUNDATION_MODULES = (
@@ -54,6 +55,7 @@ FOUNDATION_MODULES = (
     "labyard.web",
     "labyard.overview",
     "labyard.nodes",
+    "labyard.monitoring",
 )
 FRAMEWORK_MODULES = ("fastapi", "starlette")  # /api/v1/openapi.json
 # Later domains: owned by their domain's tests (tests/integration/<domain>/), not this table.
@@ -127,6 +129,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/overview"): Case(ANY_USER),
     ("GET", "/nodes"): Case(ANY_USER),
     ("GET", "/api/v1/nodes"): Case(ANY_USER),
+    ("GET", "/metrics"): Case(SCRAPER),
     ("GET", "/api/v1/me"): Case(ANY_USER),
     ("GET", "/api/v1/me/tokens"): Case(ANY_USER),
     ("POST", "/api/v1/me/tokens"): Case(ANY_USER, _json(lambda w: {"name": "ci"})),

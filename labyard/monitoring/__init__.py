@@ -1,0 +1,1 @@
+"""Prometheus metrics of the platform (`/metrics`): jobs, queue, GPUs, HTTP, ingestion."""
