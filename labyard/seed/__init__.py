@@ -34,4 +34,17 @@ SAMPLE_DATASETS: tuple[SampleDataset, ...] = (
         "scikit-learn's 8x8 handwritten digits as PNG files (train/ and test/).",
         "digits:write_digits_dataset",
     ),
+    SampleDataset(
+        "shapes",
+        "Generated 64x64 grayscale cell-like shapes with CLB-style masks (train/val/test, "
+        "images/ + masks/): the segmentation template's sample.",
+        "shapes:write_shapes_dataset",
+    ),
+    SampleDataset(
+        "perceptions",
+        "Generated 32x32 street-like scenes with greenery, brightness and crowding scores "
+        "measured from each image (train.csv, val.csv, test.csv + images/): the regression "
+        "template's sample.",
+        "perceptions:write_perceptions_dataset",
+    ),
 )

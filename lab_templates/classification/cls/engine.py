@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment
+from .stopping import StopRequested
 
 
 def make_optimizer(
@@ -130,18 +131,26 @@ class Trainer:
             if c[1].numel()
         ]
         loss_sum = torch.zeros((), device=y.device)
-        correct = torch.zeros((), device=y.device, dtype=torch.long)
+        correct = torch.zeros((), device=y.device)
         for i, (xc, yc) in enumerate(chunks):
             sync = self.rt.ddp and i < len(chunks) - 1
             ctx = self.model.no_sync() if sync else contextlib.nullcontext()  # type: ignore[operator]
             with ctx:
                 with self.rt.autocast():
                     logits = self.model(xc)
-                loss = F.cross_entropy(logits.float(), yc, reduction="sum")
+                loss, stat = self.chunk_loss(logits, yc)
                 (loss / n).backward()
             loss_sum += loss.detach()
-            correct += (logits.detach().argmax(1) == yc).sum()
+            correct += stat
         return loss_sum, correct
+
+    def chunk_loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss, summed per-sample statistic, detached) of one chunk: cross-entropy
+        and correct predictions here; other tasks override it (the regression template)."""
+        loss = F.cross_entropy(outputs.float(), targets, reduction="sum")
+        return loss, (outputs.detach().argmax(1) == targets).sum()
 
     def train_step(
         self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
@@ -169,11 +178,14 @@ class Trainer:
         max_steps: int = 0,
         start_step: int = 0,
         on_log: Callable[[int, float, float, float], None] | None = None,
+        should_stop: Callable[[int], bool] | None = None,
     ) -> tuple[int, float, float, int]:
         """Train one epoch; ``on_log(global_step, loss, acc, images_per_s)`` every
         ``log_every`` steps of the epoch and once more at its end for the steps since the
         last call (so an epoch shorter than ``log_every`` still reports, and no epoch drops
-        its last partial window).
+        its last partial window). ``should_stop(steps_done)`` is asked after each step;
+        True raises :class:`StopRequested` there (before that step's log line: the
+        interrupted epoch is dropped and redone on resume).
 
         Returns (steps done, mean loss, accuracy, images seen).
         """
@@ -189,6 +201,8 @@ class Trainer:
                 w.loss += loss_sum
                 w.correct += correct
                 w.count += labels.shape[0]
+            if should_stop is not None and should_stop(steps):
+                raise StopRequested(f"epoch {epoch + 1}, step {steps}")
             if on_log is not None and steps % log_every == 0:
                 _report(on_log, window, start_step + steps)
                 window = Window.zeros(dev)

@@ -24,6 +24,7 @@ from .export import export_onnx, model_meta, save_model
 from .models import Classifier, build_network
 from .pipeline import DataBundle, build_data
 from .reporting import Reporter, model_summary, per_class_accuracy, write_test_report
+from .stopping import EXIT_CODE, GracefulStop, StopRequested, stop_message
 
 
 @dataclass
@@ -118,8 +119,13 @@ def train_epochs(
     state: RunState,
     rep: Reporter,
     save: Any,
+    stopper: GracefulStop | None = None,
 ) -> None:
-    """The epoch loop: train, validate, checkpoint, keep the best."""
+    """The epoch loop: train, validate, checkpoint, keep the best.
+
+    With ``stopper``, a SIGTERM leaves at the next step boundary (or right after the
+    epoch's checkpoint) by raising :class:`StopRequested` with the stop message.
+    """
     steps = len(data.train)
     steps = min(steps, args.max_steps_per_epoch) if args.max_steps_per_epoch else steps
 
@@ -137,14 +143,18 @@ def train_epochs(
     for epoch in range(state.epoch, last):
         data.train.set_epoch(epoch)
         started = time.perf_counter()
-        done, loss, acc, seen = trainer.train_one_epoch(
-            data.train,
-            epoch,
-            log_every=args.log_every,
-            max_steps=args.max_steps_per_epoch,
-            start_step=state.global_step,
-            on_log=on_log,
-        )
+        try:
+            done, loss, acc, seen = trainer.train_one_epoch(
+                data.train,
+                epoch,
+                log_every=args.log_every,
+                max_steps=args.max_steps_per_epoch,
+                start_step=state.global_step,
+                on_log=on_log,
+                should_stop=stopper.should_stop if stopper else None,
+            )
+        except StopRequested:
+            raise StopRequested(stop_message(epoch, args.num_epoch, mid_epoch=True)) from None
         seconds = time.perf_counter() - started
         state.global_step += done
         scheduler.step()
@@ -159,6 +169,8 @@ def train_epochs(
             rep.metrics("Validation", "epoch", state.epoch, loss=val_loss, acc=val_acc)
         rep.progress(state.epoch, args.num_epoch, steps, steps)
         save(state, val_acc)
+        if stopper is not None and state.epoch < last and stopper.stop_now():
+            raise StopRequested(stop_message(state.epoch, args.num_epoch, mid_epoch=False))
 
 
 def finish(
@@ -278,7 +290,8 @@ def _run(args: argparse.Namespace, dist: DistInfo, rep: Reporter, out: Path) -> 
             meta=meta,
         )
 
-    train_epochs(args, trainer, data, scheduler, state, rep, save)
+    with GracefulStop(distributed=dist.enabled, device=rt.device, every=args.log_every) as stop:
+        train_epochs(args, trainer, data, scheduler, state, rep, save, stop)
     if state.epoch < args.num_epoch:
         rep.log(
             f"Stopped after epoch {state.epoch} of {args.num_epoch} "
@@ -299,6 +312,10 @@ def main(argv: Sequence[str] | None = None, script: str | None = None) -> int:
     except (DatasetLayoutError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except StopRequested as stop:
+        if dist.main:
+            print(stop, flush=True)
+        return EXIT_CODE
     finally:
         cleanup(dist)
     return 0

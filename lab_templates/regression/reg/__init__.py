@@ -1,0 +1,1 @@
+"""The regression fine-tuning template's package (it reuses ``cls``, from classification)."""

@@ -1,0 +1,1 @@
+"""The segmentation template's package (reuses the classification template's ``cls``)."""
