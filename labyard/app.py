@@ -21,6 +21,7 @@ from labyard.datasets import service as datasets_service
 from labyard.db import Database
 from labyard.flavors import router as flavors_router
 from labyard.jobs import lifecycle as jobs_lifecycle
+from labyard.jobs import output_dataset_router as jobs_output_dataset
 from labyard.jobs import pages as jobs_pages
 from labyard.jobs import router as jobs_router
 from labyard.jobs import service as jobs_service
@@ -70,6 +71,7 @@ API_MODULES = (
     datasets_router,
     labs_router,
     jobs_router,
+    jobs_output_dataset,
     searches_router,
     tensorboard_router,
     sessions_router,

@@ -61,6 +61,9 @@
     if (stop) stop.disabled = !!s.final || !!s.stop_requested;
     var del = document.getElementById("job-delete");
     if (del) del.disabled = !!s.live;
+    // "Save as dataset" (templates/job.html, Files tab): only a finished job's output
+    var saveAsDataset = document.getElementById("job-save-dataset-button");
+    if (saveAsDataset) saveAsDataset.disabled = !s.final;
     tick();
   }
   function tick() {

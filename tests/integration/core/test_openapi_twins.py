@@ -10,6 +10,7 @@ from tests.factories import WebClient
 
 # Page actions whose JSON twins were once hidden from the schema (issue 10).
 TWINS = {
+    ("post", "/api/v1/jobs/{job_id}/output-as-dataset"),
     ("post", "/api/v1/jobs/bulk"),
     ("get", "/api/v1/sweeps/{sweep_id}/compare"),
     ("get", "/api/v1/sweeps/{sweep_id}/curves"),

@@ -1,0 +1,1 @@
+"""Labyard's dataset conversion template: scan, split, resize, class folders or TFRecord."""
