@@ -32,6 +32,10 @@ from labyard.labs import service as labs_service
 from labyard.monitoring import router as monitoring_router
 from labyard.monitoring.http import LatencyMiddleware
 from labyard.nodes import pages as nodes_pages
+from labyard.notifications import events as notifications_events
+from labyard.notifications import lifecycle as notifications_lifecycle
+from labyard.notifications import pages as notifications_pages
+from labyard.notifications import router as notifications_router
 from labyard.overview import pages as overview_pages
 from labyard.projects import pages as project_pages
 from labyard.projects import router as projects_router
@@ -76,6 +80,7 @@ API_MODULES = (
     tensorboard_router,
     sessions_router,
     monitoring_router,
+    notifications_router,
 )
 # Page modules; their NAV_LINKS = [(label, path), ...] become the top navigation, in this order.
 PAGE_MODULES = (
@@ -89,6 +94,7 @@ PAGE_MODULES = (
     sessions_pages,
     nodes_pages,
     auth_pages,
+    notifications_pages,
     admin_pages,
     docs,
 )
@@ -115,6 +121,8 @@ def wire_hooks() -> None:
     jobs_views.LAB_FINDER.connect(labs_service.lab_refs)
     labs_service.DELETE_BLOCKERS.connect(sessions_service.lab_session_live)
     jobs_service.RETRY_REFUSALS.connect(sessions_service.session_job_retry)
+    jobs_service.JOB_FINISHED.connect(notifications_events.job_ended)
+    searches_driver.SEARCH_FINISHED.connect(notifications_events.search_ended)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -126,6 +134,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         datasets_lifecycle.start,
         tensorboard_lifecycle.start,
         sessions_lifecycle.start,
+        notifications_lifecycle.start,
     ]
     if settings.start_scheduler:
         start_hooks.append(jobs_lifecycle.start)

@@ -244,6 +244,47 @@ class Settings(BaseSettings):
         description="A bearer token that may read /metrics (Prometheus' scraper); admins may "
         "too. Empty: admins only.",
     )
+    public_url: str = Field(
+        default="",
+        max_length=200,
+        description="The address people open Labyard at (e.g. `https://labyard.example.org`), "
+        "for links in notifications; empty: the links are paths only.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, link-local and private addresses (checked for "
+        "every address the host resolves to at each delivery); off, such a delivery is refused.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, le=60, description="Connect and read timeout of one webhook request."
+    )
+    webhook_max_attempts: int = Field(
+        default=6, ge=1, le=20, description="Most attempts of one webhook delivery."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="Wait before a failed webhook delivery's second attempt; each later wait "
+        "doubles (120 s and 6 attempts span about an hour).",
+    )
+    notification_poll_seconds: float = Field(
+        default=2, gt=0, le=60, description="How often the delivery worker sends what is due."
+    )
+    notification_log_size: int = Field(
+        default=20, ge=1, le=1000, description="Deliveries kept per subscription (its log)."
+    )
+    smtp_host: str = Field(
+        default="", description="SMTP server for e-mail notifications; empty: no e-mail."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_username: str = Field(default="", description="SMTP login; empty: no login.")
+    smtp_password: str = Field(default="", repr=False, description="SMTP password.")
+    smtp_from: str = Field(
+        default="", description="Sender address of notification e-mails (required for e-mail)."
+    )
+    smtp_starttls: bool = Field(
+        default=True, description="Upgrade the SMTP connection with STARTTLS before logging in."
+    )
     session_idle_minutes: float = Field(
         default=60,
         gt=0,

@@ -5,6 +5,7 @@ from labyard.datasets import models as dataset_models
 from labyard.flavors import models as flavor_models
 from labyard.jobs import models as job_models
 from labyard.labs import models as lab_models
+from labyard.notifications import models as notification_models
 from labyard.projects import models as project_models
 from labyard.searches import models as search_models
 from labyard.sessions import models as session_models
@@ -16,6 +17,7 @@ __all__ = [
     "flavor_models",
     "job_models",
     "lab_models",
+    "notification_models",
     "project_models",
     "search_models",
     "session_models",

@@ -70,6 +70,12 @@ def job_dir(settings: Settings, job_id: int) -> Path:
     return settings.data_dir / "jobs" / str(job_id)
 
 
+# Told when a job reaches a final status, inside the caller's transaction (notifications
+# queue outbox rows there; no network I/O or slow work). An announcement, not a check: an
+# unwired point (a test that never built the app) tells nobody.
+JOB_FINISHED: HookPoint[Callable[[Job], None]] = HookPoint("jobs.job_finished")
+
+
 def transition(
     job: Job, to: JobStatus, *, reason: str | None = None, exit_code: int | None = None
 ) -> None:
@@ -88,6 +94,8 @@ def transition(
         job.finished_at = now
         if job.started_at is None and to != S.STOPPED:
             job.started_at = now
+        for announce in JOB_FINISHED.handlers() if JOB_FINISHED.wired else ():
+            announce(job)
 
 
 def request_stop(job: Job, *, reason: str | None = None, status: JobStatus = S.STOPPED) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.db import Database, utcnow
+from labyard.hooks import HookPoint
 from labyard.jobs import incoming
 from labyard.jobs import service as jobs_service
 from labyard.jobs.models import (
@@ -43,6 +45,8 @@ from labyard.searches.models import Search, SearchState, SearchTrial, TrialState
 from labyard.searches.service import search_dir, settings_of, space_of
 
 log = logging.getLogger(__name__)
+# Told when a search concludes (finished or stopped), in the concluding transaction.
+SEARCH_FINISHED: HookPoint[Callable[[Session, Search], None]] = HookPoint("searches.finished")
 ACTIVE = (SearchState.RUNNING, SearchState.STOPPING)
 POINTS_PER_STEP = 20_000  # metric points read per trial per tick (the rest next tick)
 DONE_FRACTION = 0.999  # a job whose progress lines say it did this much is never pruned
@@ -331,3 +335,5 @@ def _conclude(database: Database, search_id: int) -> None:
         else:
             return
         search.finished_at = utcnow()
+        for announce in SEARCH_FINISHED.handlers() if SEARCH_FINISHED.wired else ():
+            announce(db, search)  # inside this transaction: queue work, send nothing

@@ -26,6 +26,11 @@ TWINS = {
     ("post", "/api/v1/labs/{lab_id}/session/restart"),
     ("post", "/api/v1/labs/{lab_id}/session/keep"),
     ("get", "/api/v1/sessions"),
+    ("get", "/api/v1/notifications"),  # the settings page's notifications (issue 17)
+    ("post", "/api/v1/notifications"),
+    ("delete", "/api/v1/notifications/{subscription_id}"),
+    ("post", "/api/v1/notifications/{subscription_id}/test"),
+    ("get", "/api/v1/notifications/{subscription_id}/deliveries"),
 }
 
 

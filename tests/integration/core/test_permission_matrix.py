@@ -66,6 +66,7 @@ OWNED_ELSEWHERE = (
     "labyard.tensorboard",
     "labyard.searches",  # tests/integration/searches/test_search_permissions.py
     "labyard.sessions",  # tests/integration/sessions/test_session_permissions.py
+    "labyard.notifications",  # tests/integration/notifications/test_notification_permissions.py
 )
 
 _counter = itertools.count()

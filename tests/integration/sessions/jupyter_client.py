@@ -35,10 +35,12 @@ def execute_request(code: str) -> dict[str, Any]:
 
 
 def execute(ws: WebSocketTestSession, code: str, max_messages: int = 500) -> tuple[str, str]:
-    """Run `code` on the kernel; its reply status and what it printed."""
+    """Run `code` on the kernel; its reply status and what it printed. The reply (shell
+    channel) may overtake the printed output (iopub): the output is complete once iopub
+    says the kernel is idle again for this request."""
     request = execute_request(code)
     ws.send_text(json.dumps(request))
-    printed = ""
+    printed, status, idle = "", None, False
     for _ in range(max_messages):
         message = json.loads(ws.receive_text())
         if message.get("parent_header", {}).get("msg_id") != request["header"]["msg_id"]:
@@ -46,9 +48,13 @@ def execute(ws: WebSocketTestSession, code: str, max_messages: int = 500) -> tup
         kind = message["header"]["msg_type"]
         if kind == "stream":
             printed += message["content"]["text"]
-        if kind == "execute_reply":
-            return str(message["content"]["status"]), printed
-    raise AssertionError("no execute_reply")
+        elif kind == "execute_reply":
+            status = str(message["content"]["status"])
+        elif kind == "status" and message["content"]["execution_state"] == "idle":
+            idle = True
+        if status is not None and idle:
+            return status, printed
+    raise AssertionError(f"no execute_reply and idle status (reply: {status}, idle: {idle})")
 
 
 def terminal_output(

@@ -70,8 +70,10 @@ def test_session_runs_on_a_slurm_node_and_is_proxied_there(slurm_world: SessionW
     terminal = writer.post(f"{base}/api/terminals").json()["name"]
     with writer.websocket_connect(f"{base}/terminals/websocket/{terminal}") as ws:
         assert "42-on-slurm" in terminal_output(ws, "echo $((6*7))-on-slurm", "42-on-slurm")
-    for outsider in ("read", "stranger", "anonymous"):
-        assert world.api(outsider).get(f"{base}/api/contents").status_code in (401, 404)
+    for outsider in ("read", "stranger"):
+        assert world.api(outsider).get(f"{base}/api/contents").status_code == 404
+    anonymous = world.api("anonymous").get(f"{base}/api/contents", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
     writer.delete(f"/api/v1/labs/{world.lab_id}/session")
     stopped = world.tick_until(writer, lambda b: b["state"] == "stopped")
     assert stopped["reason"] == "stopped by write"
