@@ -12,7 +12,9 @@ whose definition is a typed min..max, a range instead of its values (labyard.sea
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from labyard.jobs.grid import definition_of
@@ -48,12 +50,57 @@ class ParamField:
         }
 
 
+# A template's `framework` param names these; the distributions that provide each, in order
+FRAMEWORK_DISTRIBUTIONS = {
+    "pytorch": ("torch",),
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+}
+FRAMEWORK_EXTRAS = {"tensorflow": "pip install 'labyard[tensorflow]'"}
+
+
+@functools.cache
+def installed_frameworks() -> dict[str, str | None]:
+    """Each known framework's installed version in this environment (None: not installed).
+    Local and Slurm jobs run this environment's Python; Docker jobs their image's."""
+    found: dict[str, str | None] = {}
+    for framework, distributions in FRAMEWORK_DISTRIBUTIONS.items():
+        found[framework] = None
+        for distribution in distributions:
+            try:
+                found[framework] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def frameworks_note(options: tuple[str, ...]) -> str:
+    """What the form says under a `framework` param: which of its options this installation
+    has, and how to add a missing one."""
+    installed = installed_frameworks()
+    parts = []
+    for option in options:
+        if option not in installed:
+            continue
+        version = installed[option]
+        hint = FRAMEWORK_EXTRAS.get(option, "")
+        parts.append(f"{option} {version}" if version else f"{option} not installed ({hint})")
+    if not parts:
+        return ""
+    return (
+        "This installation (local and Slurm jobs): "
+        + "; ".join(parts)
+        + (". Docker jobs use their image's.")
+    )
+
+
 def form_fields(config: LabConfig) -> list[ParamField]:
     """The form's fields in the file's order."""
     fields = []
     for name, values in config.params.items():
         definition = definition_of(config, name)
         options = tuple(format_value(o) for o in definition.options or ())
+        note = frameworks_note(options) if name == "framework" else ""
         fields.append(
             ParamField(
                 name=name,
@@ -61,7 +108,7 @@ def form_fields(config: LabConfig) -> list[ParamField]:
                 type=definition.type or "str",
                 options=options,
                 selected=tuple(format_value(v) for v in values),
-                help=definition.help,
+                help=" ".join(part for part in (definition.help, note) if part),
             )
         )
     return fields

@@ -210,3 +210,37 @@ def test_editing_the_lab_after_submitting_does_not_change_queued_jobs(world: Lab
     job = world.api.get(f"/api/v1/jobs/{job_id}", headers=h).json()
     assert job["params"]["num_epoch"] == 10 and job["status"] == "queued"
     assert (lab_dir(world.settings, lab["id"]) / "train.py").read_text().startswith("raise")
+
+
+def test_the_framework_param_says_which_frameworks_are_installed(
+    world: LabWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    from labyard.labs import params
+
+    lab = world.create_lab("fw", template="classification")
+    url = f"/api/v1/labs/{lab['id']}/parameters"
+
+    def framework_help() -> str:
+        params.installed_frameworks.cache_clear()
+        fields = world.api.get(url, headers=world.owner_headers).json()["fields"]
+        [field] = [f for f in fields if f["name"] == "framework"]
+        assert field["options"] == ["pytorch", "tensorflow"]
+        return str(field["help"])
+
+    torch_version = metadata.version("torch")
+    assert f"pytorch {torch_version}" in framework_help()
+    real_version = metadata.version
+
+    def without_tensorflow(name: str) -> str:
+        if name.startswith("tensorflow"):
+            raise metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(metadata, "version", without_tensorflow)
+    shown = framework_help()
+    assert "tensorflow not installed (pip install 'labyard[tensorflow]')" in shown
+    assert f"pytorch {torch_version}" in shown
+    monkeypatch.undo()
+    params.installed_frameworks.cache_clear()
