@@ -8,55 +8,17 @@ confidence (softmax probability of that class).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from cls.data import IMAGE_EXTENSIONS, load_image  # noqa: E402
+from cls.config import predict_parser  # noqa: E402
+from cls.data import list_images, load_batch  # noqa: E402
 from cls.export import load_model  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="predict.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    p.add_argument("--model", required=True, help="model.pt written by train.py")
-    p.add_argument("--input", required=True, help="an image or a folder (searched recursively)")
-    p.add_argument("--output", default="predictions.csv", help="CSV file to write")
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    return p
-
-
-def list_images(root: Path) -> list[Path]:
-    """``root`` itself when it is an image file, else every image under it, sorted."""
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise SystemExit(f"error: {root} does not exist")
-    files = [
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    if not files:
-        raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {root}")
-    return sorted(files)
-
-
-def batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
-    for start in range(0, len(paths), size):
-        yield paths[start : start + size]
 
 
 def predict(
@@ -67,8 +29,9 @@ def predict(
     channels, size, names = meta["in_channels"], meta["image_size"], meta["class_names"]
     rows: list[tuple[Path, str, float]] = []
     with torch.inference_mode():
-        for chunk in batches(paths, batch_size):
-            x = torch.stack([torch.from_numpy(load_image(p, channels, size)) for p in chunk])
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            x = load_batch(chunk, channels, size)
             probs = model(x.to(device).float() / 255.0).softmax(1)
             conf, pred = probs.max(1)
             rows += [
@@ -78,7 +41,7 @@ def predict(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = predict_parser(__doc__ or "", "predictions.csv", "CSV file to write").parse_args(argv)
     root = Path(args.input)
     rows = predict(Path(args.model), list_images(root), args.batch_size, args.device)
     out = Path(args.output)

@@ -8,45 +8,19 @@ per score the model was trained on.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-if not (HERE / "cls").is_dir():  # run from lab_templates/: use the classification template's
-    sys.path.insert(1, str(HERE.parent / "classification"))
+# cls/ is beside this file in a lab, in ../classification when run from lab_templates/
+sys.path[:0] = [str(HERE), str(HERE.parent / "classification")]
 
 import torch  # noqa: E402
-from cls.data import IMAGE_EXTENSIONS, load_image  # noqa: E402
+from cls.config import predict_parser  # noqa: E402
+from cls.data import list_images, load_batch  # noqa: E402
 from reg.export import load_model  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="predict.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    p.add_argument("--model", required=True, help="model.pt written by train.py")
-    p.add_argument("--input", required=True, help="an image or a folder (searched recursively)")
-    p.add_argument("--output", default="predictions.csv", help="CSV file to write")
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    return p
-
-
-def list_images(root: Path) -> list[Path]:
-    """``root`` itself when it is a file, else every image under it, sorted."""
-    if root.is_file():
-        return [root]
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise SystemExit(f"error: no images in {root}")
-    return files
 
 
 def predict(
@@ -58,16 +32,13 @@ def predict(
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            x = torch.stack(
-                [torch.from_numpy(load_image(p, meta["in_channels"], meta["image_size"]))
-                 for p in chunk]
-            )  # fmt: skip
+            x = load_batch(chunk, meta["in_channels"], meta["image_size"])
             out.append(model(x.to(device).float() / 255.0).cpu())
     return meta["targets"], torch.cat(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = predict_parser(__doc__ or "", "predictions.csv", "CSV file to write").parse_args(argv)
     root = Path(args.input)
     paths = list_images(root)
     names, preds = predict(Path(args.model), paths, args.batch_size, args.device)

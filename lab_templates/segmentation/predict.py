@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-if not (HERE / "cls").is_dir():  # run from lab_templates/: use the classification package
-    sys.path.insert(1, str(HERE.parent / "classification"))
+# cls/ is beside this file in a lab, in ../classification when run from lab_templates/
+sys.path[:0] = [str(HERE), str(HERE.parent / "classification")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from cls.data import IMAGE_EXTENSIONS, load_image  # noqa: E402
+from cls.data import list_images, load_image  # noqa: E402
 from PIL import Image  # noqa: E402
-from seg.data import image_files  # noqa: E402
 from seg.export import load_segmenter  # noqa: E402
 from seg.overlay import overlay_colours, panel, save_mask  # noqa: E402
 
@@ -47,18 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     return p
-
-
-def list_images(root: Path) -> list[Path]:
-    """``root`` itself when it is a file, else every image under it, sorted."""
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise SystemExit(f"error: {root} does not exist")
-    files = image_files(root)
-    if not files:
-        raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {root}")
-    return files
 
 
 def predict_image(path: Path, model: torch.nn.Module, meta: dict[str, Any]) -> np.ndarray:

@@ -1,9 +1,7 @@
 """Train a UNet to segment images on a dataset of images/ + masks/ per split.
 
-Run by the platform as ``python train.py --network unet_small --num_epoch 12 ...`` (one
-``--name value`` per mlsteam.yml param) with MLSTEAM_INPUT_DIR / MLSTEAM_OUTPUT_DIR
-set, or standalone: ``python train.py --data_dir D --output_dir O [flags]``.
-``python train.py --help`` lists every flag.
+The platform runs ``python train.py`` with one ``--name value`` per mlsteam.yml param;
+standalone, give ``--data_dir D --output_dir O``. ``--help`` lists every flag.
 """
 
 from __future__ import annotations
@@ -12,9 +10,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-if not (HERE / "cls").is_dir():  # run from lab_templates/: use the classification package
-    sys.path.insert(1, str(HERE.parent / "classification"))
+# cls/ is beside this file in a lab, in ../classification when run from lab_templates/
+sys.path[:0] = [str(HERE), str(HERE.parent / "classification")]
 
 from seg.main import main  # noqa: E402
 

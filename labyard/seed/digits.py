@@ -9,12 +9,12 @@ the template's tests can train on real data.
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .atomic import atomic_folder
 
 DATA_FILE = Path(__file__).with_name("digits.npz")
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -58,17 +58,8 @@ def write_digits_dataset(dest: Path, *, test_fraction: float = 0.2, seed: int = 
     place, so ``dest`` either does not exist or is complete. An existing,
     non-empty ``dest`` raises :class:`FileExistsError`.
     """
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise FileExistsError(f"{dest} already exists and is not empty")
     images, labels = load_digits()
     train_idx, test_idx = split_indices(labels, test_fraction=test_fraction, seed=seed)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_folder(dest) as tmp:
         _write_split(tmp / "train", images, labels, train_idx)
         _write_split(tmp / "test", images, labels, test_idx)
-        tmp.replace(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -18,12 +18,12 @@ paths relative to the dataset folder), the format of the regression template.
 from __future__ import annotations
 
 import csv
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .atomic import atomic_folder
 
 SIZE = 32
 TARGETS = ("greenery", "brightness", "crowding")
@@ -90,16 +90,6 @@ def write_perceptions_dataset(dest: Path, *, seed: int = 0) -> None:
     It is built in a temporary folder beside ``dest`` and renamed into place, so
     ``dest`` either does not exist or is complete. The same seed gives the same files.
     """
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise FileExistsError(f"{dest} already exists and is not empty")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
+    with atomic_folder(dest) as tmp:
         for offset, (split, count) in enumerate(SPLITS.items()):
             _write_split(tmp, split, count, np.random.default_rng([seed, offset]))
-        tmp.replace(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

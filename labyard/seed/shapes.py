@@ -9,12 +9,12 @@ must learn shape, not just brightness). Masks follow CLB's convention: backgroun
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .atomic import atomic_folder
 
 SIZE = 64
 SPLITS = {"train": 240, "val": 40, "test": 60}
@@ -81,15 +81,6 @@ def write_shapes_dataset(dest: Path, *, seed: int = 0) -> None:
     either does not exist or is complete; an existing, non-empty ``dest`` raises
     :class:`FileExistsError`.
     """
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise FileExistsError(f"{dest} already exists and is not empty")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_folder(dest) as tmp:
         for offset, (split, count) in enumerate(SPLITS.items()):
             _write_split(tmp / split, count, seed * 1000 + offset)
-        tmp.replace(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

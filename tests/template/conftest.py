@@ -21,7 +21,7 @@ TEMPLATE = REPO / "lab_templates" / "classification"
 if str(TEMPLATE) not in sys.path:
     sys.path.insert(0, str(TEMPLATE))
 
-from labyard.seed.digits import write_digits_dataset  # noqa: E402
+from labyard.seed import SAMPLE_DATASETS  # noqa: E402
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -30,6 +30,25 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **extra}
     )
     return env
+
+
+def run_python(argv: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``python *argv`` in ``cwd`` with :func:`subprocess_env`, output captured as text."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def sample_dataset(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A session's copy of Labyard's sample dataset ``name`` (``labyard.seed``)."""
+    root = factory.mktemp("datasets") / name
+    next(s for s in SAMPLE_DATASETS if s.name == name).write(root)
+    return root
 
 
 def platform_argv(lab: Path, overrides: dict[str, Any]) -> list[str]:
@@ -78,9 +97,7 @@ def run_job(tmp: Path, dataset: Path, overrides: dict[str, Any], timeout: int = 
 
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("datasets") / "digits"
-    write_digits_dataset(root)
-    return root
+    return sample_dataset(tmp_path_factory, "digits")
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from cls.data import (
 )
 from PIL import Image
 
-from .conftest import TEMPLATE, subprocess_env
+from .conftest import TEMPLATE, run_python
 
 
 def _image(path: Path, size: tuple[int, int] = (10, 12), mode: str = "RGB") -> None:
@@ -67,19 +65,9 @@ def test_unknown_test_class_and_missing_dataset(tmp_path: Path) -> None:
 def test_train_py_reports_a_bad_layout_and_exits_nonzero(tmp_path: Path) -> None:
     _image(tmp_path / "ds" / "train" / "a" / "1.png")
     (tmp_path / "ds" / "train" / "b").mkdir()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "--data_dir",
-            str(tmp_path / "ds"),
-            "--output_dir",
-            str(tmp_path / "out"),
-        ],
-        cwd=TEMPLATE,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        ["train.py", "--data_dir", str(tmp_path / "ds"), "--output_dir", str(tmp_path / "out")],
+        TEMPLATE,
         timeout=120,
     )
     assert proc.returncode == 2

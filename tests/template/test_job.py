@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +13,13 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from cls.config import build_parser, parse_args
+from cls.config import build_parser, parse_args, parse_with
 from cls.data import decode_all, scan_dataset
 from cls.export import load_model
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .conftest import TEMPLATE, JobRun, run_job, subprocess_env
+from .conftest import TEMPLATE, JobRun, run_job, run_python
 
 METRIC = re.compile(r"^(Train|Validation|Test) (step|iter|epoch)=(\d+)( [a-z_]+=[-+.\deE]+)+$")
 
@@ -102,9 +100,8 @@ def test_onnx_agrees_with_pytorch(lenet_job: JobRun, digits_dir: Path) -> None:
 
 def test_predict_writes_a_csv(lenet_job: JobRun, digits_dir: Path, tmp_path: Path) -> None:
     csv_path = tmp_path / "preds" / "out.csv"
-    proc = subprocess.run(
+    proc = run_python(
         [
-            sys.executable,
             "predict.py",
             "--model",
             str(lenet_job.output_dir / "model.pt"),
@@ -113,10 +110,7 @@ def test_predict_writes_a_csv(lenet_job: JobRun, digits_dir: Path, tmp_path: Pat
             "--output",
             str(csv_path),
         ],
-        cwd=lenet_job.lab,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
+        lenet_job.lab,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -129,9 +123,8 @@ def test_predict_writes_a_csv(lenet_job: JobRun, digits_dir: Path, tmp_path: Pat
 
 
 def test_unknown_flag_fails_loudly(tmp_path: Path, digits_dir: Path) -> None:
-    proc = subprocess.run(
+    proc = run_python(
         [
-            sys.executable,
             "train.py",
             "--data_dir",
             str(digits_dir),
@@ -140,10 +133,7 @@ def test_unknown_flag_fails_loudly(tmp_path: Path, digits_dir: Path) -> None:
             "--num_epochs",
             "3",
         ],
-        cwd=TEMPLATE,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
+        TEMPLATE,
         timeout=120,
     )
     assert proc.returncode == 2 and "unrecognized arguments: --num_epochs 3" in proc.stderr
@@ -208,11 +198,32 @@ def test_data_dir_defaults_follow_the_job_contract(
         parse_args(["--dataset", "../etc"])
 
 
+def test_each_template_names_its_own_default_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """parse_with's default sample and the marker of a dataset folder are per template."""
+    root = tmp_path / "in"
+    for name in ("a_csv", "b_folders", "digits"):
+        (root / name).mkdir(parents=True)
+    (root / "a_csv" / "train.csv").write_text("image,score\n")
+    (root / "b_folders" / "train").mkdir()
+    monkeypatch.setenv("MLSTEAM_INPUT_DIR", str(root))
+    for default, marker, expected in [
+        ("digits", "train", "digits"),
+        ("shapes", "train", "b_folders"),  # no shapes/: the first folder with train/
+        ("perceptions", "train.csv", "a_csv"),  # no perceptions/: the first with train.csv
+    ]:
+        args = parse_with(build_parser(), [], default_dataset=default, marker=marker)
+        assert args.data_dir == str(root / expected), default
+    (root / "shapes").mkdir()
+    args = parse_with(build_parser(), ["--resume", ""], default_dataset="shapes")
+    assert args.data_dir == str(root / "shapes") and args.resume is None
+
+
 def test_ddp_on_cpu_with_two_processes(tmp_path: Path, digits_dir: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.run(
+    proc = run_python(
         [
-            sys.executable,
             "-m",
             "torch.distributed.run",
             "--standalone",
@@ -229,10 +240,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path, digits_dir: Path) -> None
             "--workers",
             "0",
         ],
-        cwd=TEMPLATE,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
+        TEMPLATE,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -77,6 +77,15 @@ def start_job(lab: Path, dataset: Path, output: Path, overrides: dict[str, Any])
     return Job(proc, output, err)
 
 
+def finished_job(
+    lab: Path, dataset: Path, output: Path, overrides: dict[str, Any]
+) -> tuple[Path, str]:
+    """Run the lab's command to its end (it must exit 0): (output folder, stdout)."""
+    code, stdout, stderr = start_job(lab, dataset, output, overrides).finish()
+    assert code == 0, stderr[-3000:]
+    return output, stdout
+
+
 def terminate_after(job: Job, marker: str) -> tuple[int, str, str]:
     """Send SIGTERM once a stdout line starts with ``marker``; (status, stdout, stderr)."""
     seen: list[str] = []

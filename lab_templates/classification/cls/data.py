@@ -165,6 +165,31 @@ def load_image(path: Path, channels: int, size: int) -> np.ndarray:
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
+def list_images(root: Path) -> list[Path]:
+    """What a predict.py reads: ``root`` itself when it is a file, else every image under
+    it (recursively, hidden files and folders skipped), sorted; exits with an error
+    message when ``root`` does not exist or holds no image."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise SystemExit(f"error: {root} does not exist")
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    if not files:
+        raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {root}")
+    return sorted(files)
+
+
+def load_batch(paths: Sequence[Path], channels: int, size: int) -> torch.Tensor:
+    """The images at ``paths`` as one uint8 ``[N, channels, size, size]`` tensor."""
+    return torch.stack([torch.from_numpy(load_image(p, channels, size)) for p in paths])
+
+
 def decode_all(split: Split, channels: int, size: int, threads: int = 4) -> torch.Tensor:
     """Decode a whole split into one uint8 tensor (PIL releases the GIL)."""
     out = np.empty((len(split), channels, size, size), dtype=np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_save
+from .config import to_dict
 from .models import Classifier, build_network
 
 
@@ -37,7 +39,26 @@ def model_meta(
     }
 
 
-def save_model(path: Path, model: Classifier, meta: dict[str, Any]) -> None:
+def run_meta(
+    args: argparse.Namespace,
+    channels: int,
+    classes: list[str],
+    stats: tuple[list[float], list[float]],
+) -> dict[str, Any]:
+    """:func:`model_meta` of a run: the flags' network and image size, the data's input
+    channels, classes and normalisation ``stats`` (mean, std), and the flags themselves."""
+    return model_meta(
+        network=args.network,
+        in_channels=channels,
+        classes=classes,
+        image_size=args.image_size,
+        mean=stats[0],
+        std=stats[1],
+        args=to_dict(args),
+    )
+
+
+def save_model(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Weights (CPU tensors) plus ``meta`` in one file."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_save({"model": state, **meta}, path)

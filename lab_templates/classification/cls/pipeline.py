@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,27 +117,19 @@ def _stream_loaders(
     return loaders, decode_all(sample, channels, size, max(1, workers))
 
 
-def build_data(
-    *,
-    data_dir: str,
-    image_size: int,
-    batch_size: int,
-    seed: int,
-    val_fraction: float,
-    channels: str,
-    cache_max_mb: float,
-    workers: int,
-    dist: DistInfo,
-    device: torch.device,
-) -> DataBundle:
-    """Scan, split, decide memory vs streaming, compute normalisation stats."""
-    classes, splits = _splits(Path(data_dir), val_fraction, seed)
+def build_data(args: argparse.Namespace, dist: DistInfo, device: torch.device) -> DataBundle:
+    """Scan, split, decide memory vs streaming, compute normalisation stats (as the
+    flags --data_dir, --image_size, --batch_size, --seed, --val_fraction, --channels,
+    --cache_max_mb and --workers say)."""
+    classes, splits = _splits(Path(args.data_dir), args.val_fraction, args.seed)
+    channels = args.channels
     n_channels = detect_channels(splits["train"].paths) if channels == "auto" else int(channels)
     total = sum(len(s) for s in splits.values())
-    in_memory = total * n_channels * image_size**2 <= cache_max_mb * 2**20
+    size = args.image_size
+    in_memory = total * n_channels * size**2 <= args.cache_max_mb * 2**20
     build = _memory_loaders if in_memory else _stream_loaders
     loaders, stats_images = build(
-        splits, n_channels, image_size, batch_size, seed, dist, device, max(1, workers)
+        splits, n_channels, size, args.batch_size, args.seed, dist, device, max(1, args.workers)
     )
     mean, std = channel_stats(stats_images[:: max(1, len(stats_images) // 2048)])
     return DataBundle(

@@ -12,14 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-
-def _fmt(value: float | int) -> str:
-    return str(value) if isinstance(value, int) else f"{value:.6g}"
-
-
-def metric_line(group: str, axis: str, at: int, **values: float) -> str:
-    """``Train step=10 loss=0.818 acc=0.95``: the platform's metric format."""
-    return " ".join([group, f"{axis}={at}", *(f"{k}={_fmt(v)}" for k, v in values.items())])
+from .lines import metric_line, progress_line
 
 
 class Reporter:
@@ -46,7 +39,7 @@ class Reporter:
     def progress(self, epoch: int, num_epoch: int, step: int, epoch_steps: int) -> None:
         """``Progress epoch=3/10 step=120/773`` for the platform's ETA: the 3rd of 10 epochs
         is running and 120 of its 773 steps are done (``step`` counts within the epoch)."""
-        self.log(f"Progress epoch={epoch}/{num_epoch} step={step}/{epoch_steps}")
+        self.log(progress_line(epoch, num_epoch, step, epoch_steps))
 
     def images(self, tag: str, images: torch.Tensor, step: int = 0) -> None:
         """uint8 or float [N,C,H,W] images."""

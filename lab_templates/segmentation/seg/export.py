@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from cls.export import model_meta
+from cls.export import run_meta
 from cls.models import Classifier
 
 from .models import build_network
+from .pipeline import SegData
 
 CONFIG_KEYS = (
     "network",
@@ -26,29 +28,10 @@ CONFIG_KEYS = (
 )
 
 
-def seg_meta(
-    *,
-    network: str,
-    in_channels: int,
-    classes: list[str],
-    image_size: int,
-    mean: list[float],
-    std: list[float],
-    palette: list[tuple[int, int, int]],
-    mask_mode: str,
-    args: dict[str, Any],
-) -> dict[str, Any]:
+def seg_meta(args: argparse.Namespace, data: SegData) -> dict[str, Any]:
     """Everything predict.py needs besides the weights (classification's, plus colours)."""
-    meta = model_meta(
-        network=network,
-        in_channels=in_channels,
-        classes=classes,
-        image_size=image_size,
-        mean=mean,
-        std=std,
-        args=args,
-    )
-    return {**meta, "palette": [list(c) for c in palette], "mask_mode": mask_mode}
+    meta = run_meta(args, data.channels, data.classes, (data.mean, data.std))
+    return {**meta, "palette": [list(c) for c in data.palette], "mask_mode": data.mask_mode}
 
 
 def write_config(path: Path, meta: dict[str, Any], model_file: str = "model.pt") -> None:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labyard.seed.perceptions import write_perceptions_dataset
-
-from ..conftest import REPO
-from ..test_sigterm import make_lab, start_job
+from ..conftest import REPO, sample_dataset
+from ..test_sigterm import finished_job, make_lab
 
 TEMPLATE = REPO / "lab_templates" / "regression"
 if str(TEMPLATE) not in sys.path:
@@ -23,9 +21,7 @@ R2_STATED = 0.8  # the README's figure: mean test R² of the defaults on percept
 
 @pytest.fixture(scope="session")
 def perceptions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("datasets") / "perceptions"
-    write_perceptions_dataset(root)
-    return root
+    return sample_dataset(tmp_path_factory, "perceptions")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +34,4 @@ def reg_job(
     tmp_path_factory: pytest.TempPathFactory, reg_lab: Path, perceptions_dir: Path
 ) -> tuple[Path, str]:
     """The template's defaults (mlsteam.yml) on perceptions: (output folder, stdout)."""
-    out = tmp_path_factory.mktemp("regjob") / "output"
-    code, stdout, stderr = start_job(reg_lab, perceptions_dir, out, {}).finish()
-    assert code == 0, stderr[-3000:]
-    return out, stdout
+    return finished_job(reg_lab, perceptions_dir, tmp_path_factory.mktemp("regjob") / "output", {})

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from reg.export import load_model
 from reg.main import main
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ..conftest import subprocess_env
+from ..conftest import run_python
 from ..test_sigterm import assert_resumes_exactly
 from .conftest import R2_STATED, TEMPLATE
 
@@ -99,11 +97,10 @@ def test_predict_writes_scores(
     reg_job: tuple[Path, str], perceptions_dir: Path, tmp_path: Path
 ) -> None:
     csv_path = tmp_path / "preds.csv"
-    proc = subprocess.run(
-        [sys.executable, "predict.py", "--model", str(reg_job[0] / "model.pt"),
-         "--input", str(perceptions_dir / "images" / "test"), "--output", str(csv_path)],
-        cwd=TEMPLATE, env=subprocess_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    images = perceptions_dir / "images" / "test"
+    argv = ["predict.py", "--model", str(reg_job[0] / "model.pt"), "--input", str(images)]
+    argv += ["--output", str(csv_path)]
+    proc = run_python(argv, TEMPLATE, timeout=120)
     assert proc.returncode == 0, proc.stderr
     with csv_path.open() as fh:
         rows = list(csv.DictReader(fh))

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labyard.seed.shapes import write_shapes_dataset
-
-from ..conftest import REPO
-from ..test_sigterm import make_lab, start_job
+from ..conftest import REPO, sample_dataset
+from ..test_sigterm import finished_job, make_lab
 
 SEG_TEMPLATE = REPO / "lab_templates" / "segmentation"
 if str(SEG_TEMPLATE) not in sys.path:
@@ -22,9 +20,7 @@ JOB_PARAMS = {"num_epoch": 2, "log_every": 5}
 
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("datasets") / "shapes"
-    write_shapes_dataset(root)
-    return root
+    return sample_dataset(tmp_path_factory, "shapes")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +34,6 @@ def seg_job(
     tmp_path_factory: pytest.TempPathFactory, seg_lab: Path, shapes_dir: Path
 ) -> tuple[Path, str]:
     """(output folder, stdout) of a 2-epoch job run like the platform runs one."""
-    out = tmp_path_factory.mktemp("segjob") / "output"
-    code, stdout, stderr = start_job(seg_lab, shapes_dir, out, JOB_PARAMS).finish()
-    assert code == 0, stderr[-3000:]
-    return out, stdout
+    return finished_job(
+        seg_lab, shapes_dir, tmp_path_factory.mktemp("segjob") / "output", JOB_PARAMS
+    )

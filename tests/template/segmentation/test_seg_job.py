@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from labyard.mlsteam import parse_mlsteam
 
-from ..conftest import subprocess_env
+from ..conftest import run_python
 from ..test_sigterm import assert_resumes_exactly
 from .conftest import SEG_TEMPLATE
 
@@ -35,14 +33,8 @@ def test_from_lab_templates_standalone_reaches_the_stated_dice(
     shapes_dir: Path, tmp_path: Path
 ) -> None:
     """``python train.py --data_dir D --output_dir O`` with mlsteam.yml's defaults."""
-    proc = subprocess.run(
-        [sys.executable, "train.py", "--data_dir", str(shapes_dir), "--output_dir", str(tmp_path)],
-        cwd=SEG_TEMPLATE,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    argv = ["train.py", "--data_dir", str(shapes_dir), "--output_dir", str(tmp_path)]
+    proc = run_python(argv, SEG_TEMPLATE, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     test = [ln for ln in proc.stdout.splitlines() if ln.startswith("Test epoch=6 ")]
     dice = float(re.search(r" dice=([\d.]+)", test[0]).group(1))  # type: ignore[union-attr]
@@ -126,9 +118,8 @@ def test_predict_writes_a_mask_per_image(
     images.mkdir(parents=True)
     for p in sorted((shapes_dir / "test" / "images").glob("*.png"))[:3]:
         Image.open(p).resize((96, 80)).save(images / f"{p.stem}.jpg")
-    proc = subprocess.run(
+    proc = run_python(
         [
-            sys.executable,
             "predict.py",
             "--config",
             str(out / "config.yml"),
@@ -138,10 +129,7 @@ def test_predict_writes_a_mask_per_image(
             str(tmp_path / "masks"),
             "--overlay",
         ],
-        cwd=SEG_TEMPLATE,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
+        SEG_TEMPLATE,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
