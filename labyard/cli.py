@@ -1,6 +1,6 @@
-"""The `labyard` command. Server side: serve, migrate, scheduler, check-executor, user
-create | passwd | list (they read the LABYARD_* settings). User side: login, projects, labs,
-datasets, submit, jobs, logs ... over the JSON API (labyard/client)."""
+"""The `labyard` command. Server side: serve, migrate, scheduler, check-executor, backup,
+restore, user create | passwd | list (they read the LABYARD_* settings). User side: login,
+projects, labs, datasets, submit, jobs, logs ... over the JSON API (labyard/client)."""
 
 from __future__ import annotations
 
@@ -281,6 +281,55 @@ def check_executor() -> None:
             print(f"error: the {executor.name} executor cannot run jobs: {exc}", file=sys.stderr)
             return 1
         print(f"ok: the {executor.name} executor can run jobs")
+        return 0
+
+    _on_server(run)
+
+
+@app.command()
+def backup(
+    folder: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
+) -> None:
+    """Back up the database and the data folder while jobs run (see Backup and restore)."""
+
+    def run(settings: Settings) -> int:
+        from labyard.ops.backup import backup as take_backup
+        from labyard.ops.backup import describe
+        from labyard.ops.manifest import BackupError
+
+        try:
+            manifest = take_backup(settings, folder)
+        except BackupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(describe(manifest, folder.expanduser().resolve()))
+        return 0
+
+    _on_server(run)
+
+
+@app.command()
+def restore(
+    folder: Annotated[Path, typer.Argument(help="A folder `labyard backup` made.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a data folder or database that holds data.")
+    ] = False,
+) -> None:
+    """Restore a backup into an empty data folder and database, then migrate."""
+
+    def run(settings: Settings) -> int:
+        from labyard.ops.manifest import BackupError
+        from labyard.ops.restore import restore as restore_backup
+
+        try:
+            manifest = restore_backup(settings, folder, force=force)
+        except BackupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"Restored the backup of {manifest.created_at} ({manifest.files.count} files) into "
+            f"{settings.data_dir}; the database is at the newest schema."
+        )
         return 0
 
     _on_server(run)
