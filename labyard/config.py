@@ -170,6 +170,12 @@ class Settings(BaseSettings):
         description="Disk space one job's output folder may use; a job past it is stopped "
         "with the reason (0: no limit).",
     )
+    fair_share_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Fair share looks back this many days: among queued jobs of one priority, "
+        "the project that used the fewest GPU-hours in that window goes first.",
+    )
     scheduler_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often the scheduler polls jobs and dispatches."
     )

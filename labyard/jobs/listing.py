@@ -26,6 +26,7 @@ from labyard.errors import InvalidInput
 from labyard.jobs import service
 from labyard.jobs.models import Job, JobStatus, MetricSeries, Sweep
 from labyard.jobs.views import (
+    FAIR_SHARE_DAYS,
     LabRef,
     MetricSummary,
     find_labs,
@@ -99,6 +100,7 @@ class JobFilters:
     after: str | None = None
     before: str | None = None
     last: bool = False
+    fair_share_days: float = FAIR_SHARE_DAYS  # the server's setting: queue positions' order
     metric: tuple[str, str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -279,7 +281,7 @@ def _page(
         jobs=jobs,
         total=total,
         filters=filters,
-        queue_positions=queue_positions(db, jobs),
+        queue_positions=queue_positions(db, jobs, filters.fair_share_days),
         metrics=summaries,
         param_columns=param_columns(jobs),
         metric_columns=columns,

@@ -75,7 +75,13 @@ class JobUpdate:
 
 
 def poll_job(
-    database: Database, job_id: int, log_path: Any, cursor: Cursor, *, with_db: bool = True
+    database: Database,
+    job_id: int,
+    log_path: Any,
+    cursor: Cursor,
+    *,
+    with_db: bool = True,
+    fair_share_days: float = views.FAIR_SHARE_DAYS,
 ) -> JobUpdate:
     """Read new log lines and, when `with_db`, metric points after `cursor` and the job's
     state (blocking). Without the database the state is None and nothing is read there."""
@@ -89,7 +95,7 @@ def poll_job(
         state = None
         points: list[tuple[Any, ...]] = []
         if job is not None:
-            position = views.queue_positions(db, [job]).get(job.id)
+            position = views.queue_positions(db, [job], fair_share_days).get(job.id)
             state = views.row_state(job, position)
             points = views.new_points(db, job_id, cursor.metric_id)
     return JobUpdate(html, offset, points, state)
@@ -104,6 +110,7 @@ async def job_events(
     *,
     poll_seconds: float,
     db_poll_seconds: float,
+    fair_share_days: float = views.FAIR_SHARE_DAYS,
 ) -> AsyncIterator[str]:
     """The event stream of one job page (one generator per subscriber)."""
     yield "retry: 1000\n\n"
@@ -115,7 +122,15 @@ async def job_events(
         if with_db:
             next_db = now + db_poll_seconds
         update = await to_thread.run_sync(
-            partial(poll_job, database, job_id, log_path, cursor, with_db=with_db)
+            partial(
+                poll_job,
+                database,
+                job_id,
+                log_path,
+                cursor,
+                with_db=with_db,
+                fair_share_days=fair_share_days,
+            )
         )
         sent = False
         if update.html:
@@ -153,7 +168,12 @@ async def job_events(
         await asyncio.sleep(poll_seconds)
 
 
-def poll_rows(database: Database, user_id: int, job_ids: list[int]) -> list[dict[str, Any]]:
+def poll_rows(
+    database: Database,
+    user_id: int,
+    job_ids: list[int],
+    fair_share_days: float = views.FAIR_SHARE_DAYS,
+) -> list[dict[str, Any]]:
     """The rows' current state and metric summaries (blocking)."""
     from labyard.auth.models import User
 
@@ -162,7 +182,7 @@ def poll_rows(database: Database, user_id: int, job_ids: list[int]) -> list[dict
         if user is None:
             return []
         jobs = views.visible_jobs(db, user, job_ids)
-        positions = views.queue_positions(db, jobs)
+        positions = views.queue_positions(db, jobs, fair_share_days)
         summaries = views.metric_summaries(db, [j.id for j in jobs])
         rows = []
         for job in jobs:

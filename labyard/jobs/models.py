@@ -90,7 +90,7 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(default=0)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
-    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     stop_requested_at: Mapped[datetime | None] = mapped_column(default=None)
     # the status a requested stop ends in: stopped (a user, a quota) or pruned (a search)
     stop_status: Mapped[str] = mapped_column(String(16), default=JobStatus.STOPPED)
@@ -201,3 +201,21 @@ class SchedulerLease(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
+
+
+class GpuQuota(Base):
+    """An admin's GPU limits of one project or one user (exactly one of the two is set):
+    most GPUs at once, GPU-hours per calendar month (UTC); None means no limit."""
+
+    __tablename__ = "gpu_quotas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    max_gpus: Mapped[int | None] = mapped_column(default=None)
+    monthly_gpu_hours: Mapped[float | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

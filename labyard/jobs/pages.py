@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.jobs import ansi, artifacts, listing, live, service, views
+from labyard.jobs import ansi, artifacts, listing, live, priority, service, views
 from labyard.jobs.models import Job, JobStatus
+from labyard.jobs.priority import PriorityName
 from labyard.numbers import ascii_int
 from labyard.projects.models import Role
 from labyard.projects.service import require_project, role_of
@@ -49,6 +50,7 @@ def _filters(request: Request, settings: Settings, project_id: int | None) -> li
         after=q.get("after") or None,
         before=q.get("before") or None,
         last=q.get("last") == "1",
+        fair_share_days=settings.fair_share_days,
     )
 
 
@@ -104,7 +106,7 @@ def jobs_events(
     database = get_database(request)
     stream = live.rows_events(
         request,
-        lambda: live.poll_rows(database, user_id, job_ids),
+        lambda: live.poll_rows(database, user_id, job_ids, settings.fair_share_days),
         poll_seconds=settings.live_list_poll_seconds,
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=live.HEADERS)
@@ -142,7 +144,7 @@ def bulk_page_action(
 
 
 def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> dict[str, Any]:
-    position = views.queue_positions(db, [job]).get(job.id)
+    position = views.queue_positions(db, [job], settings.fair_share_days).get(job.id)
     lines, log_offset = artifacts.log_tail(settings, job.id, lines=settings.log_tail_lines)
     charts = views.chart_data(db, job.id, max_points=settings.chart_max_points)
     files, files_cut = artifacts.list_outputs(settings, job.id)
@@ -208,6 +210,7 @@ def job_events(
         start or live.Cursor(),
         poll_seconds=settings.live_poll_seconds,
         db_poll_seconds=settings.live_db_poll_seconds,
+        fair_share_days=settings.fair_share_days,
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=live.HEADERS)
 
@@ -275,6 +278,22 @@ def stop_page_action(job_id: int, user: CurrentUser, db: SessionDep) -> Response
     """Stop the job; the page's live stream shows the change."""
     service.stop_job(db, user, job_id)
     return Response(status_code=204)
+
+
+@router.post("/jobs/{job_id}/priority")
+def priority_page_action(
+    request: Request,
+    job_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    chosen: Annotated[PriorityName, Form(alias="priority")],
+) -> Response:
+    """Change a queued job's priority; twin: PATCH /api/v1/jobs/{job_id}."""
+    job = priority.set_job_priority(db, user, job_id, chosen)
+    db.flush()
+    context = _job_context(db, user, settings, job)
+    return render(request, "job.html", context, block="priority")
 
 
 @router.post("/jobs/{job_id}/retry")

@@ -1,7 +1,8 @@
 """Jobs an engine places (Slurm): handing queued jobs over, and what its reports mean for
 a job row.
 
-The scheduler hands queued jobs to an executor with `places_jobs` FIFO within priority,
+The scheduler hands queued jobs to an executor with `places_jobs` in the queue's order
+(labyard.jobs.fairshare; GPU quotas are the cluster's own there),
 without its own inventory, at most `slurm_max_pending_per_project` of one project waiting
 in the engine at once (a project at its limit does not hold the others back). A handed-over
 job is `starting` while the engine keeps it waiting, with the engine's state, reason and
@@ -12,16 +13,20 @@ every executor: at adoption and at every poll.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from labyard.config import Settings
+from labyard.db import utcnow
 from labyard.flavors.models import Flavor
-from labyard.jobs.executors.base import DatasetMount, JobState, LaunchSpec, Placement
+from labyard.jobs import fairshare
+from labyard.jobs.dispatch import launch_spec
+from labyard.jobs.executors.base import JobState, LaunchSpec, Placement
 from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
-from labyard.jobs.service import job_dir, transition
+from labyard.jobs.service import transition
 
 S = JobStatus
 
@@ -103,16 +108,16 @@ def waiting_per_project(db: Session, executor: str) -> dict[int, int]:
 
 
 def claim_for_engine(
-    db: Session, settings: Settings, executor: str
+    db: Session, settings: Settings, executor: str, now: datetime | None = None
 ) -> tuple[bool, LaunchSpec | None]:
     """Mark the head of the queue (of projects below their pending limit) `starting` for
     the engine; (look again?, its launch spec)."""
     limit = settings.slurm_max_pending_per_project
     full = [p for p, n in waiting_per_project(db, executor).items() if n >= limit]
-    query = select(Job).where(Job.status == S.QUEUED)
+    query = fairshare.in_queue_order(db, settings.fair_share_days, now or utcnow(), select(Job))
     if full:
         query = query.where(Job.project_id.not_in(full))
-    job = db.scalar(query.order_by(Job.priority.desc(), Job.id).limit(1).with_for_update())
+    job = db.scalar(query.limit(1).with_for_update(of=Job))
     if job is None:
         return False, None
     flavor = db.scalar(select(Flavor).where(Flavor.name == job.flavor))
@@ -120,17 +125,8 @@ def claim_for_engine(
     job.attempt += 1
     job.assigned_gpus, job.executor, job.external_id = [], executor, ""
     job.node, job.engine_state, job.engine_reason, job.queue_position = "", "", "", None
-    return True, LaunchSpec(
-        job_id=job.id,
-        attempt=job.attempt,
-        argv=list(job.command),
-        job_dir=job_dir(settings, job.id),
-        image=job.image,
-        gpus=[],
-        gpu_count=job.gpus,
-        cpus=job.cpus,
-        memory_mb=job.memory_mb,
-        datasets=[DatasetMount(d["name"], Path(d["host_path"])) for d in job.datasets],
+    return True, replace(
+        launch_spec(settings, job, [], job.gpus),
         partition=flavor.partition if flavor else "",
         account=flavor.account if flavor else "",
         qos=flavor.qos if flavor else "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from labyard.db import utcnow
-from labyard.jobs import metrics, service, views
+from labyard.jobs import metrics, priority, quota_api, service, views
 from labyard.jobs.logs import LOG_NAME, MAX_LOG_OFFSET, read_log
 from labyard.jobs.models import FINAL_STATUSES, Job, JobStatus, Sweep
+from labyard.jobs.priority import PriorityName, priority_name
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep, get_database
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -43,7 +44,8 @@ class JobOut(BaseModel):
     cpus: float
     memory_mb: int
     assigned_gpus: list[str]
-    priority: int
+    priority: int = Field(description="-1 low, 0 normal, 1 high")
+    priority_name: Literal["low", "normal", "high"]
     executor: str
     attempt: int = Field(description="Runs of the job so far (a cluster's requeue is one more)")
     node: str = Field(description="The node(s) a cluster placed the job on")
@@ -85,9 +87,17 @@ class SweepOut(BaseModel):
     jobs: dict[str, int]
 
 
-def jobs_out(db: Session, jobs: list[Job]) -> list[JobOut]:
+class JobPatch(BaseModel):
+    """Change a queued job: its priority."""
+
+    priority: PriorityName
+
+
+def jobs_out(
+    db: Session, jobs: list[Job], fair_share_days: float = views.FAIR_SHARE_DAYS
+) -> list[JobOut]:
     """The API shape of jobs, their queue positions read in one query."""
-    positions = views.queue_positions(db, jobs)
+    positions = views.queue_positions(db, jobs, fair_share_days)
     return [job_out(job, positions.get(job.id)) for job in jobs]
 
 
@@ -114,6 +124,7 @@ def job_out(job: Job, queue_position: int | None) -> JobOut:
         memory_mb=job.memory_mb,
         assigned_gpus=job.assigned_gpus,
         priority=job.priority,
+        priority_name=priority_name(job.priority),  # type: ignore[arg-type]
         executor=job.executor,
         attempt=job.attempt,
         node=job.node,
@@ -153,6 +164,7 @@ def sweep_out(db: Session, sweep: Sweep) -> SweepOut:
 def list_jobs(
     user: CurrentUser,
     db: SessionDep,
+    settings: SettingsDep,
     project_id: int | None = None,
     lab_id: int | None = None,
     sweep_id: int | None = None,
@@ -176,13 +188,23 @@ def list_jobs(
         status=status,
         limit=limit,
     )
-    return jobs_out(db, jobs)
+    return jobs_out(db, jobs, settings.fair_share_days)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, user: CurrentUser, db: SessionDep) -> JobOut:
-    """One job (READ)."""
-    return jobs_out(db, [service.get_job(db, user, job_id)])[0]
+def get_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
+    """One job (READ): a job waiting for a quota says so in `reason`."""
+    return jobs_out(db, [service.get_job(db, user, job_id)], settings.fair_share_days)[0]
+
+
+@router.patch("/jobs/{job_id}", response_model=JobOut)
+def patch_job(
+    job_id: int, body: JobPatch, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> JobOut:
+    """Change a queued job's priority (WRITE; `high` above the project's default: OWN)."""
+    job = priority.set_job_priority(db, user, job_id, body.priority)
+    db.flush()
+    return jobs_out(db, [job], settings.fair_share_days)[0]
 
 
 @router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
@@ -270,3 +292,6 @@ def list_sweeps(user: CurrentUser, db: SessionDep, project_id: int | None = None
 def get_sweep(sweep_id: int, user: CurrentUser, db: SessionDep) -> SweepOut:
     """One sweep (READ)."""
     return sweep_out(db, service.get_sweep(db, user, sweep_id))
+
+
+router.include_router(quota_api.router)  # /api/v1/quotas (labyard.jobs.quota_api)

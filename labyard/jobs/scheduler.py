@@ -5,12 +5,13 @@ a holder on this host whose process is gone is replaced at once, others after ex
 (2) the first time, adopt every job the database says is starting or running (JupyterHub's
 init_spawners pattern) and remove the executor's orphans; (3) follow live jobs: ingest new
 log lines (metrics, progress), send SIGTERM then SIGKILL after the grace period to jobs
-asked to stop, and finish jobs that exited; (4) dispatch queued jobs FIFO within priority
-onto free whole GPUs, CPUs and memory (strict FIFO: a job that does not fit yet holds back
-the ones behind it, so large jobs do not starve). With an executor that places jobs itself
-(Slurm), (4) hands queued jobs over instead (labyard.jobs.placement) and (3) follows them
-while they wait in the engine too. `run` first checks that the executor can run jobs
-(Slurm's probe of the shared folder) and dispatches nothing until it can.
+asked to stop, and finish jobs that exited; (4) dispatch queued jobs in the queue's order
+(priority, then fair share, then FIFO: labyard.jobs.fairshare) onto free whole GPUs, CPUs
+and memory, past jobs held by a quota (labyard.jobs.dispatch: a job that does not fit yet
+holds back the ones behind it, so large jobs do not starve). With an executor that places
+jobs itself (Slurm), (4) hands queued jobs over instead (labyard.jobs.placement) and (3)
+follows them while they wait in the engine too. `run` first checks that the executor can
+run jobs (Slurm's probe of the shared folder) and dispatches nothing until it can.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import psutil
 from sqlalchemy import select, update
@@ -31,11 +31,10 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.db import Database, utcnow
-from labyard.jobs import ingest, placement, quota
+from labyard.jobs import dispatch, ingest, placement, quota
 from labyard.jobs.executors import make_executor
 from labyard.jobs.executors.base import (
     LOST_REASON,
-    DatasetMount,
     Executor,
     ExecutorError,
     JobState,
@@ -340,62 +339,26 @@ class Scheduler:
     # ------------------------------------------------------------------ dispatch
 
     def dispatch(self) -> int:
-        """Start queued jobs that fit now, FIFO within priority (or hand them to an engine
+        """Start queued jobs that fit now, in the queue's order (or hand them to an engine
         that places them); return how many started."""
-        started = 0
+        started, now = 0, utcnow()  # one time for the round: its order stays put
         while True:
-            more, spec = self._claim_next()
+            more, spec = self._claim_next(now)
             if spec is not None:
                 self._launch(spec)
                 started += 1
             if not more:
                 return started
 
-    def _claim_next(self) -> tuple[bool, LaunchSpec | None]:
+    def _claim_next(self, now: datetime) -> tuple[bool, LaunchSpec | None]:
         """Mark the head of the queue `starting` with its GPUs if it fits now.
 
         Returns (look again?, the launch spec of the claimed job)."""
         if self.executor.places_jobs:
             with self.database.session() as db:
-                return placement.claim_for_engine(db, self.settings, self.executor.name)
-        inv = self.inventory
+                return placement.claim_for_engine(db, self.settings, self.executor.name, now)
         with self.database.session() as db:
-            live = list(db.scalars(select(Job).where(Job.status.in_(LIVE_STATUSES))))
-            used = {gpu for j in live for gpu in j.assigned_gpus}
-            free_gpus = [g for g in inv.gpus if g not in used]
-            free_cpus = inv.cpus - sum(j.cpus for j in live)
-            free_mem = inv.memory_mb - sum(j.memory_mb for j in live)
-            job = db.scalar(  # locked: a stop or delete waits until this claim commits
-                select(Job)
-                .where(Job.status == S.QUEUED)
-                .order_by(Job.priority.desc(), Job.id)
-                .limit(1)
-                .with_for_update()
-            )
-            if job is None:
-                return False, None
-            why = inv.why_never_fits(gpus=job.gpus, cpus=job.cpus, memory_mb=job.memory_mb)
-            if why:
-                transition(job, S.FAILED, reason=f"can never run on this node: {why}")
-                return True, None
-            if job.gpus > len(free_gpus) or job.cpus > free_cpus + 1e-9 or job.memory_mb > free_mem:
-                return False, None
-            gpus = free_gpus[: job.gpus]
-            transition(job, S.STARTING)
-            job.attempt += 1
-            job.assigned_gpus, job.executor, job.external_id = gpus, self.executor.name, ""
-            return True, LaunchSpec(
-                job_id=job.id,
-                attempt=job.attempt,
-                argv=list(job.command),
-                job_dir=job_dir(self.settings, job.id),
-                image=job.image,
-                gpus=gpus,
-                gpu_count=len(gpus),
-                cpus=job.cpus,
-                memory_mb=job.memory_mb,
-                datasets=[DatasetMount(d["name"], Path(d["host_path"])) for d in job.datasets],
-            )
+            return dispatch.claim_local(db, self.settings, self.inventory, self.executor.name, now)
 
     def _launch(self, spec: LaunchSpec) -> None:
         try:

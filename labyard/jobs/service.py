@@ -169,15 +169,18 @@ def create_sweep(
     datasets: list[DatasetInput] | None = None,
     name: str = "sweep",
     lab_id: int | None = None,
-    priority: int = 0,
+    priority: int | None = None,
     inventory: Inventory | None = None,
     config: LabConfig | None = None,
 ) -> Sweep:
     """Create one queued job per grid combination, with their files, all or nothing.
 
     `config` is the lab's mlsteam.yml when the caller parsed it already (before its write
-    transaction began); else it is read from `lab_dir` here."""
-    require_project(db, user, project_id, Role.WRITE)
+    transaction began); else it is read from `lab_dir` here. `priority` None: the
+    project's default (labyard.jobs.priority checks a chosen one)."""
+    project = require_project(db, user, project_id, Role.WRITE)
+    if priority is None:
+        priority = project.default_priority
     name = clean_display_name(name, max_length=150)
     config = config or read_lab_config(lab_dir)
     full_grid = resolve_grid(config, grid, limit=settings.max_grid_size)

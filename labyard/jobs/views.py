@@ -11,14 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
+from labyard.db import utcnow
 from labyard.errors import DomainError, InvalidInput
 from labyard.hooks import HookPoint
-from labyard.jobs import rollup, service
+from labyard.jobs import fairshare, rollup, service
 from labyard.jobs.models import (
     FINAL_STATUSES,
     LIVE_STATUSES,
@@ -31,6 +32,7 @@ from labyard.jobs.models import (
 from labyard.numbers import ascii_int
 from labyard.projects.service import visible_project_ids
 
+FAIR_SHARE_DAYS = float(Settings.model_fields["fair_share_days"].default)
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "wer", "cer")
 PRIMARY_PREFERENCE = ("Validation_loss", "Validation_acc", "Test_acc", "Train_loss", "Train_acc")
 MAX_PARAM_COLUMNS = 8
@@ -97,14 +99,14 @@ def visible_jobs(db: Session, user: User, job_ids: list[int]) -> list[Job]:
     return list(db.scalars(query.order_by(Job.id)))
 
 
-def queue_positions(db: Session, jobs: list[Job]) -> dict[int, int]:
-    """Queue position (1 = next to start: FIFO within priority, as the scheduler takes them)
-    of each queued job among `jobs`, in one query; the one place positions are computed."""
+def queue_positions(db: Session, jobs: list[Job], fair_share_days: float) -> dict[int, int]:
+    """Queue position (1 = next to start, in the scheduler's own order:
+    `fairshare.positions_query`) of each queued job among `jobs`, in one query; the one
+    place positions are computed. Pass the server's `fair_share_days` setting."""
     queued = [j.id for j in jobs if j.status == JobStatus.QUEUED]
     if not queued:
         return {}
-    rank = func.row_number().over(order_by=(Job.priority.desc(), Job.id.asc())).label("position")
-    ranked = select(Job.id, rank).where(Job.status == JobStatus.QUEUED).subquery()
+    ranked = fairshare.positions_query(db, fair_share_days, utcnow())
     rows = db.execute(select(ranked.c.id, ranked.c.position).where(ranked.c.id.in_(queued)))
     return {job_id: int(position) for job_id, position in rows}
 

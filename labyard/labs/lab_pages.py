@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
@@ -15,10 +15,11 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.errors import DomainError, InvalidInput
 from labyard.jobs.grid import GridCheck, check_selection
+from labyard.jobs.priority import PriorityName
 from labyard.labs import file_service, params, service, submit
 from labyard.labs.models import Lab
 from labyard.mlsteam import CONFIG_FILE, LabConfig, MlsteamError, iter_grid
-from labyard.projects.models import Role
+from labyard.projects.models import PRIORITIES, Role, priority_name
 from labyard.projects.service import role_of
 from labyard.web import viewer
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
@@ -252,6 +253,15 @@ def detach_dataset(
 # ---------------------------------------------------------------- parameters
 
 
+def priority_choice(value: object) -> PriorityName | None:
+    """The review form's priority (None: the project's default); InvalidInput otherwise."""
+    if value in (None, ""):
+        return None
+    if value not in PRIORITIES:
+        raise InvalidInput("Priority is low, normal or high.", field="priority")
+    return cast(PriorityName, value)
+
+
 def chosen_params(form: Any) -> dict[str, list[str]]:
     """The form's param fields as {name: [raw values]}."""
     chosen: dict[str, list[str]] = {}
@@ -318,6 +328,7 @@ async def review(
         "flavors": await run_in_threadpool(service.flavor_choices, db, settings),
         "jobs": check.size,
         "combinations": list(itertools.islice(iter_grid(grid), REVIEW_ROWS)),
+        "default_priority": priority_name(lab.project.default_priority),
     }
     return render(request, "lab_parameters.html", ctx, block="review")
 
@@ -328,7 +339,7 @@ async def submit_sweep(
 ) -> Response:
     """Create the sweep (one job per combination) and go to the lab's jobs."""
     form = await request.form()
-    flavor = form.get("flavor")
+    flavor, priority = form.get("flavor"), form.get("priority")
     await run_in_threadpool(
         submit.submit_lab,
         db,
@@ -337,6 +348,7 @@ async def submit_sweep(
         lab_id,
         chosen=chosen_params(form),
         flavor=flavor if isinstance(flavor, str) and flavor else None,
+        priority=priority_choice(priority),
     )
     return Response(status_code=204, headers={"HX-Redirect": f"/labs/{lab_id}/jobs"})
 

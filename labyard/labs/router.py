@@ -248,7 +248,7 @@ def create_sweep(
 ) -> dict[str, Any]:
     """Submit the grid: one job per combination (WRITE); answers the sweep with its jobs."""
     sweep, jobs = submit.submit_lab(
-        db, settings, user, lab_id, chosen=body.params, flavor=body.flavor
+        db, settings, user, lab_id, chosen=body.params, flavor=body.flavor, priority=body.priority
     )
     return submit.sweep_json(sweep, jobs)
 

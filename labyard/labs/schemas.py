@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from labyard.jobs.priority import PriorityName
+
 
 class TemplateOut(BaseModel):
     """A lab template of the catalog."""
@@ -111,7 +113,9 @@ class ParametersOut(BaseModel):
 
 
 class SweepCreate(BaseModel):
-    """Submit a grid: `{name: [values]}`; omitted params keep the file's values."""
+    """Submit a grid: `{name: [values]}`; omitted params keep the file's values; at a
+    priority (default: the project's; `high` above it needs OWN)."""
 
     params: dict[str, list[Any] | Any] = Field(default_factory=dict)
     flavor: str | None = None
+    priority: PriorityName | None = None

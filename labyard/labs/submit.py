@@ -12,10 +12,12 @@ from labyard.config import Settings
 from labyard.jobs import service as jobs_service
 from labyard.jobs.grid import GridCheck, check_selection
 from labyard.jobs.models import Job, Sweep
+from labyard.jobs.priority import PriorityName, chosen_priority, priority_name
 from labyard.labs import files, service
 from labyard.labs.models import Lab
 from labyard.mlsteam import LabConfig
 from labyard.projects.models import Role
+from labyard.projects.service import require_project
 
 
 def check_lab_grid(
@@ -52,13 +54,16 @@ def submit_lab(
     *,
     chosen: Mapping[str, Sequence[Any]],
     flavor: str | None = None,
+    priority: PriorityName | None = None,
 ) -> tuple[Sweep, list[Job]]:
     """Create one queued job per combination of `chosen` (WRITE), on `flavor` (default the
-    lab's), with the lab's code snapshot and attached datasets. The file is parsed and the
-    grid checked before the write transaction that creates the jobs begins."""
+    lab's), at `priority` (default the project's; labyard.jobs.priority), with the lab's
+    code snapshot and attached datasets. The file is parsed and the grid checked before the
+    write transaction that creates the jobs begins."""
     lab = service.get_lab(db, user, lab_id, Role.WRITE)
     mounts = lab_inputs(settings, lab)
     lab, config, check = check_lab_grid(db, settings, user, lab_id, chosen=chosen)
+    project = require_project(db, user, lab.project_id, Role.WRITE)
     sweep = jobs_service.create_sweep(
         db,
         user,
@@ -71,6 +76,7 @@ def submit_lab(
         name=lab.name,
         lab_id=lab.id,
         config=config,
+        priority=chosen_priority(db, user, project, priority),
     )
     return sweep, jobs_service.list_jobs(db, user, sweep_id=sweep.id)
 
@@ -85,6 +91,7 @@ def sweep_json(sweep: Sweep, jobs: list[Job]) -> dict[str, Any]:
         "number": sweep.number,
         "display_name": sweep.display_name,
         "flavor": sweep.flavor,
+        "priority": priority_name(jobs[0].priority) if jobs else "normal",
         "grid": sweep.grid,
         "jobs": [
             {

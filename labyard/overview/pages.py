@@ -48,10 +48,12 @@ def home_api(user: CurrentUser, db: SessionDep, settings: SettingsDep) -> dict[s
 
 
 @router.get("/projects/{project_id}")
-def project_page(request: Request, project_id: int, user: CurrentUser, db: SessionDep) -> Response:
+def project_page(
+    request: Request, project_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
     """One project: its overview (labs, datasets, recent jobs, members) and its settings."""
     context = project_context(db, user, project_id)
-    overview = service.project(db, user, project_id)
+    overview = service.project(db, user, project_id, settings=settings)
     return render(request, "project.html", {**context, "overview": overview, "tab": "Overview"})
 
 
@@ -66,6 +68,8 @@ def project_datasets_page(
 
 
 @api.get("/projects/{project_id}/overview")
-def project_api(project_id: int, user: CurrentUser, db: SessionDep) -> dict[str, Any]:
+def project_api(
+    project_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     """A project's overview: labs, datasets, the ten newest jobs and members (READ)."""
-    return service.project(db, user, project_id).as_json()
+    return service.project(db, user, project_id, settings=settings).as_json()

@@ -20,7 +20,8 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import service as datasets_service
 from labyard.datasets.models import Dataset
-from labyard.jobs import views
+from labyard.db import utcnow
+from labyard.jobs import fairshare, views
 from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
 from labyard.overview.gpus import GpuReading, cached_inventory, read_gpus
 from labyard.projects import service as projects_service
@@ -102,8 +103,8 @@ def _visible(user: User) -> ColumnElement[bool]:
     return Job.project_id.in_(mine.scalar_subquery())
 
 
-def _rows(db: Session, jobs: list[Job]) -> list[JobRow]:
-    positions = views.queue_positions(db, jobs)
+def _rows(db: Session, jobs: list[Job], fair_share_days: float) -> list[JobRow]:
+    positions = views.queue_positions(db, jobs, fair_share_days)
     return [JobRow(job, views.row_state(job, positions.get(job.id))) for job in jobs]
 
 
@@ -128,13 +129,15 @@ def home(db: Session, user: User, *, settings: Settings) -> Overview:
     queued = select(Job).where(visible, Job.status == JobStatus.QUEUED)
     failed = select(Job).where(visible, Job.status == JobStatus.FAILED)
     newest = (Job.finished_at.desc().nulls_last(), Job.id.desc())
-    queued_rows = _rows(db, _jobs(db, queued.order_by(Job.priority.desc(), Job.id), MAX_QUEUED))
+    days = settings.fair_share_days
+    in_order = fairshare.in_queue_order(db, days, utcnow(), queued)  # the scheduler's order
+    queued_rows = _rows(db, _jobs(db, in_order, MAX_QUEUED), days)
     return Overview(
         scope="all" if user.is_admin else "projects",
         queued_total=db.scalar(queued.with_only_columns(func.count())) or 0,
-        running=_rows(db, _jobs(db, running.order_by(Job.id), MAX_RUNNING)),
+        running=_rows(db, _jobs(db, running.order_by(Job.id), MAX_RUNNING), days),
         queued=queued_rows,
-        failures=_rows(db, _jobs(db, failed.order_by(*newest), RECENT_FAILURES)),
+        failures=_rows(db, _jobs(db, failed.order_by(*newest), RECENT_FAILURES), days),
         gpus=gpu_rows(db, user, settings=settings),
     )
 
@@ -206,7 +209,7 @@ def project_datasets(db: Session, user: User, project_id: int) -> list[Dataset]:
     return [d for d in rows if d.project_id == project_id]
 
 
-def project(db: Session, user: User, project_id: int) -> ProjectOverview:
+def project(db: Session, user: User, project_id: int, *, settings: Settings) -> ProjectOverview:
     """One project's overview (READ; a non-member gets NotFound)."""
     row = projects_service.require_project(db, user, project_id)
     recent = select(Job).where(Job.project_id == project_id).order_by(Job.id.desc())
@@ -215,6 +218,6 @@ def project(db: Session, user: User, project_id: int) -> ProjectOverview:
         role=projects_service.role_of(db, user, project_id) or Role.READ,
         labs=views.find_labs(db, [project_id]),
         datasets=project_datasets(db, user, project_id),
-        recent_jobs=_rows(db, _jobs(db, recent, RECENT_JOBS)),
+        recent_jobs=_rows(db, _jobs(db, recent, RECENT_JOBS), settings.fair_share_days),
         members=projects_service.list_members(db, user, project_id),
     )

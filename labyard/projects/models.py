@@ -20,6 +20,17 @@ class Role(enum.IntEnum):
     OWN = 3
 
 
+# Job priorities by name, as stored in `Job.priority` and `Project.default_priority`.
+PRIORITIES: dict[str, int] = {"low": -1, "normal": 0, "high": 1}
+
+
+def priority_name(value: int) -> str:
+    """The word for a stored priority (values outside -1..1, from older rows, clamp)."""
+    if value >= 1:
+        return "high"
+    return "low" if value < 0 else "normal"
+
+
 class Project(Base):
     """The unit of sharing: labs, datasets and jobs belong to a project."""
 
@@ -28,6 +39,8 @@ class Project(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(String(2000), default="")
+    # the priority of its new jobs when the submitter picks none: -1 low, 0 normal, 1 high
+    default_priority: Mapped[int] = mapped_column(default=0)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )

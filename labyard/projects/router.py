@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from labyard.projects import service
-from labyard.projects.models import Membership, Project, Role
+from labyard.projects.models import Membership, Project, Role, priority_name
 from labyard.projects.schemas import MemberOut, MemberSet, ProjectCreate, ProjectOut, ProjectUpdate
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 
@@ -20,6 +20,7 @@ def project_out(project: Project, role: Role) -> ProjectOut:
         description=project.description,
         created_at=project.created_at,
         role=role.name,  # type: ignore[arg-type]
+        default_priority=priority_name(project.default_priority),  # type: ignore[arg-type]
     )
 
 
@@ -52,9 +53,14 @@ def get_project(project_id: int, user: CurrentUser, db: SessionDep) -> ProjectOu
 def update_project(
     project_id: int, body: ProjectUpdate, user: CurrentUser, db: SessionDep
 ) -> ProjectOut:
-    """Rename or describe a project (WRITE)."""
+    """Rename or describe a project (WRITE); set its jobs' default priority (OWN)."""
     project = service.update_project(
-        db, user, project_id, name=body.name, description=body.description
+        db,
+        user,
+        project_id,
+        name=body.name,
+        description=body.description,
+        default_priority=body.default_priority,
     )
     return project_out(project, service.role_of(db, user, project_id) or Role.READ)
 

@@ -16,10 +16,12 @@ class ProjectCreate(BaseModel):
 
 
 class ProjectUpdate(BaseModel):
-    """Rename or describe a project; fields left out stay."""
+    """Rename or describe a project, or set its jobs' default priority (OWN); fields left
+    out stay."""
 
     name: str | None = None
     description: str | None = None
+    default_priority: Literal["low", "normal", "high"] | None = None
 
 
 class ProjectOut(BaseModel):
@@ -30,6 +32,7 @@ class ProjectOut(BaseModel):
     description: str
     created_at: datetime
     role: Literal["OWN", "WRITE", "READ"]
+    default_priority: Literal["low", "normal", "high"] = "normal"
 
 
 class MemberSet(BaseModel):

@@ -18,7 +18,7 @@ from labyard.db.unique import saved_unless_taken
 from labyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from labyard.hooks import HookPoint
 from labyard.paths import is_inside
-from labyard.projects.models import Membership, Project, Role
+from labyard.projects.models import PRIORITIES, Membership, Project, Role
 
 if TYPE_CHECKING:
     from labyard.config import Settings
@@ -124,10 +124,20 @@ def list_projects(db: Session, user: User) -> list[tuple[Project, Role]]:
 
 
 def update_project(
-    db: Session, user: User, project_id: int, *, name: str | None, description: str | None
+    db: Session,
+    user: User,
+    project_id: int,
+    *,
+    name: str | None,
+    description: str | None,
+    default_priority: str | None = None,
 ) -> Project:
-    """Rename a project or change its description (WRITE)."""
+    """Rename a project or change its description (WRITE), or its jobs' default priority
+    (low / normal / high: OWN)."""
     project = require_project(db, user, project_id, Role.WRITE)
+    if default_priority is not None:
+        require_project(db, user, project_id, Role.OWN)
+        project.default_priority = PRIORITIES[default_priority]
     if name is not None:
         project.name = clean_display_name(name)
     if description is not None:

@@ -232,7 +232,7 @@ def view(db: Session, settings: Settings, lab: Lab, row: LabSession | None) -> S
     out.gpus = list(job.assigned_gpus or [])
     if job.status == S.QUEUED:
         out.state = "queued"
-        out.queue_position = queue_positions(db, [job]).get(job.id)
+        out.queue_position = queue_positions(db, [job], settings.fair_share_days).get(job.id)
     elif job.status in LIVE_STATUSES:
         folder = jobs_service.job_dir(settings, job.id)
         seen = jupyter.activity(settings, folder, job.id, lab.id)

@@ -31,6 +31,10 @@ TWINS = {
     ("delete", "/api/v1/notifications/{subscription_id}"),
     ("post", "/api/v1/notifications/{subscription_id}/test"),
     ("get", "/api/v1/notifications/{subscription_id}/deliveries"),
+    ("patch", "/api/v1/jobs/{job_id}"),  # the job page's priority (issue 17)
+    ("get", "/api/v1/quotas"),  # the admin page's GPU quotas (issue 17)
+    ("put", "/api/v1/quotas/projects/{project_id}"),
+    ("put", "/api/v1/quotas/users/{user_id}"),
 }
 
 

@@ -195,6 +195,12 @@ ROUTES: dict[tuple[str, str], Case] = {
     ),
     ("POST", "/admin/flavors/{flavor_id}"): Case(ADMIN_ONLY, _form(lambda w: FLAVOR_SIZES)),
     ("POST", "/admin/flavors/{flavor_id}/delete"): Case(ADMIN_ONLY),
+    ("POST", "/admin/quotas/projects"): Case(
+        ADMIN_ONLY, _form(lambda w: {"target_id": str(w.project_id), "max_gpus": "2"})
+    ),
+    ("POST", "/admin/quotas/users"): Case(
+        ADMIN_ONLY, _form(lambda w: {"target_id": str(w.target_id), "monthly_gpu_hours": "5"})
+    ),
 }
 
 

@@ -81,7 +81,7 @@ def test_ten_thousand_jobs_page_filter_and_sort(
     with database.session() as db:
         job = db.get(Job, ids[0])
         assert job is not None
-        assert f"#{views.queue_positions(db, [job])[job.id]} in queue" in first.text
+        assert f"#{views.queue_positions(db, [job], 7)[job.id]} in queue" in first.text
 
 
 def test_lists_show_params_metrics_and_only_visible_jobs(

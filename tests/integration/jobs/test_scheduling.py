@@ -32,7 +32,7 @@ def test_whole_gpus_are_packed_exclusively_fifo_within_priority(
     g2 = submit(database, settings, lab, flavor="g2", grid=two)
     g1 = submit(database, settings, lab, flavor="g1", grid=two)
     with database.session() as db:
-        positions = views.queue_positions(db, [db.get(Job, i) for i in g2 + g1])  # type: ignore[misc]
+        positions = views.queue_positions(db, [db.get(Job, i) for i in g2 + g1], 7)  # type: ignore[misc]
     assert [positions[i] for i in g2 + g1] == [1, 2, 3, 4]
     scheduler = make_scheduler(inventory=inventory)
     scheduler.tick()
@@ -40,7 +40,7 @@ def test_whole_gpus_are_packed_exclusively_fifo_within_priority(
     assert [states[i][1] for i in g2] == [["0", "1"], ["2", "3"]]
     assert [states[i][0] for i in g1] == ["queued", "queued"]
     with database.session() as db:
-        positions = views.queue_positions(db, list(db.query(Job).order_by(Job.id)))
+        positions = views.queue_positions(db, list(db.query(Job).order_by(Job.id)), 7)
         assert positions == {g1[0]: 1, g1[1]: 2}  # the running jobs have none
     # a high-priority job jumps the queue but not onto busy GPUs
     with database.session() as db:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from labyard.jobs.models import Job
 from labyard.projects.models import Role
 from tests.integration.labs.conftest import LabWorld
 
@@ -106,3 +107,19 @@ def test_review_lists_the_first_combinations_and_says_how_many(world: LabWorld) 
     assert "<strong>1000</strong> jobs will be created" in count.text
     assert review.status_code == 200 and "Confirm 1000 jobs" in review.text
     assert review.text.count("<tr>") == 1 + 200 and "… and 800 more." in review.text
+
+
+def test_the_review_step_chooses_a_priority(world: LabWorld) -> None:
+    lab = _lab(world)
+    data = {"param.a": "1", "param.b": "2"}
+    with world.web_for(world.owner) as web:
+        review = web.hx("POST", f"/labs/{lab['id']}/parameters/review", data=data)
+        assert review.status_code == 200 and 'name="priority"' in review.text
+        assert "the project's (normal)" in review.text
+        bad = web.hx("POST", f"/labs/{lab['id']}/sweeps", data={**data, "priority": "urgent"})
+        assert bad.status_code == 422 and "Priority is low, normal or high." in bad.text
+        assert _job_counts(world, lab) == {}
+        low = web.hx("POST", f"/labs/{lab['id']}/sweeps", data={**data, "priority": "low"})
+        assert low.status_code == 204
+    with world.database.read_session() as db:
+        assert [job.priority for job in db.query(Job)] == [-1]
