@@ -292,3 +292,21 @@ def make_job_row(
         writer.write_line(line.encode())
     writer.close()
     return job_id
+
+
+OUTCOME_OK, OUTCOME_LOGIN = "ok", "login"
+
+
+def permission_outcome(response: Any, refusals: tuple[int, ...] = (403, 404)) -> str:
+    """What a permission matrix records of one response: "login" (401, or a page sent to
+    the login form), the status of an expected refusal as text ("403", "404", ...), or "ok";
+    any other error fails the test."""
+    location = response.headers.get("location", "") or response.headers.get("hx-redirect", "")
+    if response.status_code == 401 or (
+        response.status_code in (204, 303) and location.startswith("/login")
+    ):
+        return OUTCOME_LOGIN
+    if response.status_code in refusals:
+        return str(response.status_code)
+    assert response.status_code < 400, f"unexpected {response.status_code}: {response.text[:300]}"
+    return OUTCOME_OK

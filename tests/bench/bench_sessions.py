@@ -269,6 +269,12 @@ def main() -> None:
                     f"the proxy vs {many_direct:.2f} s direct (x{ratio:.2f}), "
                     f"{os.cpu_count()} cores"
                 )
+                # where the proxy's time goes: the platform's own authenticated GET, same load
+                own = concurrent_lists([(f"{base}/api/v1/labs/{lab_id}", headers, None)])
+                print(
+                    f"  the platform's own API, same clients and requests: {own:.2f} s "
+                    f"(x{own / many_direct:.2f} of direct JupyterLab)"
+                )
                 stop_session(base, lab_id, headers)
                 through, straight = many_sessions(settings, database, owner, base, headers)
                 print(

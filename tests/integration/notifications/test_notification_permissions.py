@@ -21,7 +21,14 @@ from labyard.notifications import service
 from labyard.notifications.models import Delivery, Subscription
 from labyard.projects import service as project_service
 from labyard.projects.models import Role
-from tests.factories import WebClient, access_token_for, auth, make_users_fast, session_client
+from tests.factories import (
+    WebClient,
+    access_token_for,
+    auth,
+    make_users_fast,
+    permission_outcome,
+    session_client,
+)
 
 ROLES = ("anonymous", "nonmember", "READ", "WRITE", "OWN", "admin")
 OK, DENIED, HIDDEN, AUTH = "ok", "403", "404", "login"
@@ -121,18 +128,6 @@ def _client(world: World, role: str, api: bool) -> WebClient:
     return session_client(world.app, world.database, user)
 
 
-def _outcome(response: Any) -> str:
-    location = response.headers.get("location", "") or response.headers.get("hx-redirect", "")
-    if response.status_code == 401 or (
-        response.status_code in (204, 303) and location.startswith("/login")
-    ):
-        return AUTH
-    if response.status_code in (403, 404):
-        return str(response.status_code)
-    assert response.status_code < 400, f"unexpected {response.status_code}: {response.text[:300]}"
-    return OK
-
-
 def _state(database: Database) -> tuple[Any, ...]:
     with database.read_session() as db:
         subs = [
@@ -150,7 +145,7 @@ def test_project_subscriptions_are_for_owners(world: World, role: str) -> None:
         with _client(world, role, path.startswith("/api/")) as client:
             kwargs = body(world.project_id)
             response = client.hx(method, path, **kwargs) if method != "GET" else client.get(path)
-        got = _outcome(response)
+        got = permission_outcome(response)
         if got != expect[role]:
             failures.append(f"{method} {template}: {got} != {expect[role]} ({response.text[:120]})")
         elif got != OK and _state(world.database) != before:

@@ -25,7 +25,14 @@ from labyard.projects import service as project_service
 from labyard.projects.models import Role
 from labyard.searches import driver
 from labyard.searches.models import Search, SearchTrial, TrialState
-from tests.factories import WebClient, access_token_for, auth, make_users_fast, session_client
+from tests.factories import (
+    WebClient,
+    access_token_for,
+    auth,
+    make_users_fast,
+    permission_outcome,
+    session_client,
+)
 from tests.integration.searches.conftest import TRAIN_SCRIPT
 from tests.integration.searches.world import search_yml
 
@@ -160,18 +167,6 @@ def _client(app: FastAPI, database: Database, world: World, role: str, api: bool
     return client
 
 
-def _outcome(response: Any) -> str:
-    location = response.headers.get("location", "") or response.headers.get("hx-redirect", "")
-    if response.status_code == 401 or (
-        response.status_code in (204, 303) and location.startswith("/login")
-    ):
-        return AUTH
-    if response.status_code in (403, 404):
-        return str(response.status_code)
-    assert response.status_code < 400, f"unexpected {response.status_code}: {response.text[:300]}"
-    return OK
-
-
 def _state(database: Database, search_id: int) -> tuple[Any, ...]:
     """What a refused change must leave as it was: the search row and the project's rows."""
     with database.read_session() as db:
@@ -202,7 +197,7 @@ def test_permission_matrix(
             kwargs = body() if method != "GET" else {}
             response = client.hx(method, path, **kwargs) if kwargs or method != "GET" else None
             response = response or client.get(path)
-        got = _outcome(response)
+        got = permission_outcome(response)
         if got != expect[role]:
             failures.append(f"{method} {template}: {got} != {expect[role]} ({response.text[:120]})")
         elif got != OK and (_state(database, search_id), _files(settings)) != before:

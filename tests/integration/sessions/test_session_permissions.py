@@ -19,7 +19,7 @@ from labyard.db import Database
 from labyard.jobs.models import Job
 from labyard.sessions import pages as sessions_pages
 from labyard.sessions.models import LabSession
-from tests.factories import WebClient, session_client
+from tests.factories import WebClient, permission_outcome, session_client
 from tests.integration.sessions.conftest import SessionWorld
 
 ROLES = ("anonymous", "nonmember", "READ", "WRITE", "OWN", "admin")
@@ -77,18 +77,6 @@ def _client(world: SessionWorld, role: str, api: bool) -> WebClient:
     return client
 
 
-def _outcome(response: Any) -> str:
-    location = response.headers.get("location", "") or response.headers.get("hx-redirect", "")
-    if response.status_code == 401 or (
-        response.status_code in (204, 303) and location.startswith("/login")
-    ):
-        return AUTH
-    if response.status_code in (404, 409):
-        return str(response.status_code)
-    assert response.status_code < 400, f"unexpected {response.status_code}: {response.text[:300]}"
-    return OK
-
-
 def _state(database: Database, settings: Settings) -> tuple[Any, ...]:
     with database.read_session() as db:
         rows = [(j.id, j.status, j.stop_requested_at) for j in db.query(Job).order_by(Job.id)]
@@ -107,7 +95,7 @@ def test_permission_matrix(world: SessionWorld, role: str) -> None:
         client = _client(world, role, path.startswith("/api/"))
         kwargs = body()
         response = client.hx(method, path, **kwargs) if method != "GET" else client.get(path)
-        got = _outcome(response)
+        got = permission_outcome(response, (404, 409))
         if got != expect[role]:
             failures.append(f"{method} {template}: {got} != {expect[role]} ({response.text[:120]})")
         elif got not in (OK, CONFLICT) and _state(world.database, world.settings) != before:
