@@ -94,6 +94,13 @@ def frameworks_note(options: tuple[str, ...]) -> str:
     )
 
 
+def _joined(help_text: str, note: str) -> str:
+    """A definition's help, then a note of ours as a sentence of its own."""
+    if not help_text or not note:
+        return help_text or note
+    return f"{help_text.rstrip()}{'' if help_text.rstrip().endswith('.') else '.'} {note}"
+
+
 def form_fields(config: LabConfig) -> list[ParamField]:
     """The form's fields in the file's order."""
     fields = []
@@ -108,7 +115,7 @@ def form_fields(config: LabConfig) -> list[ParamField]:
                 type=definition.type or "str",
                 options=options,
                 selected=tuple(format_value(v) for v in values),
-                help=" ".join(part for part in (definition.help, note) if part),
+                help=_joined(definition.help, note),
             )
         )
     return fields
