@@ -22,6 +22,7 @@ from labyard.db import Database
 from tests import services
 from tests.factories import ADMIN_PASSWORD, WebClient
 
+REPO = Path(__file__).resolve().parents[1]
 TEST_SECRET = "test-secret-key-for-labyard-tests-0123456789"
 USE_POSTGRES = os.environ.get("LABYARD_TEST_DATABASE", "sqlite") == "postgres"
 _counter = itertools.count()
@@ -31,11 +32,26 @@ _counter = itertools.count()
 os.environ.setdefault("LABYARD_JOB_USER", "")
 
 
+# Tests whose database is incidental: they drive JupyterLab processes, a Slurm cluster or
+# template training through the same database layer every other test covers on both
+# databases. They run once, in the SQLite pass (scripts/test), to keep CI within its time.
+ONE_PASS = (
+    "tests/integration/sessions/",
+    "tests/integration/slurm/",
+    "tests/integration/labs/test_template_jobs.py",
+    "tests/e2e/test_session_browser.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that touch no database, so the PostgreSQL pass can leave them out."""
+    """Mark tests that touch no database, and those whose database is incidental, so the
+    PostgreSQL pass can leave them out."""
     for item in items:
         if "db_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.nodb)
+        where = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        if where.startswith(ONE_PASS):
+            item.add_marker(pytest.mark.sqlite_pass)
 
 
 def _settings_for(url: str, data_dir: Path) -> Settings:
