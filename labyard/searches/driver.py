@@ -131,10 +131,10 @@ def _report(database: Database, search_id: int) -> None:
             if trial is None or trial.finished_at is not None:
                 continue
             trial.steps, trial.last_point_id = steps, last
-            stop, attrs = verdicts.get(trial_id, (False, trial.system_attrs))
+            stop_step, attrs = verdicts.get(trial_id, (None, trial.system_attrs))
             trial.system_attrs = attrs
-            if stop and trial.state == TrialState.RUNNING:
-                _prune(db, search_id, trial, steps)
+            if stop_step is not None and trial.state == TrialState.RUNNING:
+                _prune(db, search_id, trial, steps, stop_step)
 
 
 def _judge(
@@ -142,8 +142,9 @@ def _judge(
     trials: list[SearchTrial],
     updates: dict[int, tuple[dict[str, float], int]],
     live_jobs: set[int],
-) -> dict[int, tuple[bool, dict[str, Any]]]:
-    """The pruner's verdict on each updated trial whose job still runs."""
+) -> dict[int, tuple[int | None, dict[str, Any]]]:
+    """The pruner's verdict on each updated trial whose job still runs: the step it is
+    stopped at (None: it runs on) and its system attrs after."""
     settings = settings_of(search)
     if settings.early_stopping == "none":
         return {}
@@ -151,17 +152,19 @@ def _judge(
     built = study.build(
         f"search-{search.id}", settings, space_of(search), records, seed=search.seed
     )
-    verdicts: dict[int, tuple[bool, dict[str, Any]]] = {}
+    verdicts: dict[int, tuple[int | None, dict[str, Any]]] = {}
     for t in sorted(trials, key=lambda t: t.number):
         if t.id in updates and t.state == TrialState.RUNNING and t.job_id in live_jobs:
-            verdicts[t.id] = study.judge(built, t.number)
+            judged = max((int(k) for k in t.steps or {}), default=None)
+            verdicts[t.id] = study.judge(built, t.number, after=judged)
     return verdicts
 
 
-def _prune(db: Session, search_id: int, trial: SearchTrial, steps: dict[str, float]) -> None:
+def _prune(
+    db: Session, search_id: int, trial: SearchTrial, steps: dict[str, float], step: int
+) -> None:
     search = db.get(Search, search_id)
     assert search is not None
-    step = max(int(k) for k in steps)
     metric, resource = search.settings["metric"], search.settings["resource"]
     rule = search.settings["early_stopping"]
     why = f"pruned by {rule} at {resource} {step} ({metric}={steps[str(step)]:.6g})"

@@ -11,6 +11,7 @@ same decision.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Iterable
@@ -198,15 +199,24 @@ def _round(value: float, p: ParamSpace) -> float:
     return min(max(shown, p.low), p.high)
 
 
-def judge(study: optuna.Study, number: int) -> tuple[bool, dict[str, Any]]:
-    """Whether the pruner stops running trial `number` now, and its system attrs after."""
+def judge(study: optuna.Study, number: int, after: int | None) -> tuple[int | None, dict[str, Any]]:
+    """The step at which the pruner stops running trial `number` (None: it runs on), and
+    its system attrs after. Each step reported since step `after` is judged in order, as a
+    training loop calling `should_prune()` after every report would: a batch of reports
+    read at once is never judged only at its last step, past the rung it reached."""
     storage = study._storage  # noqa: SLF001
     trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
     frozen = storage.get_trial(trial_id)
-    if frozen.last_step is None:
-        return False, dict(frozen.system_attrs)
-    stop = study.pruner.prune(study, frozen)
-    return bool(stop), dict(storage.get_trial(trial_id).system_attrs)
+    new_steps = sorted(s for s in frozen.intermediate_values if after is None or s > after)
+    for step in new_steps:
+        upto = copy.copy(frozen)
+        upto.intermediate_values = {
+            s: v for s, v in frozen.intermediate_values.items() if s <= step
+        }
+        upto.system_attrs = dict(storage.get_trial(trial_id).system_attrs)
+        if study.pruner.prune(study, upto):
+            return step, dict(storage.get_trial(trial_id).system_attrs)
+    return None, dict(storage.get_trial(trial_id).system_attrs)
 
 
 def importances(study: optuna.Study) -> dict[str, float]:
