@@ -66,8 +66,8 @@ def job_identity(settings: Settings) -> JobIdentity | None:
     jobs must not silently fall back to running as root. When the user exists but cannot
     start this interpreter (a venv under /root), jobs run as the server's user and
     isolation_warnings says so on `labyard serve` and the admin page."""
-    if os.geteuid() != 0 or not settings.job_user:
-        return None
+    if os.geteuid() != 0 or not settings.job_user or settings.executor != "local":
+        return None  # Docker and Slurm jobs run as their own uids
     entry = pwd.getpwnam(settings.job_user)  # KeyError is a LookupError
     if entry.pw_uid == 0:
         raise LookupError(f"the job user {settings.job_user!r} is root")

@@ -364,3 +364,14 @@ def test_a_job_user_who_cannot_run_the_job_python_runs_jobs_as_the_server_and_sa
     [warning] = isolation.isolation_warnings(settings)
     assert f"cannot run {hidden / 'python'}" in warning and "run as root" in warning
     assert isolation.TRUSTED_ONLY_WARNING in warning
+
+
+def test_no_job_user_is_created_for_docker_or_slurm(settings: Settings) -> None:
+    """Only local jobs run as the job user: a Docker or Slurm server creates none (and says
+    nothing about one at start)."""
+    settings.job_user = "labyard-nobody-test"
+    for executor in ("docker", "slurm"):
+        settings.executor = executor
+        assert isolation.ensure_job_user(settings) is None
+    with pytest.raises(KeyError):
+        pwd.getpwnam("labyard-nobody-test")
