@@ -29,6 +29,7 @@ from labyard.jobs import views as jobs_views
 from labyard.labs import pages as labs_pages
 from labyard.labs import router as labs_router
 from labyard.labs import service as labs_service
+from labyard.labs import submit as labs_submit
 from labyard.monitoring import router as monitoring_router
 from labyard.monitoring.http import LatencyMiddleware
 from labyard.nodes import pages as nodes_pages
@@ -59,6 +60,9 @@ from labyard.web.deps import csrf_protect, form_limits
 from labyard.web.errors import install_error_handlers
 from labyard.web.headers import SecurityHeadersMiddleware
 from labyard.web.render import make_templates
+from labyard.weights import pages as weights_pages
+from labyard.weights import router as weights_router
+from labyard.weights import service as weights_service
 
 if TYPE_CHECKING:
     from labyard.jobs.scheduler import SchedulerStep
@@ -76,6 +80,7 @@ API_MODULES = (
     labs_router,
     jobs_router,
     jobs_output_dataset,
+    weights_router,
     searches_router,
     tensorboard_router,
     sessions_router,
@@ -89,6 +94,7 @@ PAGE_MODULES = (
     labs_pages,
     datasets_pages,
     jobs_pages,
+    weights_pages,
     searches_pages,
     tensorboard_pages,
     sessions_pages,
@@ -113,11 +119,13 @@ def wire_hooks() -> None:
         labs_service.project_lab_folders,
         jobs_service.project_job_folders,
         searches_service.project_search_folders,
+        weights_service.project_weights_folders,
         tensorboard_service.stop_project_instances,
     ):
         projects_service.PROJECT_FOLDERS.connect(folders)
     projects_service.DELETE_BLOCKERS.connect(jobs_service.project_jobs_active)
     datasets_service.IN_USE_CHECKS.connect(jobs_service.dataset_in_use)
+    weights_service.IN_USE_CHECKS.connect(labs_submit.weights_in_use)
     jobs_views.LAB_FINDER.connect(labs_service.lab_refs)
     labs_service.DELETE_BLOCKERS.connect(sessions_service.lab_session_live)
     jobs_service.RETRY_REFUSALS.connect(sessions_service.session_job_retry)

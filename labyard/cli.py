@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from labyard.client import account, datasets, jobs, labs, searches
+from labyard.client import account, datasets, jobs, labs, searches, weights
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage users (on the server's database).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
-for _group in (account, labs, datasets, jobs, searches):
+for _group in (account, labs, datasets, jobs, searches, weights):
     _group.add_commands(app)
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often the scheduler polls jobs and dispatches."
     )
+    preemption: bool = Field(
+        default=False,
+        description="A waiting job may preempt running jobs of lower priority: they get SIGTERM "
+        "and the grace period, then go back to the queue as a new attempt that resumes from "
+        "its checkpoint (MLSTEAM_RESUME=auto). Off: a job waits for free GPUs.",
+    )
 
     dataset_max_upload_bytes: int = Field(
         default=20 * 1024**3, description="Largest single file one upload may send (bytes)."

@@ -10,7 +10,7 @@ Every YAML a user writes is read by `labyard.yamlcheck.load_checked`, this file 
 
 Keys: `command`, `params` (a scalar is one value; a list is several, one job per
 combination), `params_definition` (per param: `options`, and Labyard's `type`
-(int|float|str|bool), `min`, `max`, `log`, `step`, `help`), `image`, `params_as_flags`
+(int|float|str|bool|weights), `min`, `max`, `log`, `step`, `help`), `image`, `params_as_flags`
 (default true), and Labyard's `search:` block (labyard.searchspec: how a search samples).
 The early MLSteam form is read and mapped: `env` (the image), `gpu` (a GPU count) and
 `input: [{source, dest}]`. Unknown keys are refused with their line; so are YAML anchors
@@ -48,7 +48,9 @@ TOP_KEYS = frozenset(
 )
 DEFINITION_KEYS = frozenset({"options", "type", "min", "max", "log", "step", "help"})
 INPUT_KEYS = frozenset({"source", "dest"})
-TYPES = ("int", "float", "str", "bool")
+TYPES = ("int", "float", "str", "bool", "weights")
+WEIGHTS_TYPE = "weights"  # a param naming registered weights (fine-tuning; labyard.weights)
+WEIGHTS_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 Scalar = str | int | float | bool
 
 
@@ -338,6 +340,10 @@ def coerce_value(definition: ParamDefinition | None, raw: Scalar, *, name: str =
             value = text in _TRUE
         elif kind == "str":
             value = str(value)
+        elif kind == WEIGHTS_TYPE:  # a weights name ('' = none); the job mounts them
+            value = str(value)
+            if value and not WEIGHTS_NAME_RE.match(value):
+                raise ValueError
     except (ValueError, OverflowError):  # OverflowError: an int past the float range
         raise InvalidInput(f"{name}: {raw!r} is not a valid {kind}.", field=name) from None
     if definition is None:

@@ -32,15 +32,18 @@ _counter = itertools.count()
 os.environ.setdefault("LABYARD_JOB_USER", "")
 
 
-# Tests whose database is incidental: they drive a browser, JupyterLab processes, a Slurm
-# cluster or template training through the same database layer (and the same pages' queries)
-# that the integration tests cover on both databases. They run once, in the SQLite pass
-# (scripts/test), to keep CI within its time.
+# Tests whose database is incidental: they drive a browser, JupyterLab or TensorBoard
+# processes, a Slurm cluster or template training through the same database layer (and
+# the same pages' queries) that the integration tests cover on both databases. They run
+# once, in the SQLite pass (scripts/test), to keep CI within its time.
 ONE_PASS = (
     "tests/e2e/",
     "tests/integration/sessions/",
     "tests/integration/slurm/",
     "tests/integration/labs/test_template_jobs.py",
+    "tests/integration/labs/test_template_preemption.py",
+    "tests/integration/tensorboard/",
+    "tests/template/",
 )
 
 

@@ -10,6 +10,7 @@ from labyard.projects import models as project_models
 from labyard.searches import models as search_models
 from labyard.sessions import models as session_models
 from labyard.tensorboard import models as tensorboard_models
+from labyard.weights import models as weights_models
 
 __all__ = [
     "auth_models",
@@ -22,4 +23,5 @@ __all__ = [
     "search_models",
     "session_models",
     "tensorboard_models",
+    "weights_models",
 ]

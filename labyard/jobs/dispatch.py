@@ -57,7 +57,10 @@ def launch_spec(settings: Settings, job: Job, gpus: list[str], gpu_count: int) -
         gpu_count=gpu_count,
         cpus=job.cpus,
         memory_mb=job.memory_mb,
-        datasets=[DatasetMount(d["name"], Path(d["host_path"])) for d in job.datasets],
+        datasets=[
+            DatasetMount(d["name"], Path(d["host_path"]), d.get("kind", "input"))
+            for d in job.datasets
+        ],
     )
 
 
@@ -68,12 +71,7 @@ def claim_local(
     transaction); (look again?, its launch spec). `now` is the dispatch round's time, the
     same for each of its claims, so the order stays put within a round."""
     live = list(db.scalars(select(Job).where(Job.status.in_(LIVE_STATUSES))))
-    used = {gpu for j in live for gpu in j.assigned_gpus}
-    free = Free(
-        [g for g in inventory.gpus if g not in used],
-        inventory.cpus - sum(j.cpus for j in live),
-        inventory.memory_mb - sum(j.memory_mb for j in live),
-    )
+    free = free_now(inventory, live)
     quotas = QuotaState.load(db, live, now)
     reasons: dict[str, list[int]] = {}
     pick: int | None = None
@@ -82,7 +80,7 @@ def claim_local(
         Job.id, Job.project_id, Job.created_by_id, Job.gpus, Job.cpus, Job.memory_mb, Job.reason
     )
     query = fairshare.in_queue_order(db, settings.fair_share_days, now, columns)
-    for job_id, project_id, user_id, gpus, cpus, memory_mb, reason in _walk(db, query):
+    for job_id, project_id, user_id, gpus, cpus, memory_mb, reason in walk_queue(db, query):
         why_never = inventory.why_never_fits(gpus=gpus, cpus=cpus, memory_mb=memory_mb)
         if why_never:
             never = (job_id, why_never)
@@ -111,7 +109,17 @@ def claim_local(
     return True, launch_spec(settings, job, gpus_taken, len(gpus_taken))
 
 
-def _walk(db: Session, query: AnySelect) -> Iterator[Any]:
+def free_now(inventory: Inventory, live: list[Job]) -> Free:
+    """What the node has free besides the live jobs' GPUs, CPUs and memory."""
+    used = {gpu for j in live for gpu in j.assigned_gpus}
+    return Free(
+        [g for g in inventory.gpus if g not in used],
+        inventory.cpus - sum(j.cpus for j in live),
+        inventory.memory_mb - sum(j.memory_mb for j in live),
+    )
+
+
+def walk_queue(db: Session, query: AnySelect) -> Iterator[Any]:
     """The rows of `query` page by page: a page with LIMIT lets the database keep only the
     top rows of its sort, where reading the whole ordered queue would sort all of it."""
     offset, size = 0, FIRST_PAGE

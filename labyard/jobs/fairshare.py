@@ -2,7 +2,8 @@
 
 Queued jobs go by priority (high, normal, low), then fair share: the project that used the
 fewest GPU-hours in the last `fair_share_days` goes first (GPU-hours of a job = its GPUs ×
-the part of its run inside the window; a running job counts up to now), then FIFO (job
+the part of its run inside the window; a running job counts up to now; the attempts of a
+job that were preempted count too, as they ran), then FIFO (job
 id). Every job of a project carries its project's usage, so a project's own jobs stay FIFO;
 projects of equal usage (say none yet) interleave by submission. CPU-only jobs add no usage
 and are ordered by their project's GPU-hours like the rest.
@@ -23,7 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.expression import Subquery
 
 from labyard.db.base import UTCDateTime
-from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
+from labyard.jobs.models import ATTEMPT_PREEMPTED, LIVE_STATUSES, Job, JobAttempt, JobStatus
 
 AnySelect = Select[*tuple[Any, ...]]  # a select of any columns
 
@@ -53,10 +54,27 @@ def gpu_seconds_query(
     end = func.coalesce(Job.finished_at, now_v)
     used = select(group.label("key"), (Job.gpus * _seconds_between(dialect, start, end)).label("s"))
     counted = (Job.gpus > 0, Job.started_at.is_not(None), Job.started_at < now_v)
+    attempt_start = case((JobAttempt.started_at < since_v, since_v), else_=JobAttempt.started_at)
+    attempt_end = func.coalesce(JobAttempt.ended_at, now_v)  # typed as a column element
+    preempted = (
+        select(
+            group.label("key"),
+            (Job.gpus * _seconds_between(dialect, attempt_start, attempt_end)).label("s"),
+        )
+        .select_from(JobAttempt)
+        .join(Job, Job.id == JobAttempt.job_id)
+        .where(
+            JobAttempt.outcome == ATTEMPT_PREEMPTED,
+            JobAttempt.ended_at > since_v,
+            JobAttempt.started_at.is_not(None),
+            Job.gpus > 0,
+        )
+    )
     parts = union_all(
         # a job that started after `now` (later in this dispatch round) counts 0 so far
         used.where(Job.status.in_(LIVE_STATUSES), *counted),
         used.where(Job.finished_at > since_v, *counted),
+        preempted,  # its earlier attempts, which ended before it went back to the queue
     ).subquery()
     return select(parts.c.key, func.sum(parts.c.s).label("seconds")).group_by(parts.c.key)
 

@@ -66,8 +66,8 @@ def job_identity(settings: Settings) -> JobIdentity | None:
     jobs must not silently fall back to running as root. When the user exists but cannot
     start this interpreter (a venv under /root), jobs run as the server's user and
     isolation_warnings says so on `labyard serve` and the admin page."""
-    if os.geteuid() != 0 or not settings.job_user or settings.executor != "local":
-        return None  # Docker and Slurm jobs run as their own uids
+    if os.geteuid() != 0 or not settings.job_user:
+        return None
     entry = pwd.getpwnam(settings.job_user)  # KeyError is a LookupError
     if entry.pw_uid == 0:
         raise LookupError(f"the job user {settings.job_user!r} is root")
@@ -80,8 +80,8 @@ def ensure_job_user(settings: Settings) -> str | None:
     """Create the job user (a system user, no login) if the server is root and it is missing.
 
     Returns a line saying what was done or what is wrong, or None when nothing was needed."""
-    if os.geteuid() != 0 or not settings.job_user:
-        return None
+    if os.geteuid() != 0 or not settings.job_user or settings.executor != "local":
+        return None  # Docker and Slurm jobs run as their own uids
     try:
         pwd.getpwnam(settings.job_user)
         return None
@@ -214,10 +214,10 @@ def grant_job_files(
         _open_lab_folder(lab.resolve(), data, folder_gid)
     for mine in ("output", "home") if lab.is_symlink() else ("lab", "output", "home"):
         _chown_tree(job_dir / mine, identity.uid, identity.gid)
-    inputs = job_dir / "input"
-    if inputs.is_dir():
-        os.chown(inputs, 0, folder_gid)
-        inputs.chmod(0o750)
+    for inputs in (job_dir / "input", job_dir / "weights"):  # links to read-only folders
+        if inputs.is_dir():
+            os.chown(inputs, 0, folder_gid)
+            inputs.chmod(0o750)
     gids = []
     for host_path in datasets:
         if host_path.is_relative_to(data):

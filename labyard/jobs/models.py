@@ -138,6 +138,26 @@ class Job(Base):
         return f"{self.name}\n{params}" if params else self.name
 
 
+ATTEMPT_PREEMPTED = "preempted"  # the outcome of an attempt that was preempted
+
+
+class JobAttempt(Base):
+    """One ended attempt of a job (the current one is the job row itself): when it ran
+    and how it ended ("preempted", or the job's final status) and why."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # preempted | succeeded | failed | ...
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    exit_code: Mapped[int | None] = mapped_column(default=None)
+
+
 class MetricPoint(Base):
     """One value of one metric series (e.g. Train_loss over step) of a job."""
 

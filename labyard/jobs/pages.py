@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.jobs import ansi, artifacts, listing, live, priority, service, views
+from labyard.jobs import ansi, artifacts, listing, live, preemption, priority, service, views
 from labyard.jobs.models import Job, JobStatus
 from labyard.jobs.priority import PriorityName
 from labyard.numbers import ascii_int
@@ -169,6 +169,7 @@ def _job_context(db: SessionDep, user: User, settings: Settings, job: Job) -> di
         "files": files,
         "files_cut": files_cut,
         "summary": artifacts.model_summary(settings, job.id),
+        "attempts": preemption.attempts_of(db, job.id),
         "can_write": role is not None and role >= Role.WRITE,
         "tabs": TABS,
     }

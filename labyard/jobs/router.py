@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from labyard.db import utcnow
-from labyard.jobs import metrics, priority, quota_api, service, views
+from labyard.jobs import metrics, preemption, priority, quota_api, service, views
 from labyard.jobs.logs import LOG_NAME, MAX_LOG_OFFSET, read_log
 from labyard.jobs.models import FINAL_STATUSES, Job, JobStatus, Sweep
 from labyard.jobs.priority import PriorityName, priority_name
@@ -21,6 +21,21 @@ from labyard.web.deps import CurrentUser, SessionDep, SettingsDep, get_database
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 FOLLOW_POLL_SECONDS = 0.5
+
+
+class AttemptOut(BaseModel):
+    """One ended attempt of a job: when it ran and how it ended."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    started_at: datetime | None
+    ended_at: datetime
+    outcome: str = Field(
+        description="preempted (the job went back to the queue), or the job's final status"
+    )
+    reason: str = Field(description='Why, e.g. "preempted by job 12 (priority high)"')
+    exit_code: int | None
 
 
 class JobOut(BaseModel):
@@ -70,6 +85,11 @@ class JobOut(BaseModel):
     queue_position: int | None
     log_size: int
     stop_requested: bool
+    attempts: list[AttemptOut] | None = Field(
+        default=None,
+        description="The job's ended attempts, first first (a preempted one went back to the "
+        "queue; the current attempt is the job itself); only in GET /jobs/{id}, null in lists",
+    )
 
 
 class SweepOut(BaseModel):
@@ -194,7 +214,10 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
     """One job (READ): a job waiting for a quota says so in `reason`."""
-    return jobs_out(db, [service.get_job(db, user, job_id)], settings.fair_share_days)[0]
+    job = service.get_job(db, user, job_id)
+    out = jobs_out(db, [job], settings.fair_share_days)[0]
+    out.attempts = [AttemptOut.model_validate(a) for a in preemption.attempts_of(db, job.id)]
+    return out
 
 
 @router.patch("/jobs/{job_id}", response_model=JobOut)

@@ -8,7 +8,9 @@ log lines (metrics, progress), send SIGTERM then SIGKILL after the grace period 
 asked to stop, and finish jobs that exited; (4) dispatch queued jobs in the queue's order
 (priority, then fair share, then FIFO: labyard.jobs.fairshare) onto free whole GPUs, CPUs
 and memory, past jobs held by a quota (labyard.jobs.dispatch: a job that does not fit yet
-holds back the ones behind it, so large jobs do not starve). With an executor that places
+holds back the ones behind it, so large jobs do not starve); with the `preemption` setting
+the job that holds back then may preempt jobs of lower priority (labyard.jobs.preemption:
+they are stopped as in (3) and go back to the queue to resume). With an executor that places
 jobs itself (Slurm), (4) hands queued jobs over instead (labyard.jobs.placement) and (3)
 follows them while they wait in the engine too. `run` first checks that the executor can
 run jobs (Slurm's probe of the shared folder) and dispatches nothing until it can.
@@ -31,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from labyard.config import Settings
 from labyard.db import Database, utcnow
-from labyard.jobs import dispatch, ingest, placement, quota
+from labyard.jobs import dispatch, ingest, placement, preemption, quota
 from labyard.jobs.executors import make_executor
 from labyard.jobs.executors.base import (
     LOST_REASON,
@@ -322,17 +324,24 @@ class Scheduler:
         ingest.ingest_log(db, job, job_dir(self.settings, job.id), final=True)
         code = state.exit_code
         placement.apply_final(job, state.placement)
+        done = code == 0 and not state.reason
+        preempted = preemption.is_preempted(job) and not state.lost
+        requeue = preempted and not done  # a preempted job that finished anyway succeeded
         if state.lost:
             transition(job, S.FAILED, reason=LOST_REASON)
-        elif job.stop_requested_at is not None:
+        elif requeue:
+            pass  # preempted: back to the queue once its attempt is recorded (below)
+        elif job.stop_requested_at is not None and not preempted:
             to = S.PRUNED if job.stop_status == S.PRUNED else S.STOPPED
             transition(job, to, reason=job.reason or "stopped by user", exit_code=code)
-        elif code == 0 and not state.reason:
+        elif done:
             transition(job, S.SUCCEEDED, reason="", exit_code=0)
         else:
             why = state.reason or f"exited with code {code}"
             transition(job, S.FAILED, reason=why, exit_code=code)
         placement.keep_process_times(job, state)
+        fresh_log = self._executor_for(job).log_per_attempt
+        preemption.end_attempt(db, job, state, requeue=requeue, fresh_log=fresh_log)
         self._term_sent.pop(job.id, None)
         self.quota.forget(job.id)
 
@@ -348,7 +357,11 @@ class Scheduler:
                 self._launch(spec)
                 started += 1
             if not more:
-                return started
+                break
+        if self.settings.preemption and not self.executor.places_jobs:
+            with self.database.session() as db:  # victims get SIGTERM in the next follow
+                preemption.preempt(db, self.settings, self.inventory, now)
+        return started
 
     def _claim_next(self, now: datetime) -> tuple[bool, LaunchSpec | None]:
         """Mark the head of the queue `starting` with its GPUs if it fits now.

@@ -49,20 +49,24 @@ from labyard.projects.service import (
 S = JobStatus
 TRANSITIONS: dict[str, set[str]] = {
     S.QUEUED: {S.STARTING, S.STOPPED, S.FAILED},
-    S.STARTING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED},
+    S.STARTING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED, S.QUEUED},
     # running -> starting: a cluster requeued the job (a node failed); its next attempt waits
-    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED, S.STARTING},
+    # -> queued: the job was preempted (labyard.jobs.preemption); its next attempt resumes
+    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.STOPPED, S.PRUNED, S.STARTING, S.QUEUED},
 }
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
 
 @dataclass(frozen=True)
 class DatasetInput:
-    """A dataset the caller attaches to a sweep's jobs (name + host folder)."""
+    """A dataset the caller attaches to a sweep's jobs (name + host folder); `kind`
+    "weights": registered weights, mounted at /mlsteam/weights/<name> instead."""
 
     name: str
     host_path: Path
     dataset_id: int | None = None
+    kind: str = "input"
+    weights_id: int | None = None
 
 
 def job_dir(settings: Settings, job_id: int) -> Path:
@@ -100,8 +104,12 @@ def transition(
 
 def request_stop(job: Job, *, reason: str | None = None, status: JobStatus = S.STOPPED) -> None:
     """Ask the scheduler to stop a live job: SIGTERM, then SIGKILL after the grace period; it
-    then ends as `status` (stopped, or pruned by a search). The first request wins."""
+    then ends as `status` (stopped, pruned by a search, or queued again when preempted:
+    labyard.jobs.preemption). The first request wins, except that a preemption yields to a
+    real stop (the job then ends as asked instead of going back to the queue)."""
     if job.stop_requested_at is not None:
+        if job.stop_status == S.QUEUED and status != S.QUEUED:
+            job.stop_status, job.reason = status, (reason or "")[:500]
         return
     job.stop_requested_at = utcnow()
     job.stop_status = status
@@ -143,17 +151,22 @@ def resolve_flavor(
 def check_datasets(datasets: list[DatasetInput]) -> list[dict[str, Any]]:
     """The datasets as jobs store them; refused when a name is bad or repeated, or a
     folder is missing."""
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     out = []
     for ds in datasets:
-        if not DATASET_NAME_RE.match(ds.name) or ds.name in seen:
+        if not DATASET_NAME_RE.match(ds.name) or (ds.kind, ds.name) in seen:
             raise InvalidInput(f"Bad or repeated dataset name {ds.name!r}.", field="datasets")
         if not ds.host_path.is_dir():
             raise InvalidInput(f"Dataset {ds.name!r} has no folder.", field="datasets")
-        seen.add(ds.name)
-        out.append(
-            {"dataset_id": ds.dataset_id, "name": ds.name, "host_path": str(ds.host_path.resolve())}
-        )
+        seen.add((ds.kind, ds.name))
+        entry: dict[str, Any] = {
+            "dataset_id": ds.dataset_id,
+            "name": ds.name,
+            "host_path": str(ds.host_path.resolve()),
+        }
+        if ds.kind != "input":
+            entry.update(kind=ds.kind, weights_id=ds.weights_id)
+        out.append(entry)
     return out
 
 

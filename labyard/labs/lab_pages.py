@@ -284,7 +284,8 @@ def parameters_tab(
         ctx["config_error"] = exc.message
         return render(request, "lab_parameters.html", ctx)
     check = check_selection(config, None, limit=settings.max_grid_size)
-    ctx["config"], ctx["fields"] = config, params.form_fields(config)
+    weights = params.weights_choices(db, user, ctx["lab"].project_id)
+    ctx["config"], ctx["fields"] = config, params.form_fields(config, weights)
     ctx["search"] = params.search_form(config)
     ctx["jobs"], ctx["errors"], ctx["too_many"] = check.size, {}, check.too_many
     return render(request, "lab_parameters.html", ctx)

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from labyard.auth.models import User
 from labyard.jobs.grid import definition_of
-from labyard.mlsteam import LabConfig, format_value
+from labyard.mlsteam import WEIGHTS_TYPE, LabConfig, format_value
 from labyard.searchspec import ALGORITHMS, EARLY_STOPPING, GOALS, RESOURCES, SearchSettings
+from labyard.weights import service as weights_service
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,24 @@ def _joined(help_text: str, note: str) -> str:
     return f"{help_text.rstrip()}{'' if help_text.rstrip().endswith('.') else '.'} {note}"
 
 
-def form_fields(config: LabConfig) -> list[ParamField]:
-    """The form's fields in the file's order."""
+def weights_choices(db: Session, user: User, project_id: int) -> list[str]:
+    """The names of the weights the user can read (a `type: weights` param's options): the
+    lab's project's first, then public ones, then those of the user's other projects."""
+    readable = weights_service.list_weights(db, user)
+    readable.sort(key=lambda w: (w.project_id != project_id, not w.is_public))
+    return list(dict.fromkeys(w.name for w in readable))
+
+
+def form_fields(config: LabConfig, weights: Sequence[str] = ()) -> list[ParamField]:
+    """The form's fields in the file's order; a `type: weights` param offers `weights`
+    (the registered weights the user can read, weights_choices) besides its values."""
     fields = []
     for name, values in config.params.items():
         definition = definition_of(config, name)
         options = tuple(format_value(o) for o in definition.options or ())
+        if definition.type == WEIGHTS_TYPE:
+            current = tuple(format_value(v) for v in values if v != "")
+            options = tuple(dict.fromkeys((*current, *weights)))
         note = frameworks_note(options) if name == "framework" else ""
         fields.append(
             ParamField(

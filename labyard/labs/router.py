@@ -234,10 +234,12 @@ def parameters(
 ) -> ParametersOut:
     """The parameter form of the lab's mlsteam.yml (READ)."""
     config = file_service.read_config(db, user, settings, lab_id)
+    lab = service.get_lab(db, user, lab_id)
+    weights = params.weights_choices(db, user, lab.project_id)
     return ParametersOut(
         lab_id=lab_id,
         command=config.command,
-        fields=[f.as_json() for f in params.form_fields(config)],
+        fields=[f.as_json() for f in params.form_fields(config, weights)],
         jobs=check_selection(config, None, limit=settings.max_grid_size).size,
     )
 

@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.labs import files, service
-from labyard.labs.submit import lab_inputs
+from labyard.labs.submit import lab_inputs, weights_named
 from labyard.projects.models import Role
 from labyard.searches import service as searches_service
 from labyard.searches.models import Search
 from labyard.searches.space import search_space
 from labyard.searchspec import search_settings
+from labyard.weights import service as weights_service
 
 
 def start_search(
@@ -36,9 +37,13 @@ def start_search(
     mounts = lab_inputs(settings, lab)
     lab = service.lab_for_file_work(db, user, lab_id)
     config = files.read_config(settings, lab)
+    param_space = search_space(config, space)
+    choices = {name: list(p.choices) for name, p in param_space.items()}
+    named = weights_named(config, choices)  # the weights its `type: weights` params choose
+    mounts += weights_service.mount_inputs(db, settings, user, lab.project_id, named)
     request = searches_service.SearchRequest(
         settings=search_settings(config.search, overrides),
-        space=search_space(config, space),
+        space=param_space,
         flavor=flavor or lab.flavor,
         datasets=mounts,
     )

@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
+from labyard.errors import InvalidInput
 from labyard.jobs import service as jobs_service
 from labyard.jobs.grid import GridCheck, check_selection
 from labyard.jobs.models import Job, Sweep
 from labyard.jobs.priority import PriorityName, chosen_priority, priority_name
 from labyard.labs import files, service
 from labyard.labs.models import Lab
-from labyard.mlsteam import LabConfig
+from labyard.mlsteam import WEIGHTS_TYPE, LabConfig
 from labyard.projects.models import Role
 from labyard.projects.service import require_project
+from labyard.weights import service as weights_service
+from labyard.weights.models import Weights
 
 
 def check_lab_grid(
@@ -63,6 +67,10 @@ def submit_lab(
     lab = service.get_lab(db, user, lab_id, Role.WRITE)
     mounts = lab_inputs(settings, lab)
     lab, config, check = check_lab_grid(db, settings, user, lab_id, chosen=chosen)
+    grid = check.require()
+    mounts += weights_service.mount_inputs(
+        db, settings, user, lab.project_id, weights_named(config, grid)
+    )
     project = require_project(db, user, lab.project_id, Role.WRITE)
     sweep = jobs_service.create_sweep(
         db,
@@ -71,7 +79,7 @@ def submit_lab(
         project_id=lab.project_id,
         lab_dir=files.lab_root(settings, lab),
         flavor=flavor or lab.flavor,
-        grid=check.require(),
+        grid=grid,
         datasets=mounts,
         name=lab.name,
         lab_id=lab.id,
@@ -79,6 +87,32 @@ def submit_lab(
         priority=chosen_priority(db, user, project, priority),
     )
     return sweep, jobs_service.list_jobs(db, user, sweep_id=sweep.id)
+
+
+def weights_params(config: LabConfig) -> list[str]:
+    """The params of `type: weights` (their values name registered weights)."""
+    return [n for n in config.params if (d := config.definitions.get(n)) and d.type == WEIGHTS_TYPE]
+
+
+def weights_named(config: LabConfig, grid: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The weights names a grid's `type: weights` params take ('' = none)."""
+    return [str(v) for name in weights_params(config) for v in grid.get(name, []) if v]
+
+
+def weights_in_use(db: Session, settings: Settings, weights: Weights) -> str | None:
+    """Why the weights cannot be deleted or renamed: a lab of their project (any lab, for
+    public weights) names them in a `type: weights` param of its mlsteam.yml; or None."""
+    query = select(Lab).order_by(Lab.id)
+    if not weights.is_public:
+        query = query.where(Lab.project_id == weights.project_id)
+    for lab in db.scalars(query):
+        try:
+            config = files.read_config(settings, lab)
+        except (InvalidInput, OSError):
+            continue  # no or a broken mlsteam.yml names nothing
+        if weights.name in weights_named(config, config.grid()):
+            return f"lab {lab.name!r} names them in its mlsteam.yml"
+    return None
 
 
 def sweep_json(sweep: Sweep, jobs: list[Job]) -> dict[str, Any]:

@@ -37,10 +37,17 @@ RUNTIME_PATTERNS: tuple[tuple[str, ...], ...] = (
     ("slurm",),
     ("jobs", ".incoming"),
     ("datasets", ".work"),
+    ("weights", ".work"),
     ("jobs", "*", "output", ".labyard", "runtime"),
 )
 # top-level folder -> the table whose ids name its folders
-ROW_FOLDERS = {"jobs": "jobs", "labs": "labs", "datasets": "datasets", "searches": "searches"}
+ROW_FOLDERS = {
+    "jobs": "jobs",
+    "labs": "labs",
+    "datasets": "datasets",
+    "searches": "searches",
+    "weights": "weights",
+}
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 # one copier beside the walker: on a 2-core machine 4 and 8 copiers were 15-45 % slower
 # than one (GIL and per-file syscalls, not the disk, bound many small files)

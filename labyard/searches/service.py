@@ -258,7 +258,13 @@ def submit_best(db: Session, user: User, settings: Settings, search_id: int) -> 
     sweep = db.get(Sweep, search.id)
     spec = search.job_spec
     datasets = [
-        jobs_service.DatasetInput(d["name"], Path(d["host_path"]), d.get("dataset_id"))
+        jobs_service.DatasetInput(
+            d["name"],
+            Path(d["host_path"]),
+            d.get("dataset_id"),
+            d.get("kind", "input"),
+            d.get("weights_id"),
+        )
         for d in spec["datasets"]
     ]
     return jobs_service.create_sweep(

@@ -33,6 +33,8 @@ from labyard.jobs.models import Job
 from labyard.labs import service as labs_service
 from labyard.labs.search_submit import start_search
 from labyard.tensorboard import service as tb_service
+from labyard.weights.models import Weights
+from labyard.weights.service import weights_dir
 from tests.e2e.conftest import login
 from tests.factories import ADMIN_PASSWORD, write_scalars
 
@@ -58,6 +60,7 @@ class World:
     instance_id: int
     preview: str
     search_id: int
+    weights_id: int
     path: str = "metrics.txt"
 
 
@@ -114,13 +117,53 @@ def world(database: Database, settings: Settings) -> Iterator[World]:
     with database.session() as db:
         admin = db.scalars(select(User).where(User.username == "admin")).one()
         instance_id = tb_service.open_for_jobs(db, settings, admin, job_ids).id
+    weights_id = _weights(database, settings, project_id, job_ids[0])
     try:
         yield World(
-            project_id, lab_id, sweep_id, job_ids[0], digits_id, instance_id, preview, search_id
+            project_id,
+            lab_id,
+            sweep_id,
+            job_ids[0],
+            digits_id,
+            instance_id,
+            preview,
+            search_id,
+            weights_id,
         )
     finally:
         with database.session() as db:
             tb_service.stop_children(db)
+
+
+def _weights(database: Database, settings: Settings, project_id: int, job_id: int) -> int:
+    """Weights fine-tuned from other weights (a lineage of two) with long names, as the
+    registry stores them; the id of the later one."""
+    parent: int | None = None
+    with database.session() as db:
+        for n in (1, 2):
+            row = Weights(
+                name=f"digits-resnet18-color-distortion-fine-tuned-{n}",
+                project_id=project_id,
+                framework="pytorch",
+                format="pytorch",
+                task="classification",
+                classes=[str(c) for c in range(10)],
+                input_shape=[3, 32, 32],
+                metrics={"Validation_acc": 0.91, "Test_acc": 0.9},
+                file_name="model.pt",
+                files=["model.pt"],
+                size_bytes=4,
+                source_job_id=job_id,
+                parent_id=parent,
+            )
+            db.add(row)
+            db.flush()
+            parent = row.id
+            folder = weights_dir(settings, row)
+            folder.mkdir(parents=True)
+            (folder / "model.pt").write_bytes(b"\x80\x04N.")
+    assert parent is not None
+    return parent
 
 
 def page_routes(app: FastAPI) -> list[str]:
@@ -227,6 +270,7 @@ def test_every_page_fits_its_window(
     pages = [url for url in urls if is_page(live_server, url, cookies)]
     assert {f"/sweeps/{world.sweep_id}", "/jobs", f"/labs/{world.lab_id}/files"} <= set(pages)
     assert f"/searches/{world.search_id}" in pages
+    assert {"/weights", f"/weights/{world.weights_id}"} <= set(pages)
     pages.append(f"/labs/{world.lab_id}/files?file=README.md")
     pages.append(f"/datasets/{world.dataset_id}?path={world.preview.rpartition('/')[0]}")
 

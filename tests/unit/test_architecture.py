@@ -30,6 +30,7 @@ DOMAINS = (
     "nodes",
     "monitoring",
     "notifications",
+    "weights",
 )
 # A domain may import only domains of a lower layer.
 LAYER = {"auth": 0, "projects": 1, "flavors": 2, "datasets": 2, "jobs": 3, "searches": 4}
@@ -39,6 +40,7 @@ LAYER["sessions"] = 7  # a lab's JupyterLab runs as a job, proxied like TensorBo
 LAYER["overview"] = 8  # the home and project overviews read every domain; none reads them
 LAYER["nodes"] = 9  # the machines that run jobs and the jobs on them (reads jobs, overview)
 LAYER["monitoring"] = 10  # Prometheus' /metrics reads jobs, GPUs, TensorBoards, sessions
+LAYER["weights"] = 4  # registered models of finished jobs (labs fine-tune from them)
 LAYER["notifications"] = 11  # told when jobs, sweeps, searches end (skips session jobs)
 COMPOSITION_ROOTS = ("labyard.app", "labyard.cli", "labyard.bootstrap")
 

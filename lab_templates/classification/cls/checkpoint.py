@@ -115,16 +115,55 @@ def _adapt_first_conv(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | No
     return None
 
 
+PYTORCH_NAMES = ("model.pt", "best.pt", "checkpoint.pt")  # preferred in a weights folder
+
+
+def resolve_weights(value: str) -> Path:
+    """The file ``--weights`` names: a path, or registered weights mounted by the platform
+    at ``$MLSTEAM_WEIGHTS_DIR/<name>`` (a folder: its model.pt, else its one .pt/.pth)."""
+    path = Path(value)
+    if not path.exists():
+        mounted = os.environ.get("MLSTEAM_WEIGHTS_DIR")
+        if not mounted or not (Path(mounted) / value).exists():
+            raise FileNotFoundError(
+                f"--weights {value!r}: no such file, and no registered weights of that "
+                "name in $MLSTEAM_WEIGHTS_DIR"
+            )
+        path = Path(mounted) / value
+    if not path.is_dir():
+        return path
+    for name in PYTORCH_NAMES:
+        if (path / name).is_file():
+            return path / name
+    found = sorted(p for p in path.iterdir() if p.suffix in (".pt", ".pth") and p.is_file())
+    if len(found) != 1:
+        raise ValueError(
+            f"--weights {value!r}: {path} holds no single PyTorch weights file (.pt/.pth); "
+            "register a job's model.pt (or its model.onnx with model.pt beside it)"
+        )
+    return found[0]
+
+
+def head_names(net: nn.Module) -> set[str]:
+    """The parameters of the network's last linear layer: its classification head."""
+    linears = [name for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return set()
+    prefix = f"{linears[-1]}." if linears[-1] else ""
+    return {f"{prefix}{p}" for p, _ in net.get_submodule(linears[-1]).named_parameters()}
+
+
 def load_initial_weights(net: nn.Module, path: Path, log: Any = print) -> list[str]:
     """Load matching tensors from ``path`` into ``net``; returns re-initialised names.
 
-    Tensors whose shape differs (a head for another class count) keep their fresh
-    initialisation, and a log line says so; a first conv for 3 vs 1 channels is
-    adapted.
+    A head whose shape differs (another class count) keeps its fresh initialisation, and a
+    log line says so; a first conv for 3 vs 1 channels is adapted. Any other tensor whose
+    shape differs (another network, image size or width) is a ValueError naming them.
     """
     weights = _state_dict_of(torch.load(path, map_location="cpu", weights_only=False), path)
     own = net.state_dict()
-    loaded, reinit = {}, []
+    head = head_names(net)
+    loaded, reinit, unfit = {}, [], []
     for name, tensor in own.items():
         src = weights.get(name)
         if src is None:
@@ -134,12 +173,21 @@ def load_initial_weights(net: nn.Module, path: Path, log: Any = print) -> list[s
         elif (adapted := _adapt_first_conv(src, tensor)) is not None:
             loaded[name] = adapted
             log(f"Weights: {name} adapted from {src.shape[1]} to {tensor.shape[1]} channels")
+        elif name not in head:
+            unfit.append(f"{name} {tuple(src.shape)} in the file, {tuple(tensor.shape)} here")
         else:
             reinit.append(name)
             log(
                 f"Weights: re-initialised {name}: shape {tuple(src.shape)} in {path.name} "
                 f"does not fit {tuple(tensor.shape)} (head for another class count?)"
             )
+    if unfit:
+        more = f" and {len(unfit) - 3} more" if len(unfit) > 3 else ""
+        raise ValueError(
+            f"{path}: the weights do not fit this network (another network or image size?): "
+            + "; ".join(unfit[:3])
+            + more
+        )
     if not loaded:
         raise ValueError(f"{path}: no tensor matches the network's parameter names")
     missing = [n for n in own if n not in weights]

@@ -27,8 +27,9 @@ DEFAULT_DATASET = "digits"
 
 AUG_HELP = "training augmentation (random horizontal flip, colour distortion)"
 WEIGHTS_HELP = (
-    "initial weights (.pt/.pth state dict, a model.pt or checkpoint.pt); "
-    "tensors whose shape differs (e.g. the head) are re-initialised"
+    "initial weights (.pt/.pth state dict, a model.pt or checkpoint.pt), or the name of "
+    "registered weights in $MLSTEAM_WEIGHTS_DIR; a head for another class count is "
+    "re-initialised, any other tensor that does not fit is an error"
 )
 
 
@@ -178,7 +179,8 @@ def add_io(
         nargs="?",
         const="auto",
         default=None,
-        help="continue from a checkpoint.pt (no value: <output_dir>/checkpoint.pt)",
+        help="continue from a checkpoint.pt (no value: <output_dir>/checkpoint.pt); default "
+        "$MLSTEAM_RESUME, which the platform sets to auto when a preempted job runs again",
     )
     g.add_argument(
         "--max_epochs_this_run",
@@ -377,8 +379,9 @@ def parse_with(
     marker: str = "train",
 ) -> argparse.Namespace:
     """Parse flags (config file first, command line overriding), fill in the data folder
-    (see :func:`_resolve_data_dir`) and the output folder, check --val_fraction and turn
-    an empty --weights / --resume into None."""
+    (see :func:`_resolve_data_dir`) and the output folder, check --val_fraction, take
+    --resume from $MLSTEAM_RESUME when not given and turn an empty --weights / --resume
+    into None."""
     tokens = list(argv) if argv is not None else sys.argv[1:]
     args = parser.parse_args(tokens)
     if args.config:
@@ -387,6 +390,8 @@ def parse_with(
     args.output_dir = args.output_dir or os.environ.get("MLSTEAM_OUTPUT_DIR") or "output"
     if not 0.0 <= getattr(args, "val_fraction", 0.0) < 1.0:
         parser.error("--val_fraction must be in [0, 1)")
+    if hasattr(args, "resume") and args.resume is None:  # a preempted job's next attempt
+        args.resume = os.environ.get("MLSTEAM_RESUME") or None
     for name in ("weights", "resume"):
         if getattr(args, name, None) == "":
             setattr(args, name, None)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_initial_weights
+from .checkpoint import load_initial_weights, resolve_weights
 from .config import parse_args
 from .data import Loader
 from .engine import Trainer
@@ -28,7 +28,7 @@ def build_model(args: argparse.Namespace, channels: int, outputs: int, rep: Repo
     try:
         net = build_network(args.network, channels, outputs, args.image_size)
         if args.weights:
-            load_initial_weights(net, Path(args.weights), rep.log)
+            load_initial_weights(net, resolve_weights(args.weights), rep.log)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     return net

@@ -32,12 +32,29 @@ def instance_id(settings: Settings) -> str:
     return hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:10]
 
 
+def attempt_environment(attempt: int) -> dict[str, str]:
+    """The job contract's variables of an attempt: MLSTEAM_ATTEMPT (1, 2, ...) and, on a
+    later attempt (the job was preempted and queued again), MLSTEAM_RESUME=auto: continue
+    from the output folder's checkpoint (the built-in templates' --resume default)."""
+    env = {"MLSTEAM_ATTEMPT": str(max(attempt, 1))}
+    if attempt > 1:
+        env["MLSTEAM_RESUME"] = "auto"
+    return env
+
+
 @dataclass(frozen=True)
 class DatasetMount:
-    """A dataset the job reads: mounted as `$MLSTEAM_INPUT_DIR/<name>`."""
+    """A dataset the job reads: mounted as `$MLSTEAM_INPUT_DIR/<name>`; `kind` "weights":
+    registered weights, mounted read-only as `$MLSTEAM_WEIGHTS_DIR/<name>`."""
 
     name: str
     host_path: Path
+    kind: str = "input"
+
+    @property
+    def folder(self) -> str:
+        """The folder of the job's view it appears in: input or weights."""
+        return "weights" if self.kind == "weights" else "input"
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,9 @@ class Executor(ABC):
     # True: the engine places jobs (Slurm); the scheduler hands them over without its own
     # GPU inventory and follows them while they wait in the engine.
     places_jobs: ClassVar[bool] = False
+    # True: job.log holds only the current attempt's output (rewritten when an attempt
+    # starts, Docker); False: each attempt's output is appended (the parse offset stays).
+    log_per_attempt: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

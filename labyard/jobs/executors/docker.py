@@ -2,14 +2,15 @@
 
 The container gets the job contract and nothing a user can choose beyond it: the image from
 mlsteam.yml (or the `docker_image` setting), the assigned GPUs as a device request, datasets
-read-only at /mlsteam/input/<name>, the code snapshot at /mlsteam/lab, the output at
-/mlsteam/output, HOME=/mlsteam. It runs as a non-root user (`docker_uid`:`docker_gid` when
-the server is root, else the server's own uid), with every capability dropped,
-no-new-privileges, the flavor's memory (no extra swap), CPU and a pids limit, a /dev/shm fit
-for data loaders, and the `docker_network` setting. Each attempt has one deterministic name,
-so a job is never launched twice; containers carry the job id and this installation's id (a
-hash of the data dir, so several Labyards or test runs can share one engine) as labels, so
-after a restart they are found again (adopted) or, with no live row behind them, removed.
+read-only at /mlsteam/input/<name> (registered weights at /mlsteam/weights/<name>), the
+code snapshot at /mlsteam/lab, the output at /mlsteam/output, HOME=/mlsteam. It runs as
+a non-root user (`docker_uid`:`docker_gid` when the server is root, else the server's own
+uid), with every capability dropped, no-new-privileges, the flavor's memory (no extra
+swap), CPU and a pids limit, a /dev/shm fit for data loaders, and the `docker_network`
+setting. Each attempt has one deterministic name, so a job is never launched twice;
+containers carry the job id and this installation's id (a hash of the data dir, so several
+Labyards or test runs can share one engine) as labels, so after a restart they are found
+again (adopted) or, with no live row behind them, removed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from labyard.jobs.executors.base import (
     ExecutorError,
     JobState,
     LaunchSpec,
+    attempt_environment,
     instance_id,
 )
 from labyard.jobs.logs import LOG_NAME, LogWriter, format_stamp, parse_stamp
@@ -123,6 +125,7 @@ class DockerExecutor(Executor):
     """Jobs as Docker containers."""
 
     name = "docker"
+    log_per_attempt = True  # each attempt's container output is copied from the start
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -158,7 +161,8 @@ class DockerExecutor(Executor):
             str(spec.output_dir): {"bind": "/mlsteam/output", "mode": "rw"},
         }
         for mount in spec.datasets:
-            volumes[str(mount.host_path)] = {"bind": f"/mlsteam/input/{mount.name}", "mode": "ro"}
+            bind = f"/mlsteam/{mount.folder}/{mount.name}"
+            volumes[str(mount.host_path)] = {"bind": bind, "mode": "ro"}
         requests = []
         if spec.gpus:
             requests.append(
@@ -180,9 +184,11 @@ class DockerExecutor(Executor):
                 "HOME": "/mlsteam",
                 "MLSTEAM_LAB_DIR": "/mlsteam/lab",
                 "MLSTEAM_INPUT_DIR": "/mlsteam/input",
+                "MLSTEAM_WEIGHTS_DIR": "/mlsteam/weights",
                 "MLSTEAM_OUTPUT_DIR": "/mlsteam/output",
                 "PYTHONUNBUFFERED": "1",
                 "LABYARD_JOB_ID": str(spec.job_id),
+                **attempt_environment(spec.attempt),
             },
             volumes=volumes,
             cap_drop=["ALL"],

@@ -27,7 +27,15 @@ import psutil
 
 from labyard.config import Settings
 from labyard.jobs import isolation, proctree
-from labyard.jobs.executors.base import LOST, RUNNING, Executor, ExecutorError, JobState, LaunchSpec
+from labyard.jobs.executors.base import (
+    LOST,
+    RUNNING,
+    Executor,
+    ExecutorError,
+    JobState,
+    LaunchSpec,
+    attempt_environment,
+)
 from labyard.jobs.logs import EXIT_NAME, START_NAME, RunAs, read_exit, read_start
 
 
@@ -42,21 +50,25 @@ def job_environment(spec: LaunchSpec, *, job_python: str, own_home: bool = False
     env.update(
         MLSTEAM_LAB_DIR=str(spec.lab_dir),
         MLSTEAM_INPUT_DIR=str(spec.job_dir / "input"),
+        MLSTEAM_WEIGHTS_DIR=str(spec.job_dir / "weights"),
         MLSTEAM_OUTPUT_DIR=str(spec.output_dir),
         CUDA_VISIBLE_DEVICES=",".join(spec.gpus),
         PYTHONUNBUFFERED="1",
         LABYARD_JOB_ID=str(spec.job_id),
         PATH=os.pathsep.join([str(Path(job_python).parent), os.environ.get("PATH", "")]),
     )
+    env.pop("MLSTEAM_RESUME", None)  # only a later attempt resumes
+    env.update(attempt_environment(spec.attempt))
     return env
 
 
 def link_datasets(spec: LaunchSpec) -> None:
-    """`<job>/input/<name>` -> each dataset's folder."""
-    inputs = spec.job_dir / "input"
-    inputs.mkdir(exist_ok=True)
+    """`<job>/input/<name>` -> each dataset's folder; `<job>/weights/<name>` -> weights'."""
+    (spec.job_dir / "input").mkdir(exist_ok=True)
     for mount in spec.datasets:
-        link = inputs / mount.name
+        folder = spec.job_dir / mount.folder
+        folder.mkdir(exist_ok=True)
+        link = folder / mount.name
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(mount.host_path, target_is_directory=True)

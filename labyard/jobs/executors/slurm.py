@@ -132,7 +132,9 @@ class SlurmExecutor(Executor):
         node_spec = replace(
             spec,
             job_dir=self.node_path(spec.job_dir),
-            datasets=[DatasetMount(m.name, self.node_path(m.host_path)) for m in spec.datasets],
+            datasets=[
+                DatasetMount(m.name, self.node_path(m.host_path), m.kind) for m in spec.datasets
+            ],
         )
         link_datasets(replace(spec, datasets=node_spec.datasets))
         for stale in (EXIT_NAME, START_NAME, PLACED_FILE):

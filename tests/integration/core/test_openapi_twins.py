@@ -35,6 +35,12 @@ TWINS = {
     ("get", "/api/v1/quotas"),  # the admin page's GPU quotas (issue 17)
     ("put", "/api/v1/quotas/projects/{project_id}"),
     ("put", "/api/v1/quotas/users/{user_id}"),
+    ("get", "/api/v1/weights"),  # the Weights pages (issue 16)
+    ("post", "/api/v1/weights"),  # "Register as weights" (job page, Weights page)
+    ("get", "/api/v1/weights/{weights_id}"),
+    ("patch", "/api/v1/weights/{weights_id}"),  # edit, publish
+    ("delete", "/api/v1/weights/{weights_id}"),
+    ("get", "/api/v1/weights/{weights_id}/download"),
 }
 
 

@@ -67,6 +67,7 @@ OWNED_ELSEWHERE = (
     "labyard.searches",  # tests/integration/searches/test_search_permissions.py
     "labyard.sessions",  # tests/integration/sessions/test_session_permissions.py
     "labyard.notifications",  # tests/integration/notifications/test_notification_permissions.py
+    "labyard.weights",  # tests/integration/weights/test_weights_permissions.py
 )
 
 _counter = itertools.count()

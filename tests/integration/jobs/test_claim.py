@@ -54,5 +54,5 @@ def test_the_claim_stamps_the_attempt_and_gpus_and_refuses_a_bad_move(
         assert job is not None
         assert job.status in ("starting", "running") and job.attempt == 1
         assert job.assigned_gpus == ["0", "1"] and job.executor == "local"
-        with pytest.raises(Conflict, match="cannot become queued"):
-            transition(job, service.S.QUEUED)  # the one rule book the claim now follows
+        with pytest.raises(Conflict, match=f"cannot become {job.status}"):
+            transition(job, service.S(job.status))  # the one rule book the claim follows

@@ -1,4 +1,5 @@
-"""`labyard backup` while a real local job writes its log, metrics and weights, then
+"""`labyard backup` while a real local job writes its log, metrics and weights (and with
+registered weights), then
 `labyard restore` into a fresh data folder and a fresh database (SQLite, or PostgreSQL in
 the suite's PostgreSQL pass): every table and file comes back, and the pages answer."""
 
@@ -22,6 +23,7 @@ from labyard.labs import service as labs_service
 from labyard.ops.backup import backup
 from labyard.ops.manifest import MANIFEST_NAME, read_manifest
 from labyard.ops.restore import restore
+from labyard.weights.register import register_weights
 from tests.factories import ADMIN_PASSWORD, WebClient, make_job_flavors, make_users_fast
 from tests.integration.jobs.conftest import run_until, write_lab
 from tests.integration.jobs.test_local_jobs import FOUR_GPUS
@@ -100,7 +102,18 @@ def streaming(
         return by_id[finished].status == "succeeded" and by_id[live].log_parsed_offset > 0
 
     run_until(scheduler, database, ready)
+    _register_weights(database, settings, finished)
     return scheduler, live
+
+
+def _register_weights(database: Database, settings: Settings, job_id: int) -> None:
+    """Weights `plain-model` from the finished job's output (a pickled state dict's bytes)."""
+    model = jobs_service.job_dir(settings, job_id) / "output" / "model.pt"
+    model.write_bytes(b"\x80\x04" + bytes(range(256)) * 40)
+    with database.sessionmaker() as db:  # as a request's session: it commits midway
+        ana = db.query(jobs_service.User).filter_by(username="ana").one()
+        register_weights(db, settings, user=ana, job_id=job_id, name="plain-model", path="model.pt")
+        db.commit()
 
 
 def _answers(settings: Settings, live: int) -> None:
@@ -114,6 +127,10 @@ def _answers(settings: Settings, live: int) -> None:
                 assert client.get(path).status_code == 200, path
             names = {d["name"] for d in client.get("/api/v1/datasets").json()}
             assert "shards" in names
+            [weights] = client.get("/api/v1/weights").json()
+            assert weights["name"] == "plain-model"
+            got = client.get(f"/api/v1/weights/{weights['id']}/download")
+            assert got.status_code == 200 and got.content == b"\x80\x04" + bytes(range(256)) * 40
             assert client.get(f"/api/v1/jobs/{live}").json()["status"] == "running"
     finally:
         database.dispose()
@@ -147,7 +164,10 @@ def test_backup_while_a_job_writes_then_restore_on_a_fresh_installation(
     assert link.readlink().is_relative_to(fresh.data_dir) and (link / "shard-0.bin").is_file()
     modes = tree_modes(settings.data_dir)
     assert {k: v for k, v in tree_modes(fresh.data_dir).items() if k in modes} == {
-        k: v for k, v in modes.items() if not k.startswith("labyard.db")
+        # the database's files and scratch folders (copies in progress) are not backed up
+        k: v
+        for k, v in modes.items()
+        if not k.startswith(("labyard.db", "weights/.work"))
     }
     assert fresh.data_dir.stat().st_mode & 0o077 == 0
     _answers(fresh, live)

@@ -1,0 +1,93 @@
+"""The weights pages: the list, one weights entry with its lineage, and the form actions
+(register, which the Files tab of a finished job's page posts to, edit, publish, delete).
+Each action's JSON twin is in router.py; downloads use the API's GET route, which accepts
+the session cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from labyard.projects.service import list_projects
+from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
+from labyard.web.render import render
+from labyard.weights import register, service
+from labyard.weights.service import DEFAULT_PATH
+
+router = APIRouter(include_in_schema=False)
+NAV_LINKS = [("Weights", "/weights")]
+
+
+@router.get("/weights")
+def weights_page(request: Request, user: CurrentUser, db: SessionDep) -> Response:
+    """The weights of the user's projects and the public ones."""
+    projects = {p.id: p for p, _ in list_projects(db, user)}
+    rows = [(w, projects.get(w.project_id)) for w in service.list_weights(db, user)]
+    return render(request, "weights.html", {"rows": rows})
+
+
+@router.post("/weights")
+def register_weights(
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    job_id: Annotated[int, Form()],
+    name: Annotated[str, Form(max_length=100)],
+    path: Annotated[str, Form(max_length=4096)] = "",
+) -> Response:
+    """ "Register as weights" (the job page, the list): register, then open them."""
+    weights = register.register_weights(
+        db, settings, user=user, job_id=job_id, name=name, path=path or DEFAULT_PATH
+    )
+    return Response(status_code=204, headers={"HX-Redirect": f"/weights/{weights.id}"})
+
+
+@router.get("/weights/{weights_id}")
+def weights_detail(
+    request: Request, weights_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """One weights entry: metadata, metrics, lineage (source job, parent chain), actions."""
+    weights = service.get_weights_for_user(db, user, weights_id)
+    context = {
+        "weights": weights,
+        "chain": service.lineage(db, weights),
+        "writable": service.can_write(db, user, weights),
+        "in_use": service.in_use_reason(db, settings, weights),
+    }
+    return render(request, "weights_detail.html", context)
+
+
+@router.post("/weights/{weights_id}/edit")
+def edit_weights(
+    weights_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    name: Annotated[str, Form(max_length=100)],
+    description: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Rename and describe (PATCH's twin)."""
+    service.update_weights(
+        db, settings, user=user, weights_id=weights_id, name=name, description=description
+    )
+    return Response(status_code=204, headers={"HX-Redirect": f"/weights/{weights_id}"})
+
+
+@router.post("/weights/{weights_id}/publish")
+def publish_weights(
+    weights_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """Make the weights public and read-only (PATCH {"public": true}'s twin)."""
+    service.update_weights(db, settings, user=user, weights_id=weights_id, public=True)
+    return Response(status_code=204, headers={"HX-Redirect": f"/weights/{weights_id}"})
+
+
+@router.post("/weights/{weights_id}/delete")
+def delete_weights(
+    weights_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """Delete after the page's confirmation; a refusal shows next to the button."""
+    service.delete_weights(db, settings, user=user, weights_id=weights_id)
+    return Response(status_code=204, headers={"HX-Redirect": "/weights"})

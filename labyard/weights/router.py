@@ -1,0 +1,89 @@
+"""The weights JSON API: register, list, get, change, delete, download."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from labyard.datasets.files import stream_zip
+from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
+from labyard.weights import register, service
+from labyard.weights.schemas import WeightsCreate, WeightsOut, WeightsPatch, weights_out
+
+router = APIRouter(prefix="/api/v1", tags=["weights"])
+
+
+@router.post("/weights", response_model=WeightsOut, status_code=201)
+def register_weights(
+    body: WeightsCreate, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> WeightsOut:
+    """Copy a finished job's model (default its exported model.onnx) into new weights of the
+    job's project (WRITE). 409: the job has not finished or the name is taken; 404: no such
+    file in the output (or it leads out); 422: not a model file, or a bad name."""
+    weights = register.register_weights(
+        db,
+        settings,
+        user=user,
+        job_id=body.job_id,
+        name=body.name,
+        path=body.path,
+        description=body.description,
+    )
+    return weights_out(weights)
+
+
+@router.get("/weights", response_model=list[WeightsOut])
+def list_weights(
+    user: CurrentUser, db: SessionDep, project_id: int | None = None
+) -> list[WeightsOut]:
+    """The weights of the user's projects (or one project) and the public ones."""
+    return [weights_out(w) for w in service.list_weights(db, user, project_id=project_id)]
+
+
+@router.get("/weights/{weights_id}", response_model=WeightsOut)
+def get_weights(weights_id: int, user: CurrentUser, db: SessionDep) -> WeightsOut:
+    """One weights entry (READ)."""
+    return weights_out(service.get_weights_for_user(db, user, weights_id))
+
+
+@router.patch("/weights/{weights_id}", response_model=WeightsOut)
+def update_weights(
+    weights_id: int, body: WeightsPatch, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> WeightsOut:
+    """Rename (unless in use), describe, or make public and read-only (project owners)."""
+    weights = service.update_weights(
+        db,
+        settings,
+        user=user,
+        weights_id=weights_id,
+        name=body.name,
+        description=body.description,
+        public=body.public,
+    )
+    return weights_out(weights)
+
+
+@router.delete("/weights/{weights_id}", status_code=204)
+def delete_weights(
+    weights_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> None:
+    """Delete weights and their files (WRITE). 409 while a lab or a live job uses them."""
+    service.delete_weights(db, settings, user=user, weights_id=weights_id)
+
+
+@router.get("/weights/{weights_id}/download")
+def download_weights(
+    weights_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The registered file (a SavedModel folder as a zip) (READ)."""
+    weights, target = service.download_target(db, settings, user=user, weights_id=weights_id)
+    if target.is_file():
+        return FileResponse(target, filename=target.name, content_disposition_type="attachment")
+    name = quote(f"{weights.name}.zip", safe="")
+    return StreamingResponse(
+        stream_zip(target),
+        media_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename*=utf-8''{name}"},
+    )
