@@ -43,6 +43,7 @@ ONE_PASS = (
     "tests/integration/labs/test_template_jobs.py",
     "tests/integration/labs/test_template_preemption.py",
     "tests/integration/tensorboard/",
+    "tests/integration/weights/test_fine_tune.py",
     "tests/template/",
 )
 

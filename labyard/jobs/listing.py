@@ -26,7 +26,6 @@ from labyard.errors import InvalidInput
 from labyard.jobs import service
 from labyard.jobs.models import Job, JobStatus, MetricSeries, Sweep
 from labyard.jobs.views import (
-    FAIR_SHARE_DAYS,
     LabRef,
     MetricSummary,
     find_labs,
@@ -89,6 +88,7 @@ class JobFilters:
     `sort` is a column (SORTS) or `latest:<metric>` / `best:<metric>`. With a keyset sort,
     `after` / `before` (a row's key) or `last` choose the page; `page` pages by offset."""
 
+    fair_share_days: float  # the server's setting: queue positions' order
     project_id: int | None = None
     lab_id: int | None = None
     sweep_id: int | None = None
@@ -100,7 +100,6 @@ class JobFilters:
     after: str | None = None
     before: str | None = None
     last: bool = False
-    fair_share_days: float = FAIR_SHARE_DAYS  # the server's setting: queue positions' order
     metric: tuple[str, str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:

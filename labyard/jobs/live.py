@@ -81,7 +81,7 @@ def poll_job(
     cursor: Cursor,
     *,
     with_db: bool = True,
-    fair_share_days: float = views.FAIR_SHARE_DAYS,
+    fair_share_days: float,
 ) -> JobUpdate:
     """Read new log lines and, when `with_db`, metric points after `cursor` and the job's
     state (blocking). Without the database the state is None and nothing is read there."""
@@ -110,7 +110,7 @@ async def job_events(
     *,
     poll_seconds: float,
     db_poll_seconds: float,
-    fair_share_days: float = views.FAIR_SHARE_DAYS,
+    fair_share_days: float,
 ) -> AsyncIterator[str]:
     """The event stream of one job page (one generator per subscriber)."""
     yield "retry: 1000\n\n"
@@ -172,7 +172,7 @@ def poll_rows(
     database: Database,
     user_id: int,
     job_ids: list[int],
-    fair_share_days: float = views.FAIR_SHARE_DAYS,
+    fair_share_days: float,
 ) -> list[dict[str, Any]]:
     """The rows' current state and metric summaries (blocking)."""
     from labyard.auth.models import User

@@ -113,9 +113,7 @@ class JobPatch(BaseModel):
     priority: PriorityName
 
 
-def jobs_out(
-    db: Session, jobs: list[Job], fair_share_days: float = views.FAIR_SHARE_DAYS
-) -> list[JobOut]:
+def jobs_out(db: Session, jobs: list[Job], fair_share_days: float) -> list[JobOut]:
     """The API shape of jobs, their queue positions read in one query."""
     positions = views.queue_positions(db, jobs, fair_share_days)
     return [job_out(job, positions.get(job.id)) for job in jobs]
@@ -287,15 +285,16 @@ def get_metrics(
 
 
 @router.post("/jobs/{job_id}/stop", response_model=JobOut)
-def stop_job(job_id: int, user: CurrentUser, db: SessionDep) -> JobOut:
+def stop_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
     """Stop a job: SIGTERM, then SIGKILL after the grace period (WRITE)."""
-    return jobs_out(db, [service.stop_job(db, user, job_id)])[0]
+    return jobs_out(db, [service.stop_job(db, user, job_id)], settings.fair_share_days)[0]
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut, status_code=201)
 def retry_job(job_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
     """A new queued job from this one's code snapshot and params (WRITE)."""
-    return jobs_out(db, [service.retry_job(db, user, job_id, settings=settings)])[0]
+    retried = service.retry_job(db, user, job_id, settings=settings)
+    return jobs_out(db, [retried], settings.fair_share_days)[0]
 
 
 @router.delete("/jobs/{job_id}", status_code=204)

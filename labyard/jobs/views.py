@@ -32,7 +32,6 @@ from labyard.jobs.models import (
 from labyard.numbers import ascii_int
 from labyard.projects.service import visible_project_ids
 
-FAIR_SHARE_DAYS = float(Settings.model_fields["fair_share_days"].default)
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "wer", "cer")
 PRIMARY_PREFERENCE = ("Validation_loss", "Validation_acc", "Test_acc", "Train_loss", "Train_acc")
 MAX_PARAM_COLUMNS = 8

@@ -160,3 +160,49 @@ def test_admin_page_sets_quotas_and_refuses_negative_ones(
     with session_client(app, database, people["ana"]) as owner:
         data = {"target_id": project, "max_gpus": "9"}
         assert owner.hx("POST", "/admin/quotas/projects", data=data).status_code == 403
+
+
+def test_stop_and_retry_answer_positions_in_the_servers_fair_share_window(
+    app: FastAPI, database: Database, settings: Settings, tmp_path: Path, flavors: None
+) -> None:
+    """Every answer carrying a queue position orders by the server's window: bob's project
+    used 10 GPU-hours 2 days ago, outside a 1-day window, so ana's retried job queues behind
+    bob's older one (with the default 7-day window it would be ahead)."""
+    from datetime import timedelta
+
+    from labyard.db import utcnow
+    from tests.integration.jobs.conftest import write_lab
+    from tests.integration.jobs.fairshare_helpers import positions, queue
+
+    lab = write_lab(tmp_path / "wait", params="  mode: [wait]\n  copy: [1]\n")
+    settings.fair_share_days = 1.0
+    people = make_users_fast(database, "ana", "bob")
+    now = utcnow()
+    with database.session() as db:
+        bob = people["bob"]
+        history = Job(
+            project_id=bob.default_project_id,
+            created_by_id=bob.id,
+            name="history",
+            status="succeeded",
+            params={},
+            command=["true"],
+            flavor="g1",
+            gpus=1,
+        )
+        history.started_at, history.finished_at = (
+            now - timedelta(hours=58),
+            now - timedelta(hours=48),
+        )
+        db.add(history)
+    [bobs] = queue(database, settings, lab, people["bob"], 1)
+    [anas] = queue(database, settings, lab, people["ana"], 1)
+    client, headers = TestClient(app), auth(access_token_for(app, database, people["ana"]))
+    stopped = client.post(f"/api/v1/jobs/{anas}/stop", headers=headers)
+    assert stopped.status_code == 200 and stopped.json()["queue_position"] is None
+    retried = client.post(f"/api/v1/jobs/{anas}/retry", headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert positions(database, settings) == [bobs, retried.json()["id"]]
+    assert retried.json()["queue_position"] == 2
+    got = client.get(f"/api/v1/jobs/{retried.json()['id']}", headers=headers).json()
+    assert got["queue_position"] == 2
