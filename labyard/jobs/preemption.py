@@ -16,7 +16,7 @@ place among its priority and project; its next attempt gets MLSTEAM_ATTEMPT=n an
 MLSTEAM_RESUME=auto (labyard.jobs.executors.base.attempt_environment), with which the
 built-in templates continue from their checkpoint. A victim that exits 0 anyway has
 succeeded; a user's (or quota's) stop of a job being preempted wins: it ends stopped. The
-log of a local job goes on across attempts (Docker rewrites it per attempt); metrics of the
+log goes on across attempts (labyard.jobs.executors.docker.keep_earlier_attempts); metrics of the
 interrupted epoch's steps are reported again by the next attempt. Priorities only go down
 a preemption chain, so jobs never preempt each other back and forth. Jobs that are not
 re-run (lab sessions, which refuse a retry) are never preempted.
@@ -143,13 +143,10 @@ def is_preempted(job: Job) -> bool:
     return job.stop_requested_at is not None and job.stop_status == S.QUEUED
 
 
-def end_attempt(
-    db: Session, job: Job, state: JobState, *, requeue: bool, fresh_log: bool = False
-) -> JobAttempt:
+def end_attempt(db: Session, job: Job, state: JobState, *, requeue: bool) -> JobAttempt:
     """Record the job's attempt that just ended (inside the scheduler's finishing
     transaction, after the job's final transition unless `requeue`); with `requeue` the
-    preempted job goes back to the queue for its next attempt (`fresh_log`: its executor
-    rewrites job.log for it, so the log is parsed from its start again)."""
+    preempted job goes back to the queue for its next attempt (its log goes on)."""
     row = JobAttempt(
         job_id=job.id,
         number=max(job.attempt, 1),
@@ -162,8 +159,6 @@ def end_attempt(
     db.add(row)
     if requeue:
         _requeue(job)
-        if fresh_log:
-            job.log_parsed_offset, job.log_size = 0, 0
     return row
 
 

@@ -340,8 +340,7 @@ class Scheduler:
             why = state.reason or f"exited with code {code}"
             transition(job, S.FAILED, reason=why, exit_code=code)
         placement.keep_process_times(job, state)
-        fresh_log = self._executor_for(job).log_per_attempt
-        preemption.end_attempt(db, job, state, requeue=requeue, fresh_log=fresh_log)
+        preemption.end_attempt(db, job, state, requeue=requeue)
         self._term_sent.pop(job.id, None)
         self.quota.forget(job.id)
 

@@ -180,9 +180,6 @@ class Executor(ABC):
     # True: the engine places jobs (Slurm); the scheduler hands them over without its own
     # GPU inventory and follows them while they wait in the engine.
     places_jobs: ClassVar[bool] = False
-    # True: job.log holds only the current attempt's output (rewritten when an attempt
-    # starts, Docker); False: each attempt's output is appended (the parse offset stays).
-    log_per_attempt: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

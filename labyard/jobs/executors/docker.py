@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -69,9 +70,42 @@ def _dataset_groups(spec: LaunchSpec) -> list[str]:
     return [str(isolation.grant_dataset(mount.host_path)) for mount in spec.datasets]
 
 
+EARLIER_LOG = "job.before-attempt-{}.log"  # job.log as the earlier attempts left it
+
+
+def keep_earlier_attempts(job_dir: Path, attempt: int) -> None:
+    """Before attempt `attempt` (> 1) starts, set job.log aside as what came before it:
+    the follower writes it ahead of the new container's output, so job.log keeps every
+    attempt's lines (and the offset its parser reached stays valid). Done once per attempt;
+    the file of an earlier attempt is then contained in it and removed."""
+    if attempt <= 1:
+        return
+    kept = job_dir / EARLIER_LOG.format(attempt)
+    log = job_dir / LOG_NAME
+    if not kept.exists() and log.exists():
+        os.replace(log, kept)
+    for older in job_dir.glob(EARLIER_LOG.format("*")):
+        if older != kept:
+            older.unlink(missing_ok=True)
+
+
+def _earlier_log(job_dir: Path) -> Path | None:
+    """The earlier attempts' log kept by `keep_earlier_attempts`, if any."""
+    found = {p.name.split("-")[-1].split(".")[0]: p for p in job_dir.glob(EARLIER_LOG.format("*"))}
+    numbers = [n for n in found if n.isdigit()]
+    return found[max(numbers, key=int)] if numbers else None
+
+
 def _follow_logs(container: Any, log_path: Path, max_bytes: int) -> None:
-    """Copy the container's whole output into job.log (rewritten from the start)."""
+    """Copy the earlier attempts' log, then the container's whole output, into job.log
+    (rewritten from the start)."""
     writer = LogWriter(log_path, max_bytes, truncate=True)
+    earlier = _earlier_log(log_path.parent)
+    if earlier is not None:
+        with earlier.open("rb") as kept:
+            shutil.copyfileobj(kept, writer.file)
+        writer.size = writer.file.tell()
+        writer.file.flush()
     pending = b""
     try:
         for chunk in container.logs(stream=True, follow=True, timestamps=True):
@@ -125,7 +159,6 @@ class DockerExecutor(Executor):
     """Jobs as Docker containers."""
 
     name = "docker"
-    log_per_attempt = True  # each attempt's container output is copied from the start
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -208,6 +241,7 @@ class DockerExecutor(Executor):
     def submit(self, spec: LaunchSpec) -> str:
         import docker
 
+        keep_earlier_attempts(spec.job_dir, spec.attempt)
         try:
             container = self.client.containers.create(**self._create_args(spec))
         except docker.errors.ImageNotFound as exc:

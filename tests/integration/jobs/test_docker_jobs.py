@@ -114,3 +114,51 @@ def test_docker_container_gets_flavor_limits(
         service.stop_job(db, db.get(service.User, job.created_by_id), job_id)  # type: ignore[arg-type]
     [job] = run_until(scheduler, database, all_final, timeout=120)
     assert (job.status, job.exit_code) == ("stopped", 143)  # SIGTERM reached the job
+
+
+def test_a_later_attempts_log_keeps_the_earlier_attempts_lines(
+    docker_settings: Settings, tmp_path: Path
+) -> None:
+    """A preempted Docker job's next attempt is a new container whose output Docker has
+    from its start: job.log keeps attempt 1's lines ahead of attempt 2's, also when a
+    restarted server adopts attempt 2 and rewrites the log."""
+    import time
+
+    from labyard.jobs.executors.base import LaunchSpec
+    from labyard.jobs.executors.docker import DockerExecutor
+    from labyard.jobs.logs import LOG_NAME
+
+    job_dir = tmp_path / "job"
+    for sub in ("lab", "output"):
+        (job_dir / sub).mkdir(parents=True)
+    script = "import os; print('attempt', os.environ['MLSTEAM_ATTEMPT'], flush=True)"
+    executor = DockerExecutor(docker_settings)
+
+    def run(attempt: int) -> str:
+        spec = LaunchSpec(
+            job_id=990_001, attempt=attempt, argv=["python3", "-c", script], job_dir=job_dir,
+            image=services.TEST_IMAGE, gpus=[], cpus=1, memory_mb=256,
+        )  # fmt: skip
+        name = executor.submit(spec)
+        deadline = time.monotonic() + 120  # a safety limit, not a timed assertion
+        while executor.poll(spec.job_id, name).running and time.monotonic() < deadline:
+            time.sleep(0.2)
+        executor.logs_complete(spec.job_id)
+        return name
+
+    def lines() -> list[str]:
+        return [line.split(" ", 1)[1] for line in (job_dir / LOG_NAME).read_text().splitlines()]
+
+    run(1)
+    assert lines() == ["attempt 1"]
+    second = run(2)
+    assert lines() == ["attempt 1", "attempt 2"]
+    restarted = DockerExecutor(docker_settings)  # a restarted server adopts attempt 2
+    restarted.adopt(990_001, 2, second, job_dir)
+    restarted.logs_complete(990_001)  # its follower rewrote job.log from the start
+    assert lines() == ["attempt 1", "attempt 2"]
+    run(3)
+    assert lines() == ["attempt 1", "attempt 2", "attempt 3"]
+    assert [p.name for p in job_dir.glob("job.before-attempt-*.log")] == [
+        "job.before-attempt-3.log"
+    ]
