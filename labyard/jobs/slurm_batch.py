@@ -8,7 +8,9 @@ job's folder (`sbatch --chdir`); it reads the job's argv from `slurm/launch.json
 the exit record are exactly a local job's: ingestion, ETA and live charts work unchanged.
 The environment is the one sbatch exported (the job contract's variables) with
 CUDA_VISIBLE_DEVICES set by Slurm from the job's GPU allocation. A run that Slurm requeued
-(SLURM_RESTART_COUNT) first writes one line into the log saying so.
+(SLURM_RESTART_COUNT) first writes one line into the log saying so, and its job gets the
+next attempt's MLSTEAM_ATTEMPT and MLSTEAM_RESUME=auto (it resumes from its checkpoint, as
+after a preemption).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
+from labyard.jobs.executors.base import attempt_environment
 from labyard.jobs.logs import EXIT_NAME, LOG_NAME, START_NAME, LogWriter, run_wrapped
 
 LAUNCH_FILE = "slurm/launch.json"
@@ -53,10 +56,11 @@ def main() -> int:
     }
     (job_dir / PLACED_FILE).write_text(json.dumps(placed))
     if restarts.isdigit() and int(restarts) > 0:
+        attempt = int(launch["attempt"]) + int(restarts)
+        os.environ.update(attempt_environment(attempt))  # resume from the checkpoint
         writer = LogWriter(job_dir / LOG_NAME, int(launch["log_max_bytes"]))
         note = (
-            f"[labyard] Slurm requeued the job: attempt {int(launch['attempt']) + int(restarts)} "
-            f"starts on {socket.gethostname()}"
+            f"[labyard] Slurm requeued the job: attempt {attempt} starts on {socket.gethostname()}"
         )
         writer.write_line(note.encode())
         writer.close()
