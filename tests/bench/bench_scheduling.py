@@ -8,7 +8,8 @@ fair share: `priority DESC, id`), measured in the same run on the same database.
 Cases: no free GPU (4 GPUs held by running jobs: the decision is "nothing starts"), one
 free GPU (the decision claims a job; each claim is rolled back so every round is the same),
 one free GPU with the least-used project over its quota (its 200 jobs are walked past),
-and queue positions of a 50-job page.
+and queue positions of a 50-job page. With the `preemption` setting a round where nothing
+fits also chooses victims: that check is timed against the dispatch decision itself.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from labyard.bootstrap import migrate, seed
 from labyard.config import Settings
 from labyard.db import Database, utcnow
-from labyard.jobs import limits, views
+from labyard.jobs import limits, preemption, views
 from labyard.jobs.dispatch import claim_local
 from labyard.jobs.inventory import Inventory
 from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
@@ -131,8 +132,12 @@ def timed(database: Database, decide: Callable[[Session], object]) -> float:
     return statistics.median(took)
 
 
-def report(name: str, fair: float, fifo: float) -> None:
-    print(f"{name:<44} fair share {fair:8.2f} ms   FIFO {fifo:8.2f} ms   ratio {fair / fifo:5.2f}")
+def report(
+    name: str, fair: float, fifo: float, labels: tuple[str, str] = ("fair share", "FIFO")
+) -> None:
+    """One line: the case, both medians and their ratio."""
+    first, second = labels
+    print(f"{name:<44} {first} {fair:8.2f} ms   {second} {fifo:8.2f} ms   ratio {fair / fifo:5.2f}")
 
 
 def main() -> None:
@@ -158,6 +163,19 @@ def main() -> None:
             "dispatch, one free GPU",
             timed(database, fair(ONE_FREE)),
             timed(database, lambda db: fifo_claim(db, ONE_FREE)),
+        )
+        # with preemption on, a round where nothing fits also looks for victims: the head
+        # (a high job) would preempt one of the 4 normal running jobs; baseline: the
+        # same round's dispatch decision alone
+        with database.sessionmaker() as db:
+            victims = preemption.preempt(db, settings, FULL, utcnow())
+            db.rollback()
+        assert len(victims) == 1, victims
+        report(
+            "no free GPU, with preemption",
+            timed(database, lambda db: preemption.preempt(db, settings, FULL, utcnow())),
+            timed(database, fair(FULL)),
+            ("victims chosen", "dispatch alone"),
         )
         with database.session() as db:  # project 0 (the least used) may use no GPU
             limits.set_quota(db, project_id=owners[0][1], max_gpus=0, monthly_gpu_hours=None)
