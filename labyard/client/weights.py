@@ -1,4 +1,5 @@
-"""weights (list), weights register JOB --name N [--path P], weights download ID [DEST]."""
+"""weights (list), weights register JOB --name N [--path P], weights download ID [DEST];
+infer WEIGHTS_ID --dataset ID [--path P] [--flavor F] (an inference job)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from labyard.client.http import Api, ApiError
 from labyard.client.output import JsonOpt, command, err, human_bytes, print_json, show
 
 COLUMNS = ["id", "name", "project_id", "format", "task", "classes", "source_job_id", "parent_id"]
+JOB_COLUMNS = ["id", "display_name", "status", "flavor", "project_id"]
 DETAIL = [*COLUMNS, "framework", "input_shape", "metrics", "files", "size_bytes", "is_public"]
 
 weights_app = typer.Typer(
@@ -24,6 +26,19 @@ weights_app = typer.Typer(
 def add_commands(app: typer.Typer) -> None:
     """Add the weights commands to `app`."""
     app.add_typer(weights_app, name="weights")
+    command(app, "infer")(infer)
+
+
+def infer(
+    weights_id: Annotated[int, typer.Argument(metavar="WEIGHTS_ID", help="The weights' id.")],
+    dataset: Annotated[int, typer.Option(help="The dataset's id (READ).")],
+    path: Annotated[str, typer.Option(help="Only this file or folder of the dataset.")] = "",
+    flavor: Annotated[str, typer.Option(help="The job's flavor.")] = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the weights over a dataset as a job (predictions.csv in its output); print it."""
+    body = {"dataset_id": dataset, "path": path, "flavor": flavor}
+    show(Api().post(f"/api/v1/weights/{weights_id}/inference", body), as_json, JOB_COLUMNS)
 
 
 @weights_app.callback()

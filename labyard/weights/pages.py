@@ -1,5 +1,6 @@
 """The weights pages: the list, one weights entry with its lineage, and the form actions
-(register, which the Files tab of a finished job's page posts to, edit, publish, delete).
+(register, which the Files tab of a finished job's page posts to, edit, publish, delete,
+inference over a dataset, "try one image").
 Each action's JSON twin is in router.py; downloads use the API's GET route, which accepts
 the session cookie."""
 
@@ -7,13 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
+from labyard.datasets.service import list_datasets
+from labyard.flavors.service import list_flavors
 from labyard.projects.service import list_projects
+from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import render
-from labyard.weights import register, service
+from labyard.weights import inference, register, service
 from labyard.weights.service import DEFAULT_PATH
 
 router = APIRouter(include_in_schema=False)
@@ -55,6 +59,9 @@ def weights_detail(
         "chain": service.lineage(db, weights),
         "writable": service.can_write(db, user, weights),
         "in_use": service.in_use_reason(db, settings, weights),
+        "task": inference.task_of(weights),
+        "datasets": list_datasets(db, user),
+        "flavors": list_flavors(db),
     }
     return render(request, "weights_detail.html", context)
 
@@ -91,3 +98,54 @@ def delete_weights(
     """Delete after the page's confirmation; a refusal shows next to the button."""
     service.delete_weights(db, settings, user=user, weights_id=weights_id)
     return Response(status_code=204, headers={"HX-Redirect": "/weights"})
+
+
+@router.post("/weights/{weights_id}/inference")
+def run_inference(
+    weights_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    dataset_id: Annotated[int, Form()],
+    path: Annotated[str, Form(max_length=4096)] = "",
+    flavor: Annotated[str, Form(max_length=32)] = "cpu",
+) -> Response:
+    """The "Inference" form (POST /api/v1/weights/{id}/inference's twin): open the job."""
+    job = inference.submit_inference(
+        db, settings, user=user, weights_id=weights_id, dataset_id=dataset_id, path=path,
+        flavor=flavor,
+    )  # fmt: skip
+    return Response(status_code=204, headers={"HX-Redirect": f"/jobs/{job.id}"})
+
+
+@router.post("/weights/{weights_id}/try")
+@streams_body(lambda settings: inference.MAX_IMAGE_BYTES + MULTIPART_SLACK)
+def try_image(
+    request: Request,
+    weights_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File()],
+    flavor: Annotated[str, Form(max_length=32)] = "cpu",
+) -> Response:
+    """ "Try one image" (POST /api/v1/weights/{id}/try's twin): the job, polled below."""
+    data = image.file.read(inference.MAX_IMAGE_BYTES + 1)
+    job = inference.try_image(
+        db, settings, user=user, weights_id=weights_id, filename=image.filename or "image",
+        data=data, flavor=flavor,
+    )  # fmt: skip
+    return render(request, "_weights_try.html", {"weights_id": weights_id, "job": job, "rows": []})
+
+
+@router.get("/weights/{weights_id}/try/{job_id}")
+def try_result(
+    request: Request, weights_id: int, job_id: int, user: CurrentUser, db: SessionDep,
+    settings: SettingsDep,
+) -> Response:  # fmt: skip
+    """The try's job status and, once done, its predicted class (htmx polls this)."""
+    service.get_weights_for_user(db, user, weights_id)
+    job, rows = inference.try_result(db, settings, user=user, job_id=job_id)
+    return render(
+        request, "_weights_try.html", {"weights_id": weights_id, "job": job, "rows": rows}
+    )

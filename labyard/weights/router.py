@@ -1,16 +1,25 @@
-"""The weights JSON API: register, list, get, change, delete, download."""
+"""The weights JSON API: register, list, get, change, delete, download, inference."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from labyard.datasets.files import stream_zip
+from labyard.jobs.router import JobOut, jobs_out
+from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
-from labyard.weights import register, service
-from labyard.weights.schemas import WeightsCreate, WeightsOut, WeightsPatch, weights_out
+from labyard.weights import inference, register, service
+from labyard.weights.schemas import (
+    InferenceCreate,
+    WeightsCreate,
+    WeightsOut,
+    WeightsPatch,
+    weights_out,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["weights"])
 
@@ -87,3 +96,47 @@ def download_weights(
         media_type="application/zip",
         headers={"Content-Disposition": f"attachment; filename*=utf-8''{name}"},
     )
+
+
+@router.post("/weights/{weights_id}/inference", response_model=JobOut, status_code=201)
+def run_inference(
+    weights_id: int, body: InferenceCreate, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> JobOut:
+    """Queue a job running the weights (READ) over a dataset (READ) or a file or folder of
+    it (`path`) on `flavor`; its output gets predictions.csv (masks/ for segmentation).
+    422: an unknown or unreadable dataset, a bad path, weights that cannot predict."""
+    job = inference.submit_inference(
+        db,
+        settings,
+        user=user,
+        weights_id=weights_id,
+        dataset_id=body.dataset_id,
+        path=body.path,
+        flavor=body.flavor,
+        project_id=body.project_id,
+    )
+    return jobs_out(db, [job], settings.fair_share_days)[0]
+
+
+@router.post("/weights/{weights_id}/try", response_model=JobOut, status_code=201)
+@streams_body(lambda settings: inference.MAX_IMAGE_BYTES + MULTIPART_SLACK)
+def try_image(
+    weights_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File()],
+    flavor: Annotated[str, Form(max_length=32)] = "cpu",
+) -> JobOut:
+    """A short inference job over one uploaded image (at most 10 MiB)."""
+    data = image.file.read(inference.MAX_IMAGE_BYTES + 1)
+    job = inference.try_image(
+        db,
+        settings,
+        user=user,
+        weights_id=weights_id,
+        filename=image.filename or "image",
+        data=data,
+        flavor=flavor,
+    )
+    return jobs_out(db, [job], settings.fair_share_days)[0]

@@ -29,6 +29,19 @@ class WeightsPatch(BaseModel):
     public: bool | None = None
 
 
+class InferenceCreate(BaseModel):
+    """Run the weights over a dataset (or a file or folder of it) as a job."""
+
+    dataset_id: int
+    path: str = Field(default="", max_length=4096, description="A file or folder of the dataset")
+    flavor: str = Field(default="cpu", max_length=32)
+    project_id: int | None = Field(
+        default=None,
+        description="Where the job runs (default the weights' project if you "
+        "may submit there, else your own)",
+    )
+
+
 class WeightsOut(BaseModel):
     """Registered weights with their metadata and lineage."""
 

@@ -41,6 +41,8 @@ TWINS = {
     ("patch", "/api/v1/weights/{weights_id}"),  # edit, publish
     ("delete", "/api/v1/weights/{weights_id}"),
     ("get", "/api/v1/weights/{weights_id}/download"),
+    ("post", "/api/v1/weights/{weights_id}/inference"),  # the weights page's Inference form
+    ("post", "/api/v1/weights/{weights_id}/try"),  # "Try one image"
 }
 
 

@@ -25,6 +25,7 @@ from tests.factories import (
     session_client,
 )
 from tests.integration.core.test_openapi_twins import _served_routes
+from tests.integration.weights.test_inference import INFERENCE_ROUTES
 
 ROLES = ("anonymous", "nonmember", "READ", "WRITE", "OWN", "admin")
 OK, DENIED, HIDDEN, AUTH = "ok", "403", "404", "login"
@@ -116,7 +117,7 @@ def test_every_weights_route_is_in_the_matrix(app: FastAPI) -> None:
         if path.startswith(("/weights", "/api/v1/weights"))
         for method in methods - {"HEAD"}
     }
-    assert served == set(ROUTES)
+    assert served == set(ROUTES) | set(INFERENCE_ROUTES)  # those: test_inference.py
 
 
 @pytest.mark.parametrize("route", list(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
