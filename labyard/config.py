@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         "them. Empty: the TCP peer is the client (the header is ignored).",
     )
     login_window_seconds: int = Field(default=900, description="Throttling window for logins.")
+    deephealth_client_ids: str = Field(
+        default="",
+        description="Comma-separated `client_id`s of DeepHealth front-ends allowed to log in "
+        "at `/backend/auth/token/`; any other id gets `401 invalid_client`. Empty: none.",
+    )
     secure_cookies: bool = Field(
         default=False, description="Mark cookies Secure (set true behind HTTPS)."
     )

@@ -70,6 +70,9 @@ def streams_body(limit: BodyLimit) -> Callable[[F], F]:
     return mark
 
 
+BEARER_ONLY = "bearer_only"  # an app's state flag: its requests authenticate by bearer alone
+
+
 def anonymous_body(fn: F) -> F:
     """Declare an API endpoint that reads a (small) body from callers without credentials."""
     setattr(fn, _ANONYMOUS_ATTR, True)
@@ -218,8 +221,11 @@ async def _credentials_limit(request: Request, limit: int, *, streaming: bool) -
     the 401 or 403 the auth and CSRF dependencies would answer (mirrors `csrf_protect`)."""
     database: Database = request.app.state.db
     token = bearer_token(request)
-    if SESSION_COOKIE not in request.cookies and (
-        token is not None or request.url.path.startswith("/api/")
+    # an application that authenticates by bearer tokens alone (DeepHealth's API) ignores
+    # cookies: a session cookie sent along (a front-end on the same host) asks no CSRF token
+    bearer_only = getattr(request.app.state, BEARER_ONLY, False)
+    if (SESSION_COOKIE not in request.cookies or bearer_only) and (
+        token is not None or request.url.path.startswith("/api/") or bearer_only
     ):
         if token is not None:
             if not await anyio.to_thread.run_sync(_token_is_live, database, token):

@@ -31,6 +31,7 @@ DOMAINS = (
     "monitoring",
     "notifications",
     "weights",
+    "deephealth",
 )
 # A domain may import only domains of a lower layer.
 LAYER = {"auth": 0, "projects": 1, "flavors": 2, "datasets": 2, "jobs": 3, "searches": 4}
@@ -42,6 +43,7 @@ LAYER["nodes"] = 9  # the machines that run jobs and the jobs on them (reads job
 LAYER["monitoring"] = 10  # Prometheus' /metrics reads jobs, GPUs, TensorBoards, sessions
 LAYER["weights"] = 4  # registered models of finished jobs (labs fine-tune from them)
 LAYER["notifications"] = 11  # told when jobs, sweeps, searches end (skips session jobs)
+LAYER["deephealth"] = 12  # DeepHealth's API over projects, datasets, labs, jobs (and weights)
 COMPOSITION_ROOTS = ("labyard.app", "labyard.cli", "labyard.bootstrap")
 
 

@@ -68,6 +68,8 @@ OWNED_ELSEWHERE = (
     "labyard.sessions",  # tests/integration/sessions/test_session_permissions.py
     "labyard.notifications",  # tests/integration/notifications/test_notification_permissions.py
     "labyard.weights",  # tests/integration/weights/test_weights_permissions.py
+    # mounted at /backend (not in app.routes): tests/integration/deephealth/
+    "labyard.deephealth",
 )
 
 _counter = itertools.count()
