@@ -33,9 +33,10 @@ os.environ.setdefault("LABYARD_JOB_USER", "")
 
 
 # Tests whose database is incidental: they drive a browser, JupyterLab or TensorBoard
-# processes, a Slurm cluster or template training through the same database layer (and
-# the same pages' queries) that the integration tests cover on both databases. They run
-# once, in the SQLite pass (scripts/test), to keep CI within its time.
+# processes, a Slurm cluster, Docker containers, servers killed and restarted, the CLI
+# over HTTP, or template training and inference through the same database layer (and the
+# same pages' queries) that the integration tests cover on both databases. They run once,
+# in the SQLite pass (scripts/test), to keep CI within its time.
 ONE_PASS = (
     "tests/e2e/",
     "tests/integration/sessions/",
@@ -44,6 +45,13 @@ ONE_PASS = (
     "tests/integration/labs/test_template_preemption.py",
     "tests/integration/tensorboard/",
     "tests/integration/weights/test_fine_tune.py",
+    "tests/integration/weights/test_inference.py",
+    "tests/integration/deephealth/test_walkthrough.py",
+    "tests/integration/jobs/test_docker_jobs.py",
+    "tests/integration/jobs/test_docker_uid.py",
+    "tests/integration/jobs/test_restart.py",
+    "tests/integration/searches/test_search_restart.py",
+    "tests/integration/cli/",
     "tests/template/",
 )
 
