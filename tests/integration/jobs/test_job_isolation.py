@@ -52,9 +52,11 @@ done
 cat "$MLSTEAM_INPUT_DIR/mine/data.txt"
 echo mine > "$MLSTEAM_OUTPUT_DIR/result.txt"
 """
+# its line comes before the writing: the quota check may stop the job mid-write (a loaded
+# CI machine did), before any later line
 QUOTA_SCRIPT = """\
+echo writing
 head -c 3000000 /dev/zero > "$MLSTEAM_OUTPUT_DIR/big.bin"
-echo written
 exec sleep 300
 """
 
@@ -317,7 +319,7 @@ def test_a_job_writing_past_its_output_quota_is_stopped_with_the_reason(
     job = jobs[over]
     assert job.status == "stopped" and job.exit_code == 128 + signal.SIGTERM
     assert job.reason.startswith("output quota exceeded") and "limit is 1000000 bytes" in job.reason
-    assert "written" in _text(service.job_dir(settings, over) / "job.log")
+    assert "writing" in _text(service.job_dir(settings, over) / "job.log")
 
 
 # --------------------------------------------------------------------------- warnings
