@@ -184,7 +184,10 @@ def test_actions_work_and_failures_show_next_to_them(
     stop_error = page.locator("#search-stop + .inline-error")
     stop_error.wait_for()
     assert stop_error.text_content() == "The search is already stopped."
-    page.click("#search-resume button[type=submit]")
+    # the page still shows `running` (it was stopped behind its back): wait for Resume's
+    # answer itself, or the trials below could run before the search is resumed
+    with page.expect_response(lambda r: r.request.method == "POST" and r.ok):
+        page.click("#search-resume button[type=submit]")
     page.wait_for_selector("#search-live[data-state=running]")
     settle(page)
     # the trials run; within its 10 s refresh the page shows them, and once the search
