@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from labyard.labs.templates_catalog import catalog
 from labyard.mlsteam import CONFIG_FILE, LabConfig, parse_mlsteam
+from labyard.templates_catalog import catalog
 
 CLASSIFICATION, SEGMENTATION = 1, 2
 WHY_FIXED = (

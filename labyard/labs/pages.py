@@ -17,9 +17,9 @@ from labyard.config import Settings
 from labyard.errors import DomainError
 from labyard.labs import lab_pages, search_pages, service
 from labyard.labs.models import Lab
-from labyard.labs.templates_catalog import list_templates
 from labyard.projects.models import Role
 from labyard.projects.service import list_projects, require_project
+from labyard.templates_catalog import list_templates
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import render
 

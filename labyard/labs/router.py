@@ -26,10 +26,10 @@ from labyard.labs.schemas import (
     SweepCreate,
     TemplateOut,
 )
-from labyard.labs.templates_catalog import list_templates
 from labyard.mlsteam import CONFIG_FILE
 from labyard.searches.router import search_out
 from labyard.searches.schemas import SearchCreate, SearchOut
+from labyard.templates_catalog import list_templates
 from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 

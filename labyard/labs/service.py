@@ -31,7 +31,6 @@ from labyard.jobs.models import Job
 from labyard.jobs.service import check_fits
 from labyard.jobs.views import LabRef
 from labyard.labs.models import Lab, LabDataset
-from labyard.labs.templates_catalog import LabTemplate, copy_template, get_template
 from labyard.mlsteam import CONFIG_FILE
 from labyard.projects.models import Role
 from labyard.projects.service import (
@@ -39,6 +38,7 @@ from labyard.projects.service import (
     require_project,
     visible_project_ids,
 )
+from labyard.templates_catalog import LabTemplate, copy_template, get_template
 
 LAB_NAME_MAX = 11
 LAB_NAME_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{LAB_NAME_MAX}}}$")

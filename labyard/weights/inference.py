@@ -29,7 +29,7 @@ from labyard.jobs.models import Job
 from labyard.paths import clean_name, read_inside, resolve_existing
 from labyard.projects.models import Role
 from labyard.projects.service import role_of
-from labyard.resources import resource_dir
+from labyard.templates_catalog import copy_template, get_template
 from labyard.weights.models import Weights
 from labyard.weights.service import WEIGHTS_KIND, get_weights_for_user, weights_dir, work_dir
 
@@ -140,16 +140,10 @@ def dataset_input(
 
 def build_lab(settings: Settings, template: str, command: str) -> Path:
     """A scratch lab folder: the template's files and an mlsteam.yml running `command`."""
-    source = resource_dir("lab_templates") / template
-    config = yaml.safe_load((source / "mlsteam.yml").read_text(encoding="utf-8")) or {}
+    source = get_template(template)
+    config = yaml.safe_load((source.path / "mlsteam.yml").read_text(encoding="utf-8")) or {}
     lab = work_dir(settings) / f"infer-{uuid.uuid4().hex}"
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(source, lab, ignore=skip)
-    manifest = yaml.safe_load((source / "template.yml").read_text(encoding="utf-8")) or {}
-    for entry in manifest.get("include") or []:  # as labs.templates_catalog copies them
-        included = source.parent / str(entry)
-        if included.is_dir() and included.resolve().is_relative_to(source.parent.resolve()):
-            shutil.copytree(included, lab / included.name, ignore=skip, dirs_exist_ok=True)
+    copy_template(source, lab)  # its files and its `include:` folders, as a new lab gets
     (lab / "labyard_infer.py").write_text(WRAPPER, encoding="utf-8")
     text = {"command": command, "params": {}}
     if config.get("image"):

@@ -20,7 +20,7 @@ from cls.engine import Runtime, Trainer, make_optimizer
 from cls.models import Classifier, build_network
 from cls.stopping import EXIT_CODE, GracefulStop, StopRequested
 
-from labyard.labs.templates_catalog import copy_template, load_catalog
+from labyard.templates_catalog import copy_template, load_catalog
 
 from .conftest import REPO, platform_argv, subprocess_env
 

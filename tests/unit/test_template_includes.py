@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labyard.labs.templates_catalog import copy_template, load_catalog
+from labyard.templates_catalog import copy_template, load_catalog
 
 
 def _catalog(root: Path, include: str) -> Path:
@@ -36,7 +36,7 @@ def test_an_include_outside_the_catalog_or_missing_is_refused(tmp_path: Path) ->
 
 
 def test_the_shipped_templates_include_only_what_exists() -> None:
-    from labyard.labs.templates_catalog import catalog
+    from labyard.templates_catalog import catalog
 
     for template in catalog().values():
         assert all(path.exists() for path in template.includes), template.name

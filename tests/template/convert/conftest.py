@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labyard.labs.templates_catalog import copy_template, load_catalog
+from labyard.templates_catalog import copy_template, load_catalog
 from tests.template.conftest import REPO, platform_argv, subprocess_env
 
 CONVERT = REPO / "lab_templates" / "convert"

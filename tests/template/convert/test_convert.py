@@ -15,8 +15,8 @@ from conversion.source import allocate
 from PIL import Image
 
 from labyard.datasets.insight import analyse
-from labyard.labs.templates_catalog import load_catalog
 from labyard.mlsteam import parse_mlsteam
+from labyard.templates_catalog import load_catalog
 
 from .conftest import CONVERT, REPO, convert, run_platform_job, write_banded
 
