@@ -93,7 +93,7 @@ def save_output_as_dataset(
         shutil.rmtree(temp, ignore_errors=True)
         raise
     dataset.size_bytes, dataset.file_count = paths.tree_stats(temp)
-    _place_after_commit(db, temp, datasets.dataset_dir(settings, dataset))
+    place_after_commit(db, temp, datasets.dataset_dir(settings, dataset))
     return OutputDataset(dataset, insight)
 
 
@@ -171,9 +171,9 @@ def _copy(source: Path, tree: _Tree, dest: Path) -> None:
         ) from exc
 
 
-def _place_after_commit(db: Session, temp: Path, folder: Path) -> None:
-    """Rename `temp` onto the dataset's empty `folder` once the transaction commits; on a
-    rollback remove both instead."""
+def place_after_commit(db: Session, temp: Path, folder: Path) -> None:
+    """Rename `temp` onto the empty `folder` (a dataset's or weights') once the transaction
+    commits; on a rollback remove both instead."""
     state = {"committed": False}
 
     def place() -> None:

@@ -125,7 +125,7 @@ def register_weights(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    output_dataset._place_after_commit(db, temp, weights_dir(settings, weights))
+    output_dataset.place_after_commit(db, temp, weights_dir(settings, weights))
     return weights
 
 
