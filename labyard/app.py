@@ -129,6 +129,7 @@ def wire_hooks() -> None:
     weights_service.IN_USE_CHECKS.connect(labs_submit.weights_in_use)
     jobs_views.LAB_FINDER.connect(labs_service.lab_refs)
     labs_service.DELETE_BLOCKERS.connect(sessions_service.lab_session_live)
+    labs_service.DATASET_CHANGE_NOTES.connect(sessions_service.dataset_change_note)
     jobs_service.RETRY_REFUSALS.connect(sessions_service.session_job_retry)
     jobs_service.JOB_FINISHED.connect(notifications_events.job_ended)
     searches_driver.SEARCH_FINISHED.connect(notifications_events.search_ended)

@@ -232,6 +232,7 @@ def attach_dataset(
     """Attach the dataset called `name`."""
     service.attach_dataset_by_name(db, user, lab_id, name=name)
     ctx = _ctx(db, settings, user, lab_id, "datasets")
+    ctx["note"] = service.dataset_change_note(db, lab_id)  # a running session's mounts
     return render(request, "lab_datasets.html", ctx, block="attached")
 
 
@@ -247,6 +248,7 @@ def detach_dataset(
     """Detach a dataset."""
     service.detach_dataset(db, user, lab_id, dataset_id=dataset_id)
     ctx = _ctx(db, settings, user, lab_id, "datasets")
+    ctx["note"] = service.dataset_change_note(db, lab_id)  # a running session's mounts
     return render(request, "lab_datasets.html", ctx, block="attached")
 
 

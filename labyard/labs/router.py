@@ -17,6 +17,7 @@ from labyard.labs.schemas import (
     FileEntryOut,
     FolderOut,
     LabCreate,
+    LabDatasetsChanged,
     LabOut,
     LabUpdate,
     MountOut,
@@ -210,22 +211,28 @@ def write_config(
     return body
 
 
-@router.put("/labs/{lab_id}/datasets/{dataset_id}", response_model=LabOut)
+@router.put("/labs/{lab_id}/datasets/{dataset_id}", response_model=LabDatasetsChanged)
 def attach_dataset(
     lab_id: int, dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
-) -> LabOut:
+) -> LabDatasetsChanged:
     """Attach a dataset of the lab's project, or a public one (WRITE)."""
     lab = service.attach_dataset(db, user, lab_id, dataset_id=dataset_id)
-    return lab_out(db, settings, lab)
+    return _changed(db, settings, lab)
 
 
-@router.delete("/labs/{lab_id}/datasets/{dataset_id}", response_model=LabOut)
+@router.delete("/labs/{lab_id}/datasets/{dataset_id}", response_model=LabDatasetsChanged)
 def detach_dataset(
     lab_id: int, dataset_id: int, user: CurrentUser, db: SessionDep, settings: SettingsDep
-) -> LabOut:
+) -> LabDatasetsChanged:
     """Detach a dataset (WRITE)."""
     lab = service.detach_dataset(db, user, lab_id, dataset_id=dataset_id)
-    return lab_out(db, settings, lab)
+    return _changed(db, settings, lab)
+
+
+def _changed(db: Session, settings: Settings, lab: Lab) -> LabDatasetsChanged:
+    """The lab after a dataset change, with what it means for a running session."""
+    out = lab_out(db, settings, lab).model_dump()
+    return LabDatasetsChanged(**out, note=service.dataset_change_note(db, lab.id))
 
 
 @router.get("/labs/{lab_id}/parameters", response_model=ParametersOut)

@@ -60,6 +60,13 @@ class LabOut(BaseModel):
     job_counts: dict[str, int]
 
 
+class LabDatasetsChanged(LabOut):
+    """A lab after attaching or detaching a dataset; `note` says when the change reaches a
+    JupyterLab session that is queued or running (at its next start), else it is empty."""
+
+    note: str = ""
+
+
 class FileEntryOut(BaseModel):
     """A file or folder of a lab."""
 

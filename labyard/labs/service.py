@@ -52,6 +52,11 @@ params: {}
 BLANK_MAIN = 'print("Hello from a blank lab")\n'
 # Why a lab cannot be deleted now, answered by a higher domain (its session runs), or None.
 DELETE_BLOCKERS: HookPoint[Callable[[Session, int], str | None]] = HookPoint("labs.delete_blockers")
+# What a change of the lab's datasets means for work already running there (its session keeps
+# the datasets it started with), answered by a higher domain, or None.
+DATASET_CHANGE_NOTES: HookPoint[Callable[[Session, int], str | None]] = HookPoint(
+    "labs.dataset_change_notes"
+)
 
 
 @dataclass(frozen=True)
@@ -314,6 +319,13 @@ def detach_dataset(db: Session, user: User, lab_id: int, *, dataset_id: int) -> 
     lab.attachments.remove(row)
     db.flush()
     return lab
+
+
+def dataset_change_note(db: Session, lab_id: int) -> str:
+    """What the page and the API say after the lab's datasets changed ('' when nothing runs
+    there): a live session keeps its mounts until its next start."""
+    notes = (note(db, lab_id) for note in DATASET_CHANGE_NOTES.handlers())
+    return " ".join(n for n in notes if n)
 
 
 def dataset_suggestions(db: Session, user: User, lab_id: int, *, prefix: str) -> list[Dataset]:

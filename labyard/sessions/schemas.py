@@ -23,6 +23,7 @@ class SessionOut(BaseModel):
     lab_id: int
     lab_name: str
     project_id: int
+    project_name: str
     state: Literal["queued", "starting", "running", "stopped"]
     reason: str
     url: str
@@ -45,6 +46,7 @@ class SessionOut(BaseModel):
             lab_id=view.lab_id,
             lab_name=view.lab_name,
             project_id=view.project_id,
+            project_name=view.project_name,
             state=view.state,  # type: ignore[arg-type]
             reason=view.reason,
             url=view.url,

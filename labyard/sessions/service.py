@@ -51,6 +51,7 @@ class SessionView:
     project_id: int
     session: LabSession | None
     state: str  # queued | starting | running | stopped
+    project_name: str = ""
     reason: str = ""
     gpus: list[str] = field(default_factory=list)
     idle_seconds: float | None = None
@@ -224,7 +225,7 @@ def keep_running(db: Session, settings: Settings, user: User, lab_id: int) -> Se
 def view(db: Session, settings: Settings, lab: Lab, row: LabSession | None) -> SessionView:
     """The session's state: queued (with its position), starting until JupyterLab answers,
     running (GPUs, idle time), or stopped with the reason."""
-    out = SessionView(lab.id, lab.name, lab.project_id, row, "stopped")
+    out = SessionView(lab.id, lab.name, lab.project_id, row, "stopped", lab.project.name)
     out.idle_limit_seconds = settings.session_idle_minutes * 60
     if row is None:
         return out
@@ -285,6 +286,18 @@ def lab_session_live(db: Session, lab_id: int) -> str | None:
     row = current(db, lab_id)
     if row is not None and row.job.status in PENDING:
         return "its JupyterLab session is queued or running; stop it first"
+    return None
+
+
+def dataset_change_note(db: Session, lab_id: int) -> str | None:
+    """What attaching or detaching a dataset means while the lab's session is queued or
+    running (it keeps the mounts it started with), or None (wired into labs)."""
+    row = current(db, lab_id)
+    if row is not None and _pending(row.job):
+        return (
+            "The lab's JupyterLab session keeps the datasets it started with: "
+            "this change takes effect at its next start (Restart)."
+        )
     return None
 
 

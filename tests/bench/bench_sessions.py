@@ -12,6 +12,13 @@ and real JupyterLab processes; each figure has a baseline measured in the same r
   times, through the proxy vs straight to the socket (wall time for all, ratio); 2 cores.
 - 20 concurrent sessions: 20 labs each with its own running JupyterLab, one client each
   listing its files 10 times, through the proxy vs straight to each socket.
+- Docker cold start: through Labyard vs the same container started by hand (`docker run` of
+  the same image, command, mounts, user and limits) polled on its socket.
+
+The bench pins itself to 2 cores (`os.sched_setaffinity`) before it starts anything: the
+server, its threads, the clients and every JupyterLab process it starts (by hand or as a
+session: children inherit the affinity) share those 2 cores, as on the 2-core target;
+containers get the flavor's CPU limit (1 core) in both the Labyard and the by-hand case.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from tests.integration.sessions.jupyter_client import execute_request
 from tests.serving import serve_in_thread
 
 POLL_S = 0.05
+CORES = 2
 ROUND_TRIPS = 50
 CLIENTS, REQUESTS = 20, 10
 
@@ -65,8 +73,42 @@ def _wait_200(get: httpx.Client, url: str, headers: dict[str, str]) -> float:
     raise RuntimeError(f"{url} never answered")
 
 
-def direct_start(tmp: Path, settings: Settings) -> float:
-    """Seconds from starting JupyterLab by hand to its first page on its socket."""
+def pin_to_cores(count: int = CORES) -> list[int]:
+    """Pin this process (and so every thread and child it starts later) to the first
+    `count` cores it may use; those cores."""
+    cores = sorted(os.sched_getaffinity(0))[:count]
+    os.sched_setaffinity(0, cores)
+    return cores
+
+
+def tree_cores(pid: int) -> list[int]:
+    """The cores a process and its descendants may run on (all of them together)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    found: set[int] = set()
+    for proc in [root, *root.children(recursive=True)]:
+        found.update(os.sched_getaffinity(proc.pid))
+    return sorted(found)
+
+
+def _first_page(settings: Settings, folder: Path, job_id: int, start: float) -> float:
+    """Seconds from `start` to the first JupyterLab page on the socket of `folder`."""
+    deadline = time.monotonic() + 300
+    while not jupyter.socket_path(folder).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("JupyterLab never made its socket")
+        time.sleep(POLL_S / 5)
+    transport = httpx.HTTPTransport(uds=jupyter.connect_path(jupyter.socket_path(folder)))
+    with httpx.Client(transport=transport) as client:
+        headers = jupyter.auth_headers(settings, job_id)
+        done = _wait_200(client, f"http://localhost{jupyter.base_url(job_id)}lab", headers)
+    return done - start
+
+
+def direct_start(tmp: Path, settings: Settings) -> tuple[float, list[int]]:
+    """Seconds from starting JupyterLab by hand to its first page on its socket, and the
+    cores its process may use."""
     folder, lab = tmp / "direct-job", tmp / "direct-lab"
     lab.mkdir()
     jupyter.write_files(settings, folder, 999_999, lab, 999_999, tcp=False)
@@ -80,16 +122,48 @@ def direct_start(tmp: Path, settings: Settings) -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        while not jupyter.socket_path(folder).exists():
-            time.sleep(POLL_S / 5)
-        transport = httpx.HTTPTransport(uds=jupyter.connect_path(jupyter.socket_path(folder)))
-        with httpx.Client(transport=transport) as client:
-            headers = jupyter.auth_headers(settings, 999_999)
-            done = _wait_200(client, f"http://localhost{jupyter.base_url(999_999)}lab", headers)
-        return done - start
+        return _first_page(settings, folder, 999_999, start), tree_cores(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def docker_direct_start(tmp: Path, settings: Settings, image: str) -> float:
+    """Seconds from `docker run` of the session's JupyterLab by hand (the executor's image,
+    command, mounts, user, CPU and memory limits; no network) to its first page on its
+    socket."""
+    folder, lab = tmp / "docker-direct-job", tmp / "docker-direct-lab"
+    lab.mkdir()
+    jupyter.write_files(settings, folder, 999_998, lab, 999_998, tcp=False)
+    output = folder / "output"
+    user = f"{os.getuid()}:{os.getgid()}"
+    if os.geteuid() == 0:  # as the executor does: a non-root user owning lab/ and output/
+        for path in (lab, output, *output.rglob("*")):
+            os.lchown(path, settings.docker_uid, settings.docker_gid)
+        user = f"{settings.docker_uid}:{settings.docker_gid}"
+    client = services.docker_client()
+    start = time.monotonic()
+    container = client.containers.run(
+        image,
+        ["python", "-c", jupyter.BOOTSTRAP],
+        detach=True,
+        user=user,
+        working_dir="/mlsteam/lab",
+        environment={"HOME": "/mlsteam", "MLSTEAM_OUTPUT_DIR": "/mlsteam/output"},
+        volumes={
+            str(lab): {"bind": "/mlsteam/lab", "mode": "rw"},
+            str(output): {"bind": "/mlsteam/output", "mode": "rw"},
+        },
+        labels={LABEL_INSTANCE: instance_id(settings)},
+        network_mode="none",
+        nano_cpus=int(1e9),  # the "nb" flavor's 1 CPU
+        mem_limit="1024m",
+        init=True,
+    )
+    try:
+        return _first_page(settings, folder, 999_998, start)
+    finally:
+        container.remove(force=True)
 
 
 def stop_session(base: str, lab_id: int, headers: dict[str, str]) -> None:
@@ -213,6 +287,8 @@ def many_sessions(
 
 
 def main() -> None:
+    cores = pin_to_cores()
+    print(f"pinned to cores {cores} (server, clients and JupyterLab processes)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         settings = Settings(
@@ -242,14 +318,16 @@ def main() -> None:
         headers = {"authorization": f"Bearer {access_token_for(app, database, owner)}"}
         try:
             with serve_in_thread(app) as base:
-                direct = direct_start(tmp, settings)
+                direct, by_hand_cores = direct_start(tmp, settings)
                 proxied = proxied_start(base, lab_id, headers)
                 print(
                     f"cold start (local): {proxied:.2f} s through Labyard vs {direct:.2f} s by "
                     f"hand (x{proxied / direct:.2f}; the scheduler polls every 0.2 s)"
                 )
                 with database.session() as db:
-                    job_id = max(j.id for j in db.query(jobs_service.Job))
+                    job = max(db.query(jobs_service.Job), key=lambda j: j.id)
+                    job_id, pid = job.id, int(job.external_id.split(":")[0])
+                print(f"  JupyterLab's cores: session {tree_cores(pid)}, by hand {by_hand_cores}")
                 folder = jobs_service.job_dir(settings, job_id)
                 sock = jupyter.connect_path(jupyter.socket_path(folder))
                 token = jupyter.auth_headers(settings, job_id)
@@ -283,21 +361,22 @@ def main() -> None:
                     f"(x{through / straight:.2f}), {os.cpu_count()} cores"
                 )
                 stop.set()
-                docker_start(settings, database, base, lab_id, headers, direct)
+                docker_start(tmp, settings, database, base, lab_id, headers)
         finally:
             stop.set()
 
 
 def docker_start(
+    tmp: Path,
     settings: Settings,
     database: Database,
     base: str,
     lab_id: int,
     headers: dict[str, str],
-    direct: float,
 ) -> None:
-    """The cold start again with the Docker executor (JupyterLab in a container), when a
-    Docker Engine and the session test image are there."""
+    """The cold start again with the Docker executor (JupyterLab in a container) vs the
+    same container started by hand, when a Docker Engine and the session test image are
+    there."""
     try:
         image = ensure_session_image()
     except Exception as exc:  # noqa: BLE001 - no Docker here: say so and skip
@@ -308,10 +387,11 @@ def docker_start(
     stop = threading.Event()
     threading.Thread(target=scheduler.run, args=(stop,), daemon=True).start()
     try:
+        by_hand = docker_direct_start(tmp, settings, image)
         cold = proxied_start(base, lab_id, headers)
         print(
-            f"cold start (Docker): {cold:.2f} s through Labyard vs {direct:.2f} s for a local "
-            f"JupyterLab by hand (x{cold / direct:.2f})"
+            f"cold start (Docker): {cold:.2f} s through Labyard vs {by_hand:.2f} s for the "
+            f"same container by hand (x{cold / by_hand:.2f})"
         )
         stop_session(base, lab_id, headers)
     finally:

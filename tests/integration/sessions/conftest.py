@@ -1,14 +1,21 @@
 """Fixtures of the sessions tests: a project with members by role, a lab, a blocking job's
-lab folder, a scheduler on a faked 1-GPU inventory driven tick by tick, API clients, and
-waits for a session's state (safety deadlines, not timed assertions)."""
+lab folder, a scheduler on a faked 1-GPU inventory driven tick by tick, API clients, waits
+for a session's state (safety deadlines, not timed assertions), and a real `labyard serve`
+for the `kill -9` tests (local and Docker)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -17,13 +24,21 @@ from labyard.config import Settings
 from labyard.db import Database
 from labyard.jobs import service as jobs_service
 from labyard.jobs.inventory import Inventory
-from labyard.jobs.models import FINAL_STATUSES, Job
+from labyard.jobs.models import FINAL_STATUSES, Job, SchedulerLease
 from labyard.jobs.scheduler import Scheduler
 from labyard.labs import service as labs_service
 from labyard.projects import service as project_service
 from labyard.projects.models import Role
-from tests.factories import WebClient, access_token_for, auth, make_job_flavors, make_users_fast
+from tests.factories import (
+    ADMIN_PASSWORD,
+    WebClient,
+    access_token_for,
+    auth,
+    make_job_flavors,
+    make_users_fast,
+)
 from tests.integration.jobs.conftest import write_lab
+from tests.serving import free_port, wait_until_healthy
 
 DEADLINE_S = 120.0
 ONE_GPU = Inventory(gpus=("0",), cpus=8.0, memory_mb=16384)
@@ -136,3 +151,113 @@ def _kill(scheduler: Scheduler, job_id: int, external_id: str) -> None:
         if not scheduler.executor.poll(job_id, external_id).running:
             return
         time.sleep(0.1)
+
+
+def until(check: Callable[[], object], what: str) -> object:
+    """Wait for `check` to answer something true (a safety deadline, not a timing)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
+
+
+Server = Callable[[], tuple[subprocess.Popen[bytes], str]]
+
+
+@pytest.fixture
+def server(world: SessionWorld, tmp_path: Path) -> Iterator[Server]:
+    """Start `labyard serve` (its scheduler too) on the world's database, data dir and
+    executor (Docker: its image and network)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        settings = world.settings
+        env = {
+            **os.environ,
+            "LABYARD_DATA_DIR": str(settings.data_dir),
+            "LABYARD_DATABASE_URL": settings.database_url,
+            "LABYARD_SECRET_KEY": settings.secret_key,
+            "LABYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "LABYARD_GPUS": "0",
+            "LABYARD_SCHEDULER_INTERVAL_SECONDS": "0.2",
+            "LABYARD_PORT": str(port),
+            "LABYARD_EXECUTOR": settings.executor,
+            "LABYARD_DOCKER_IMAGE": settings.docker_image,
+            "LABYARD_DOCKER_NETWORK": settings.docker_network,
+        }
+        log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labyard.cli", "serve"], env=env, stdout=log, stderr=log
+        )
+        procs.append(proc)
+        return wait_until_healthy(proc, port), f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def kill9_then_adopt(world: SessionWorld, server: Server, flavor: str | None = None) -> str:
+    """Start a session through a real server, `kill -9` the server, start another: it says
+    the session runs, proxies it at once, adopts the same process or container (JupyterLab
+    started once), and stops it. The session job's external id (pid or container name)."""
+    token = access_token_for(world.app, world.database, world.users["write"])
+    headers = {"authorization": f"Bearer {token}"}
+    first, url = server()
+    started = httpx.post(
+        f"{url}/api/v1/labs/{world.lab_id}/session",
+        headers=headers,
+        json={"flavor": flavor},
+        timeout=30,
+    )
+    assert started.status_code == 200, started.text
+    job_id = started.json()["job_id"]
+
+    def state(base: str) -> str:
+        answer = httpx.get(
+            f"{base}/api/v1/labs/{world.lab_id}/session", headers=headers, timeout=30
+        )
+        return str(answer.json()["state"])
+
+    until(lambda: state(url) == "running", "the session to run")
+    before = httpx.put(
+        f"{url}/labs/{world.lab_id}/session/api/contents/before.txt",
+        headers=headers,
+        json={"type": "file", "format": "text", "content": "before"},
+        timeout=30,
+    )
+    assert before.status_code == 201, before.text
+    with world.database.session() as db:
+        external = db.get(Job, job_id).external_id  # type: ignore[union-attr]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    second, url = server()
+    assert state(url) == "running"  # JupyterLab outlived the server
+    listed = httpx.get(
+        f"{url}/labs/{world.lab_id}/session/api/contents", headers=headers, timeout=30
+    )
+    assert listed.status_code == 200 and "before.txt" in listed.text
+    until(lambda: _lease_pid(world) == second.pid, "the new server to adopt the session")
+    with world.database.session() as db:
+        job = db.get(Job, job_id)
+        assert job is not None and job.status == "running" and job.external_id == external
+    log = (jobs_service.job_dir(world.settings, job_id) / "job.log").read_text()
+    assert log.count("starting JupyterLab") == 1  # the same process, never started twice
+    stop = httpx.delete(f"{url}/api/v1/labs/{world.lab_id}/session", headers=headers, timeout=30)
+    assert stop.status_code == 200
+    until(lambda: state(url) == "stopped", "the session to stop")
+    second.send_signal(signal.SIGTERM)
+    second.wait(timeout=30)
+    return external
+
+
+def _lease_pid(world: SessionWorld) -> int | None:
+    """The pid of the server whose scheduler holds the lease (it adopts on its first tick)."""
+    with world.database.session() as db:
+        lease = db.get(SchedulerLease, 1)
+        return int(lease.holder.split("|")[1]) if lease is not None else None

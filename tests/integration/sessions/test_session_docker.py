@@ -1,12 +1,15 @@
 """A session in a Docker container (JupyterLab in the job image): the lab's folder at
 /mlsteam/lab is the lab's own, datasets are read-only under /mlsteam/input, the output is
-writable, there is no network, and JupyterLab is reached through its socket by the proxy."""
+writable, there is no network, and JupyterLab is reached through its socket by the proxy;
+other users and anonymous requests are refused (HTTP and websockets), and after `kill -9` of
+the server the restarted one adopts the container and proxies it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from labyard.auth.models import User
 from labyard.datasets import service as datasets_service
@@ -17,7 +20,7 @@ from labyard.jobs.scheduler import Scheduler
 from labyard.labs import service as labs_service
 from tests import services
 from tests.factories import make_dataset
-from tests.integration.sessions.conftest import ONE_GPU, SessionWorld
+from tests.integration.sessions.conftest import ONE_GPU, Server, SessionWorld, kill9_then_adopt
 from tests.integration.sessions.docker_image import ensure_session_image
 from tests.integration.sessions.jupyter_client import execute, terminal_output
 from tests.integration.sessions.test_session_proxy import NOTEBOOK
@@ -86,8 +89,25 @@ def test_jupyterlab_in_a_container_through_the_proxy(docker_world: SessionWorld)
     terminal = writer.post(f"{base}/api/terminals").json()["name"]
     with writer.websocket_connect(f"{base}/terminals/websocket/{terminal}") as ws:
         assert "6-in-docker" in terminal_output(ws, "echo $((2*3))-in-docker", "6-in-docker")
-    assert world.api("read").get(f"{base}/api/contents").status_code == 404
+    # who may not use the session is refused over HTTP and on every websocket upgrade
+    kernel_ws = f"{base}/api/kernels/{kernel.json()['id']}/channels"
+    for name, status in (("read", 404), ("stranger", 404), ("anonymous", 303)):
+        client = world.api(name)
+        assert client.get(f"{base}/api/contents").status_code == status, name
+        for url in (kernel_ws, f"{base}/terminals/websocket/{terminal}"):
+            with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(url):
+                pass
+            assert refused.value.code == 1008, name
     writer.delete(f"/api/v1/labs/{world.lab_id}/session")
     assert (
         world.tick_until(writer, lambda b: b["state"] == "stopped")["reason"] == "stopped by write"
     )
+
+
+@pytest.mark.slow
+def test_kill9_of_the_server_then_the_container_is_adopted_and_proxied(
+    docker_world: SessionWorld, server: Server
+) -> None:
+    container = kill9_then_adopt(docker_world, server, flavor="nb")
+    instance = instance_id(docker_world.settings)
+    assert container.startswith(f"labyard-{instance}-job-")  # it ran in this one's container

@@ -4,31 +4,24 @@ and `kill -9` of the server: the restarted server adopts the session and proxies
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+import json
+import re
+from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from labyard.jobs import service as jobs_service
 from labyard.jobs.models import Job
-from labyard.sessions import service
-from tests.factories import ADMIN_PASSWORD, access_token_for, session_client
-from tests.integration.sessions.conftest import DEADLINE_S, SessionWorld
-from tests.serving import free_port, wait_until_healthy
-
-
-def _until(check: Callable[[], object], what: str) -> object:
-    deadline = time.monotonic() + DEADLINE_S
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
+from labyard.sessions import jupyter, service
+from tests.factories import session_client
+from tests.integration.sessions.conftest import (
+    Server,
+    SessionWorld,
+    kill9_then_adopt,
+    until,
+)
+from tests.integration.sessions.jupyter_client import terminal_output
 
 
 def test_an_idle_session_is_stopped_and_its_gpu_freed(world: SessionWorld, tmp_path: Path) -> None:
@@ -37,7 +30,7 @@ def test_an_idle_session_is_stopped_and_its_gpu_freed(world: SessionWorld, tmp_p
     world.running(writer)
     assert service.cull_idle(world.settings, world.database) == []  # not idle for an hour
     world.settings.session_idle_minutes = 0.02  # 1.2 seconds
-    _until(lambda: service.cull_idle(world.settings, world.database), "the culler to stop it")
+    until(lambda: service.cull_idle(world.settings, world.database), "the culler to stop it")
     stopped = world.tick_until(writer, lambda b: b["state"] == "stopped")
     assert stopped["reason"] == "stopped after 0.02 minutes idle"
     blocker = world.blocking_job(tmp_path)
@@ -47,9 +40,9 @@ def test_an_idle_session_is_stopped_and_its_gpu_freed(world: SessionWorld, tmp_p
         assert job is not None and job.status == "running" and job.assigned_gpus == ["0"]
 
 
-def test_idle_warning_and_keep_running(world: SessionWorld) -> None:
+def test_idle_warning_keep_running_and_terminal_input(world: SessionWorld) -> None:
     writer = world.api("write")
-    writer.post(f"/api/v1/labs/{world.lab_id}/session")
+    job_id = writer.post(f"/api/v1/labs/{world.lab_id}/session").json()["job_id"]
     world.running(writer)
     panel_url = f"/labs/{world.lab_id}/jupyter/panel"
     with session_client(world.app, world.database, world.users["write"]) as browser:
@@ -57,11 +50,22 @@ def test_idle_warning_and_keep_running(world: SessionWorld) -> None:
         assert quiet.status_code == 200 and "Keep running" not in quiet.text
         assert "takes effect at its next start" in quiet.text
         world.settings.session_idle_minutes = 0.05  # 3 s: the warning shows after 1.5 s idle
-        warned = _until(lambda: "Keep running" in browser.get(panel_url).text, "the warning")
+        warned = until(lambda: "Keep running" in browser.get(panel_url).text, "the warning")
         assert warned
         kept = browser.hx("POST", f"/labs/{world.lab_id}/jupyter/keep")
         assert kept.status_code == 200 and "Keep running" not in kept.text
     assert world.state(writer)["idle_seconds"] < 1.5
+
+    # typing in a terminal alone is activity: no kernel runs, no other request is made
+    world.settings.session_idle_minutes = 60
+    base = f"/labs/{world.lab_id}/session"
+    name = writer.post(f"{base}/api/terminals").json()["name"]
+    with writer.websocket_connect(f"{base}/terminals/websocket/{name}") as ws:
+        terminal_output(ws, "echo ready-$((1+1))", "ready-2")  # the shell is up and quiet
+        until(lambda: world.state(writer)["idle_seconds"] >= 1.0, "a quiet terminal")
+        before = _last_activity(world, job_id)
+        ws.send_text(json.dumps(["stdin", "x"]))  # one key, no Enter
+        until(lambda: _last_activity(world, job_id) > before, "the keystroke to count")
 
 
 def test_admins_see_and_stop_every_session(world: SessionWorld) -> None:
@@ -71,7 +75,13 @@ def test_admins_see_and_stop_every_session(world: SessionWorld) -> None:
     with session_client(world.app, world.database, world.users["boss"]) as admin:
         page = admin.get("/sessions")
         assert page.status_code == 200
-        assert "nb" in page.text and "write" in page.text and "running" in page.text
+        row = _row(page.text, world.lab_id)
+        cells = [
+            re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        assert cells[:4] == ["own-default", "nb", "write", "running"]  # project, lab, who, state
+        assert cells[4] == "0"  # the GPU of the 1-GPU node
+        assert re.fullmatch(r"\d+ min", cells[5])  # idle for whole minutes (0 here)
         stop = admin.post(
             f"/labs/{world.lab_id}/jupyter/stop?next=sessions", data={"csrf_token": admin.csrf}
         )
@@ -126,92 +136,22 @@ def test_a_session_that_cannot_start_says_why(world: SessionWorld, tmp_path: Pat
     assert "No module named jupyterlab" in stopped["reason"]
 
 
-@pytest.fixture
-def server(
-    world: SessionWorld, tmp_path: Path
-) -> Iterator[Callable[[], tuple[subprocess.Popen[bytes], str]]]:
-    """Start `labyard serve` (its scheduler too) on the world's database and data dir."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> tuple[subprocess.Popen[bytes], str]:
-        port = free_port()
-        settings = world.settings
-        env = {
-            **os.environ,
-            "LABYARD_DATA_DIR": str(settings.data_dir),
-            "LABYARD_DATABASE_URL": settings.database_url,
-            "LABYARD_SECRET_KEY": settings.secret_key,
-            "LABYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LABYARD_GPUS": "0",
-            "LABYARD_SCHEDULER_INTERVAL_SECONDS": "0.2",
-            "LABYARD_PORT": str(port),
-        }
-        log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labyard.cli", "serve"], env=env, stdout=log, stderr=log
-        )
-        procs.append(proc)
-        return wait_until_healthy(proc, port), f"http://127.0.0.1:{port}"
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_kill9_of_the_server_then_the_session_is_adopted_and_proxied(
-    world: SessionWorld, server: Callable[[], tuple[subprocess.Popen[bytes], str]]
+    world: SessionWorld, server: Server
 ) -> None:
-    token = access_token_for(world.app, world.database, world.users["write"])
-    headers = {"authorization": f"Bearer {token}"}
-    first, url = server()
-    started = httpx.post(f"{url}/api/v1/labs/{world.lab_id}/session", headers=headers, timeout=30)
-    assert started.status_code == 200, started.text
-    job_id = started.json()["job_id"]
-
-    def state(base: str) -> str:
-        answer = httpx.get(
-            f"{base}/api/v1/labs/{world.lab_id}/session", headers=headers, timeout=30
-        )
-        return str(answer.json()["state"])
-
-    _until(lambda: state(url) == "running", "the session to run")
-    before = httpx.put(
-        f"{url}/labs/{world.lab_id}/session/api/contents/before.txt",
-        headers=headers,
-        json={"type": "file", "format": "text", "content": "before"},
-        timeout=30,
-    )
-    assert before.status_code == 201, before.text
-    with world.database.session() as db:
-        external = db.get(Job, job_id).external_id  # type: ignore[union-attr]
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-
-    second, url = server()
-    assert state(url) == "running"  # JupyterLab outlived the server
-    listed = httpx.get(
-        f"{url}/labs/{world.lab_id}/session/api/contents", headers=headers, timeout=30
-    )
-    assert listed.status_code == 200 and "before.txt" in listed.text
-    _until(lambda: _lease_pid(world) == second.pid, "the new server to adopt the session")
-    with world.database.session() as db:
-        job = db.get(Job, job_id)
-        assert job is not None and job.status == "running" and job.external_id == external
-    log = (jobs_service.job_dir(world.settings, job_id) / "job.log").read_text()
-    assert log.count("starting JupyterLab") == 1  # the same process, never started twice
-    stop = httpx.delete(f"{url}/api/v1/labs/{world.lab_id}/session", headers=headers, timeout=30)
-    assert stop.status_code == 200
-    _until(lambda: state(url) == "stopped", "the session to stop")
-    second.send_signal(signal.SIGTERM)
-    second.wait(timeout=30)
+    kill9_then_adopt(world, server)
 
 
-def _lease_pid(world: SessionWorld) -> int | None:
-    """The pid of the server whose scheduler holds the lease (it adopts on its first tick)."""
-    from labyard.jobs.models import SchedulerLease
+def _row(page: str, lab_id: int) -> str:
+    """The sessions list's row of one lab."""
+    found = re.search(rf'<tr data-lab="{lab_id}">(.*?)</tr>', page, re.S)
+    assert found is not None, page
+    return found[1]
 
-    with world.database.session() as db:
-        lease = db.get(SchedulerLease, 1)
-        return int(lease.holder.split("|")[1]) if lease is not None else None
+
+def _last_activity(world: SessionWorld, job_id: int) -> datetime:
+    """JupyterLab's own last activity (asking does not count as activity)."""
+    folder = jobs_service.job_dir(world.settings, job_id)
+    seen = jupyter.activity(world.settings, folder, job_id, world.lab_id)
+    assert seen is not None
+    return seen.last_activity

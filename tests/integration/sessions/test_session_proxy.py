@@ -1,5 +1,6 @@
 """A real JupyterLab behind the proxy: the contents API, a kernel over its websocket that
 writes into the lab's folder (found through the lab's Files API), a terminal's websocket,
+files saved in JupyterLab in the code snapshot of a job submitted from the lab,
 the sandboxed browser link, and refusals for everyone who may not use the session."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from labyard.jobs import service as jobs_service
 from labyard.sessions import proxy
 from tests.factories import session_client
 from tests.integration.sessions.conftest import SessionWorld
@@ -58,6 +60,15 @@ def test_jupyterlab_through_the_proxy(world: SessionWorld) -> None:
     with writer.websocket_connect(f"{base}/terminals/websocket/{terminal.json()['name']}") as ws:
         seen = terminal_output(ws, "echo $((6*7))-from-the-terminal; pwd", "42-from-the-terminal")
     assert "42-from-the-terminal" in seen
+
+    # "Submit Job" snapshots what JupyterLab saved (a sweep of the lab through the API)
+    script = {"type": "file", "format": "text", "content": "print('saved in JupyterLab')\n"}
+    assert writer.put(f"{base}/api/contents/saved.py", json=script).status_code == 201
+    sweep = writer.post(f"/api/v1/labs/{world.lab_id}/sweeps", json={"flavor": "tiny"})
+    assert sweep.status_code == 201, sweep.text
+    snapshot = jobs_service.job_dir(world.settings, sweep.json()["jobs"][0]["id"]) / "lab"
+    assert (snapshot / "saved.py").read_text() == "print('saved in JupyterLab')\n"
+    assert (snapshot / "explore.ipynb").is_file() and (snapshot / "from_kernel.txt").is_file()
 
 
 def test_who_may_not_use_it_is_refused(world: SessionWorld) -> None:
