@@ -61,6 +61,7 @@ from labyard.web.deps import csrf_protect, form_limits
 from labyard.web.errors import install_error_handlers
 from labyard.web.headers import SecurityHeadersMiddleware
 from labyard.web.render import make_templates
+from labyard.weights import inference as weights_inference
 from labyard.weights import pages as weights_pages
 from labyard.weights import router as weights_router
 from labyard.weights import service as weights_service
@@ -132,6 +133,7 @@ def wire_hooks() -> None:
     labs_service.DATASET_CHANGE_NOTES.connect(sessions_service.dataset_change_note)
     jobs_service.RETRY_REFUSALS.connect(sessions_service.session_job_retry)
     jobs_service.JOB_FINISHED.connect(notifications_events.job_ended)
+    jobs_service.JOB_FINISHED.connect(weights_inference.upload_job_ended)
     searches_driver.SEARCH_FINISHED.connect(notifications_events.search_ended)
 
 

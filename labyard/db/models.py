@@ -2,6 +2,7 @@
 
 from labyard.auth import models as auth_models
 from labyard.datasets import models as dataset_models
+from labyard.deephealth import models as deephealth_models
 from labyard.flavors import models as flavor_models
 from labyard.jobs import models as job_models
 from labyard.labs import models as lab_models
@@ -15,6 +16,7 @@ from labyard.weights import models as weights_models
 __all__ = [
     "auth_models",
     "dataset_models",
+    "deephealth_models",
     "flavor_models",
     "job_models",
     "lab_models",

@@ -22,19 +22,15 @@ from labyard.auth.models import User
 from labyard.auth.throttle import client_address, pause_for_account
 from labyard.config import Settings
 from labyard.db import Database
-from labyard.deephealth import service
+from labyard.deephealth import clients, profiles, service
 from labyard.deephealth.errors import refused, unauthenticated
-from labyard.deephealth.schemas import PasswordChangeBody
+from labyard.deephealth.models import DeepHealthProfile
+from labyard.deephealth.schemas import PasswordChangeBody, ProfileBody
 from labyard.errors import NotFound, Throttled, Unauthenticated
 from labyard.web.deps import SessionDep, bearer_token, form_limits, optional_user
 
 BAD_CREDENTIALS = "Invalid credentials given."
 SCOPE = "read write"
-
-
-def client_ids(settings: Settings) -> frozenset[str]:
-    """The registered DeepHealth client ids."""
-    return frozenset(x.strip() for x in settings.deephealth_client_ids.split(",") if x.strip())
 
 
 def _error(error: str, status: int, description: str | None = None) -> JSONResponse:
@@ -113,10 +109,36 @@ async def token(request: Request) -> Response:
     fields = await _fields(request, settings)
     if fields is None:
         return _error("invalid_request", 400, "The body must be a form or a JSON object.")
-    if fields.get("client_id", "") not in client_ids(settings):
+    if not await run_in_threadpool(_client_is_known, database, settings, fields):
         return _error("invalid_client", 401)
     address = client_address(request, settings)
     return await run_in_threadpool(_grant, database, settings, fields, address)
+
+
+async def revoke_token(request: Request) -> Response:
+    """POST /backend/auth/revoke-token/: a registered client ends an access token (204, as
+    RFC 7009 also for a token that is unknown or already ended)."""
+    settings: Settings = request.app.state.settings
+    database: Database = request.app.state.db
+    fields = await _fields(request, settings)
+    if fields is None:
+        return _error("invalid_request", 400, "The body must be a form or a JSON object.")
+    if not await run_in_threadpool(_client_is_known, database, settings, fields):
+        return _error("invalid_client", 401)
+    await run_in_threadpool(_revoke, database, fields.get("token", ""))
+    return Response(status_code=204)
+
+
+def _revoke(database: Database, token: str) -> None:
+    with database.session() as db:
+        row = auth_service.live_token(db, token) if token else None
+        if row is not None and row.kind == "access":  # personal tokens are ended in Labyard
+            row.revoked = True
+
+
+def _client_is_known(database: Database, settings: Settings, fields: dict[str, str]) -> bool:
+    with database.read_session() as db:
+        return clients.is_registered(db, settings, fields.get("client_id", ""))
 
 
 def _token_is_live(database: Database, token: str) -> bool:
@@ -142,15 +164,38 @@ router = APIRouter()
 
 
 @router.get("/auth/user/")
-def current_user(user: BearerUser) -> dict[str, object]:
+def current_user(user: BearerUser, db: SessionDep) -> dict[str, object]:
     """The caller."""
-    return service.user_json(user)
+    return profiles.user_json(user, db.get(DeepHealthProfile, user.id))
+
+
+@router.put("/auth/user/")
+def update_current_user(body: ProfileBody, user: BearerUser, db: SessionDep) -> dict[str, object]:
+    """Set the caller's e-mail and names (the username stays)."""
+    return profiles.update_profile(db, user, body)
+
+
+@router.delete("/auth/user/")
+def delete_current_user(user: BearerUser) -> None:
+    """Accounts are removed (deactivated) by an administrator in Labyard."""
+    raise refused("Labyard accounts are deactivated by an administrator.", 403)
 
 
 @router.post("/auth/user/")
 def register_user() -> None:
     """Registration is an administrator's job in Labyard."""
     raise refused("Labyard accounts are made by an administrator.", 403)
+
+
+@router.post("/auth/password_reset/")
+@router.post("/auth/password_reset/confirm/")
+@router.post("/auth/password_reset/validate_token/")
+def password_reset() -> None:
+    """Labyard sends no e-mail: an administrator sets a forgotten password."""
+    raise refused(
+        "Labyard has no password reset by e-mail: ask an administrator to set a new password.",
+        403,
+    )
 
 
 @router.get("/auth/users/")

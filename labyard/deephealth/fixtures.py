@@ -10,6 +10,7 @@ follow from id 6 in catalog order.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -54,10 +55,31 @@ FIXTURE_MODELS = (
 )
 
 
+# Templates whose train.py starts from registered weights (`--weights`): DeepHealth's lab of
+# each declares a `type: weights` param, so /train fine-tunes on the lab as made. The
+# segmentation template's train.py takes no weights; its lab trains from scratch only.
+FINE_TUNABLE = frozenset({"classification"})
+WEIGHTS_PARAM = (
+    '  weights: ""\n',
+    '  weights: {type: weights, help: "registered weights to start from; empty: from scratch"}\n',
+)
+
+
+def lab_config_text(name: str, text: str) -> str:
+    """Template `name`'s mlsteam.yml `text` as DeepHealth's lab of it has it: with an empty
+    `weights` param where the template fine-tunes and does not declare one itself."""
+    marker = "\nparams_definition:\n"
+    if name not in FINE_TUNABLE or marker not in text or re.search(r"(?m)^  weights:", text):
+        return text
+    head, tail = text.split(marker, 1)
+    return f"{head}\n{WEIGHTS_PARAM[0]}params_definition:\n{WEIGHTS_PARAM[1]}{tail}"
+
+
 @cache
 def template_config(name: str) -> LabConfig:
-    """A task template's parsed mlsteam.yml."""
-    return parse_mlsteam((catalog()[name].path / CONFIG_FILE).read_text(encoding="utf-8"))
+    """A task template's parsed mlsteam.yml, as DeepHealth's lab of it has it."""
+    text = (catalog()[name].path / CONFIG_FILE).read_text(encoding="utf-8")
+    return parse_mlsteam(lab_config_text(name, text))
 
 
 def _template_networks() -> list[tuple[int, str, str]]:

@@ -7,8 +7,10 @@ rows `[name, base64 image, "[[p0, p1, ...]]"]` (segmentation: its mask files).
 from __future__ import annotations
 
 import base64
+import binascii
 import csv
 import io
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -19,8 +21,8 @@ from labyard.config import Settings
 from labyard.datasets import service as datasets_service
 from labyard.datasets.models import Dataset
 from labyard.deephealth import weights
-from labyard.deephealth.errors import invalid_pk, refused
-from labyard.deephealth.schemas import InferenceBody
+from labyard.deephealth.errors import DeepHealthError, invalid_pk, refused
+from labyard.deephealth.schemas import InferenceBody, SingleInferenceBody
 from labyard.errors import InvalidInput, NotFound
 from labyard.jobs import artifacts
 from labyard.jobs import service as jobs_service
@@ -33,6 +35,7 @@ from labyard.weights import inference as weights_inference
 SWEEP_PREFIX = "infer-"  # labyard.weights.inference names its sweeps infer-<weights>
 MAX_ROWS = 1000
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+(?:;[^,;]*)*;base64,(.*)$", re.DOTALL)
 
 
 def is_inference(job: Job) -> bool:
@@ -44,6 +47,32 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.isoformat() + "Z" if moment is not None else None
 
 
+def _registered_weight(
+    db: Session, user: User, project_id: int, modelweights_id: int
+) -> weights.Weight:
+    """The registered weights (READ) to run, in a project the caller may WRITE."""
+    try:
+        projects_service.require_project(db, user, project_id, Role.WRITE)
+    except NotFound:
+        raise invalid_pk("project_id", project_id) from None
+    weight = weights.get_weight(db, user, modelweights_id)
+    if weight is None:
+        raise invalid_pk("modelweights_id", modelweights_id)
+    if weight.registered is None:
+        raise refused(f"{weight.name} are no trained weights: nothing to run inference with.")
+    return weight
+
+
+def _queued(submit: Callable[[], Job], process_id: Callable[[int], str]) -> dict[str, object]:
+    """Queue the job `submit` makes; DeepHealth's answer, or its 400 for a refused input."""
+    try:
+        job = submit()
+    except InvalidInput as exc:
+        raise refused(exc.message) from None
+    stamp = _stamp(job.queued_at)
+    return {"result": "ok", "process_id": process_id(job.id), "created": stamp, "updated": stamp}
+
+
 def start(
     db: Session,
     settings: Settings,
@@ -52,28 +81,59 @@ def start(
     process_id: Callable[[int], str],
 ) -> dict[str, object]:
     """Queue an inference job of registered weights over a dataset, in the project (WRITE)."""
-    try:
-        projects_service.require_project(db, user, body.project_id, Role.WRITE)
-    except NotFound:
-        raise invalid_pk("project_id", body.project_id) from None
-    weight = weights.get_weight(db, user, body.modelweights_id)
-    if weight is None:
-        raise invalid_pk("modelweights_id", body.modelweights_id)
-    if weight.registered is None:
-        raise refused(f"{weight.name} are no trained weights: nothing to run inference with.")
-    try:
-        job = weights_inference.submit_inference(
+    weight = _registered_weight(db, user, body.project_id, body.modelweights_id)
+    return _queued(
+        lambda: weights_inference.submit_inference(
             db,
             settings,
             user=user,
             weights_id=weight.id,
             dataset_id=body.dataset_id,
             project_id=body.project_id,
-        )
-    except InvalidInput as exc:
-        raise refused(exc.message) from None
-    stamp = _stamp(job.queued_at)
-    return {"result": "ok", "process_id": process_id(job.id), "created": stamp, "updated": stamp}
+        ),
+        process_id,
+    )
+
+
+def image_bytes(body: SingleInferenceBody) -> bytes:
+    """The image of an /inferenceSingle body: its `image_data` data URL decoded. An
+    `image_url` alone is refused: the server fetches nothing from the network."""
+    if not body.image_data and not body.image_url:
+        message = "At least one between `image_url` and `image_data` is needed."
+        raise DeepHealthError(400, {"non_field_errors": [message]})
+    if not body.image_data:
+        raise refused("Labyard fetches no image URLs: send the image as `image_data`.")
+    found = DATA_URL.match(body.image_data)
+    if found is None:
+        raise refused("`image_data` must be a data URL (data:image/...;base64,...).")
+    try:
+        return base64.b64decode(found.group(1), validate=True)
+    except (binascii.Error, ValueError):
+        raise refused("`image_data` is no valid base64.") from None
+
+
+def start_single(
+    db: Session,
+    settings: Settings,
+    user: User,
+    body: SingleInferenceBody,
+    process_id: Callable[[int], str],
+) -> dict[str, object]:
+    """Queue registered weights' "try one image" job on the body's image, in the project."""
+    data = image_bytes(body)
+    weight = _registered_weight(db, user, body.project_id, body.modelweights_id)
+    return _queued(
+        lambda: weights_inference.try_image(
+            db,
+            settings,
+            user=user,
+            weights_id=weight.id,
+            filename="image",
+            data=data,
+            project_id=body.project_id,
+        ),
+        process_id,
+    )
 
 
 def _dataset_of(job: Job) -> int | None:

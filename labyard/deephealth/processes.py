@@ -24,7 +24,12 @@ from labyard.datasets import service as datasets_service
 from labyard.datasets.models import Dataset
 from labyard.deephealth import fixtures, inference, service, weights
 from labyard.deephealth.errors import DeepHealthError, invalid_pk, refused
-from labyard.deephealth.schemas import InferenceBody, PropertyValue, TrainBody
+from labyard.deephealth.schemas import (
+    InferenceBody,
+    PropertyValue,
+    SingleInferenceBody,
+    TrainBody,
+)
 from labyard.errors import Conflict, InvalidInput, NotFound
 from labyard.jobs import artifacts
 from labyard.jobs import service as jobs_service
@@ -321,6 +326,15 @@ def start_inference(
     if body.task_manager != "CELERY":
         raise refused("Labyard runs inferences itself: task_manager must be CELERY.")
     return inference.start(db, settings, user, body, process_id)
+
+
+def start_single_inference(
+    db: Session, settings: Settings, user: User, body: SingleInferenceBody
+) -> dict[str, object]:
+    """Queue registered weights' "try one image" job on the image the body carries."""
+    if body.task_manager != "CELERY":
+        raise refused("Labyard runs inferences itself: task_manager must be CELERY.")
+    return inference.start_single(db, settings, user, body, process_id)
 
 
 def _model_of(job: Job) -> fixtures.Model | None:

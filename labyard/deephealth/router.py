@@ -15,14 +15,22 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
+from sqlalchemy.orm import Session
 from starlette.routing import Route
 
+from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.db import Database
 from labyard.deephealth import auth, errors, fixtures, processes, service, weights
 from labyard.deephealth.auth import BearerUser
 from labyard.deephealth.errors import refused
-from labyard.deephealth.schemas import InferenceBody, ProcessBody, ProjectBody, TrainBody
+from labyard.deephealth.schemas import (
+    InferenceBody,
+    ProcessBody,
+    ProjectBody,
+    SingleInferenceBody,
+    TrainBody,
+)
 from labyard.errors import NotFound
 from labyard.web.bodies import BEARER_ONLY
 from labyard.web.deps import SessionDep, SettingsDep
@@ -45,6 +53,21 @@ def resource(
         return fn
 
     return register
+
+
+Deleter = Callable[[Session, Settings, User, int], None]
+
+
+def deleting(path: str, delete: Deleter, doc: str) -> None:
+    """A DELETE route at `path` (its id `{item_id}`): `delete` checks and removes, 204."""
+
+    def endpoint(item_id: int, user: BearerUser, db: SessionDep, settings: SettingsDep) -> Response:
+        delete(db, settings, user, item_id)
+        return Response(status_code=204)
+
+    endpoint.__name__ = endpoint.__qualname__ = f"delete_{path.strip('/').split('/')[0]}"
+    endpoint.__doc__ = doc
+    resource(path + "/{item_id}", ["DELETE"], status_code=204)(endpoint)
 
 
 def _int(value: str | None, name: str, *, required: bool = False) -> int | None:
@@ -151,15 +174,6 @@ def get_dataset(
     return service.get_dataset(db, settings, user, dataset_id)
 
 
-@resource("/datasets/{dataset_id}", ["DELETE"], status_code=204)
-def delete_dataset(
-    dataset_id: int, user: BearerUser, db: SessionDep, settings: SettingsDep
-) -> Response:
-    """Delete a dataset of one of the caller's projects."""
-    service.delete_dataset(db, settings, user, dataset_id)
-    return Response(status_code=204)
-
-
 @resource("/weights", ["GET"])
 def list_weights(
     user: BearerUser, db: SessionDep, model_id: str | None = None, dataset_id: str | None = None
@@ -182,13 +196,9 @@ def get_weight(weight_id: int, user: BearerUser, db: SessionDep) -> dict[str, ob
     return found.json()
 
 
-@resource("/weights/{weight_id}", ["DELETE"], status_code=204)
-def delete_weight(
-    weight_id: int, user: BearerUser, db: SessionDep, settings: SettingsDep
-) -> Response:
-    """Delete registered weights (refused while a lab or job uses them)."""
-    weights.delete_weight(db, settings, user, weight_id)
-    return Response(status_code=204)
+deleting("/datasets", service.delete_dataset, "Delete a dataset of one of the caller's projects.")
+deleting("/weights", weights.delete_weight, "Delete registered weights (refused while used).")
+deleting("/projects", service.delete_project, "Delete a project (OWN).")
 
 
 @resource("/weights", ["POST"])
@@ -244,15 +254,6 @@ def update_project(
     return service.update_project(
         db, settings, user, project_id, name=body.name, task_id=body.task_id, users=body.users
     )
-
-
-@resource("/projects/{project_id}", ["DELETE"], status_code=204)
-def delete_project(
-    project_id: int, user: BearerUser, db: SessionDep, settings: SettingsDep
-) -> Response:
-    """Delete a project (OWN)."""
-    service.delete_project(db, settings, user, project_id)
-    return Response(status_code=204)
 
 
 # ---------------------------------------------------------------- processes
@@ -344,10 +345,22 @@ def start_inference(
     return processes.start_inference(db, settings, user, body)
 
 
-@router.post("/inferenceSingle")
-def start_single_inference(user: BearerUser) -> None:
-    """Not offered here: the weights page's "try one image" does it."""
-    raise refused("Try one image on Labyard's Weights page.", 403)
+@router.post("/inferenceSingle", status_code=201)
+def start_single_inference(
+    body: SingleInferenceBody, user: BearerUser, db: SessionDep, settings: SettingsDep
+) -> dict[str, object]:
+    """Run registered weights on one image: the weights' "try one image" job."""
+    return processes.start_single_inference(db, settings, user, body)
+
+
+@router.get("/weightsStatus")
+def weights_status(user: BearerUser, process_id: str | None = None) -> Response:
+    """Weights come from finished jobs here, never from a URL download: no process to report."""
+    if not process_id:
+        raise refused("Missing required parameter `process_id`")
+    raise errors.DeepHealthError(
+        404, {"result": "Process stopped before finishing or non existing."}
+    )
 
 
 @router.get("/")
@@ -380,6 +393,8 @@ def create_deephealth_app(settings: Settings, database: Database) -> FastAPI:
     setattr(app.state, BEARER_ONLY, True)  # the body guard asks no CSRF token of it
     app.router.routes.append(Route("/auth/token/", auth.token, methods=["POST"]))
     app.router.routes.append(Route("/auth/token", auth.token, methods=["POST"]))
+    for path in ("/auth/revoke-token/", "/auth/revoke-token"):
+        app.router.routes.append(Route(path, auth.revoke_token, methods=["POST"]))
     app.include_router(auth.router)
     app.include_router(router)
     errors.install(app)

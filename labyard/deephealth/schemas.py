@@ -84,3 +84,26 @@ class InferenceBody(BaseModel):
     dataset_id: int
     project_id: int
     task_manager: Literal["CELERY", "STREAMFLOW"] = "CELERY"
+
+
+class ProfileBody(BaseModel):
+    """PUT /auth/user/ (DRF's field limits; the username cannot change here)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: str | None = Field(default=None, max_length=150)
+    email: str = Field(default="", max_length=254)
+    first_name: str = Field(default="", max_length=150)
+    last_name: str = Field(default="", max_length=150)
+
+
+class SingleInferenceBody(BaseModel):
+    """POST /inferenceSingle: one image as a data URL (`image_data`) or a URL (`image_url`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    modelweights_id: int
+    project_id: int
+    image_data: str | None = Field(default=None, max_length=16 * 1024 * 1024)
+    image_url: str | None = Field(default=None, max_length=2000)
+    task_manager: Literal["CELERY", "STREAMFLOW"] = "CELERY"

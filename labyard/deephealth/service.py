@@ -20,11 +20,13 @@ from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import service as datasets_service
 from labyard.datasets.models import Dataset
-from labyard.deephealth import fixtures
+from labyard.deephealth import fixtures, profiles
 from labyard.deephealth.errors import DeepHealthError, invalid_pk, refused
 from labyard.errors import InvalidInput, NotFound, PermissionDenied
+from labyard.labs import files as lab_files
 from labyard.labs import service as labs_service
 from labyard.labs.models import Lab
+from labyard.mlsteam import CONFIG_FILE
 from labyard.paths import is_real_dir
 from labyard.projects import service as projects_service
 from labyard.projects.models import Membership, Project, Role
@@ -36,17 +38,6 @@ TASK_OF_LAB = {LAB_NAMES[template]: task for task, template in fixtures.TASK_TEM
 # ---------------------------------------------------------------- users
 
 
-def user_json(user: User) -> dict[str, object]:
-    """A user as DeepHealth's auth app shows one (Labyard keeps no e-mail or real name)."""
-    return {
-        "id": user.id,
-        "username": user.username,
-        "email": "",
-        "first_name": "",
-        "last_name": "",
-    }
-
-
 def list_users(db: Session, user: User) -> list[dict[str, object]]:
     """The users the caller may name as project members: themselves and the members of their
     projects (admins: every active user)."""
@@ -55,7 +46,7 @@ def list_users(db: Session, user: User) -> list[dict[str, object]]:
         projects = projects_service.visible_project_ids(db, user)
         members = select(Membership.user_id).where(Membership.project_id.in_(projects))
         query = query.where((User.id == user.id) | User.id.in_(members))
-    return [user_json(u) for u in db.scalars(query.order_by(User.id))]
+    return profiles.users_json(db, list(db.scalars(query.order_by(User.id))))
 
 
 def change_password(db: Session, user: User, *, old: str, new: str, again: str) -> None:
@@ -152,9 +143,14 @@ def ensure_lab(db: Session, settings: Settings, user: User, project_id: int, tem
     if found is not None:
         return found
     name = LAB_NAMES[template]
-    return labs_service.create_lab(
+    lab = labs_service.create_lab(
         db, settings, user, project_id=project_id, name=name, template=template
     )
+    text = lab_files.read_text(settings, lab, CONFIG_FILE)
+    wanted = fixtures.lab_config_text(template, text)
+    if wanted != text:  # a `weights` param: /train may start from registered weights
+        lab_files.write_text(settings, lab, CONFIG_FILE, wanted)
+    return lab
 
 
 def create_project(

@@ -20,6 +20,7 @@ from typing import Any
 
 from labyard.errors import InvalidInput, TooLarge
 from labyard.mlsteam import (
+    WEIGHTS_TYPE,
     LabConfig,
     ParamDefinition,
     Scalar,
@@ -117,10 +118,12 @@ def check_selection(
             continue
         raw = chosen[name]
         values = _split(raw if isinstance(raw, list | tuple) else [raw])
+        definition = definition_of(config, name)
+        if not values and definition.type == WEIGHTS_TYPE:
+            values = [""]  # a weights param's '' is a value: no weights (from scratch)
         if not values:
             errors[name] = f"{name}: give at least one value."
             continue
-        definition = definition_of(config, name)
         try:
             grid[name] = _dedupe([coerce_value(definition, v, name=name) for v in values])
         except InvalidInput as exc:

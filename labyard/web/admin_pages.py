@@ -1,15 +1,22 @@
-"""The admin page: users (create, reset password, deactivate), flavors and GPU quotas."""
+"""The admin page: users (create, reset password, deactivate), flavors, GPU quotas and
+DeepHealth clients (with their /api/v1 twin, `api`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from labyard.auth import service as auth_service
-from labyard.errors import InvalidInput
+from labyard.auth.models import User
+from labyard.deephealth import clients as deephealth_clients
+from labyard.deephealth.models import DeepHealthClient
+from labyard.errors import DomainError, InvalidInput
 from labyard.flavors import service as flavor_service
 from labyard.flavors.schemas import FlavorIn, FlavorUpdate
 from labyard.jobs import limits, quota_api
@@ -19,10 +26,14 @@ from labyard.web.deps import AdminUser, SessionDep, SettingsDep
 from labyard.web.render import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+api = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-def _context(db: SessionDep) -> dict[str, object]:
+def _context(db: SessionDep, admin: User | None = None) -> dict[str, object]:
     return {
+        "deephealth_clients": deephealth_clients.list_clients(db, admin) if admin else [],
+        "client_errors": {},
+        "client_form": {},
         "users": auth_service.list_users(db),
         "flavors": flavor_service.list_flavors(db),
         "quotas": quota_api.quotas_out(db),
@@ -45,7 +56,10 @@ def admin_page(
     request: Request, _admin: AdminUser, db: SessionDep, settings: SettingsDep
 ) -> Response:
     """Users and flavors; what local jobs can read, when they are not isolated."""
-    context = _context(db) | {"job_warnings": isolation_warnings(settings)}
+    context = _context(db, _admin) | {
+        "job_warnings": isolation_warnings(settings),
+        "setting_client_ids": sorted(deephealth_clients.setting_ids(settings)),
+    }
     return render(request, "admin.html", context)
 
 
@@ -157,3 +171,116 @@ def _set_quota(
         monthly_gpu_hours=_number(hours, "monthly_gpu_hours", float),
     )
     return render(request, "admin.html", _context(db), block="quotas")
+
+
+# ---------------------------------------------------------------- DeepHealth clients
+
+
+def _clients_section(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    admin: User,
+    change: Callable[[], object],
+    form: dict[str, str],
+) -> Response:
+    """Make the change; the section again, with a refusal next to its field (200)."""
+    errors: dict[str, str] = {}
+    try:
+        change()
+    except DomainError as exc:
+        db.rollback()
+        errors = {exc.field or "client_id": exc.message}
+    context = _context(db, admin) | {
+        "client_errors": errors,
+        "client_form": form if errors else {},
+        "setting_client_ids": sorted(deephealth_clients.setting_ids(settings)),
+    }
+    return render(request, "admin.html", context, block="deephealth_clients")
+
+
+@router.post("/deephealth-clients")
+def add_deephealth_client(
+    request: Request,
+    admin: AdminUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    client_id: Annotated[str, Form(max_length=200)],
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Register a DeepHealth client id; twin: POST /api/v1/admin/deephealth-clients."""
+    return _clients_section(
+        request,
+        db,
+        settings,
+        admin,
+        lambda: deephealth_clients.add_client(db, settings, admin, client_id=client_id, name=name),
+        {"client_id": client_id, "name": name},
+    )
+
+
+@router.post("/deephealth-clients/remove")
+def remove_deephealth_client(
+    request: Request,
+    admin: AdminUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    client_id: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Unregister a client id; twin: DELETE /api/v1/admin/deephealth-clients/{client_id}."""
+    return _clients_section(
+        request,
+        db,
+        settings,
+        admin,
+        lambda: deephealth_clients.remove_client(db, settings, admin, client_id),
+        {},
+    )
+
+
+class ClientIn(BaseModel):
+    """A DeepHealth front-end's OAuth2 client id and a name to know it by."""
+
+    client_id: str = Field(max_length=200)
+    name: str = Field(default="", max_length=200)
+
+
+class ClientOut(BaseModel):
+    """A registered DeepHealth client."""
+
+    client_id: str
+    name: str
+    created_at: datetime
+    created_by: str | None = Field(description="The admin who registered it")
+
+
+def _client_out(row: DeepHealthClient) -> ClientOut:
+    creator = row.created_by.username if row.created_by else None
+    return ClientOut(
+        client_id=row.client_id, name=row.name, created_at=row.created_at, created_by=creator
+    )
+
+
+@api.get("/deephealth-clients", response_model=list[ClientOut])
+def list_deephealth_clients(admin: AdminUser, db: SessionDep) -> list[ClientOut]:
+    """The client ids registered here (LABYARD_DEEPHEALTH_CLIENT_IDS adds its own) (admin)."""
+    return [_client_out(row) for row in deephealth_clients.list_clients(db, admin)]
+
+
+@api.post("/deephealth-clients", response_model=ClientOut, status_code=201)
+def create_deephealth_client(
+    body: ClientIn, admin: AdminUser, db: SessionDep, settings: SettingsDep
+) -> ClientOut:
+    """Register a DeepHealth client id: its users may log in at /backend/auth/token/ (admin)."""
+    row = deephealth_clients.add_client(
+        db, settings, admin, client_id=body.client_id, name=body.name
+    )
+    return _client_out(row)
+
+
+@api.delete("/deephealth-clients/{client_id}", status_code=204)
+def delete_deephealth_client(
+    client_id: str, admin: AdminUser, db: SessionDep, settings: SettingsDep
+) -> None:
+    """Unregister a client id: its next logins get 401 invalid_client (admin)."""
+    deephealth_clients.remove_client(db, settings, admin, client_id)

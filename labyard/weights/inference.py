@@ -12,20 +12,24 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 import shlex
 import shutil
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import service as datasets_service
+from labyard.db.oncommit import on_commit
 from labyard.errors import InvalidInput, NotFound
 from labyard.jobs import service as jobs_service
-from labyard.jobs.models import Job
+from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
 from labyard.paths import clean_name, read_inside, resolve_existing
 from labyard.projects.models import Role
 from labyard.projects.service import role_of
@@ -249,16 +253,24 @@ def try_image(
     filename: str,
     data: bytes,
     flavor: str = "cpu",
+    project_id: int | None = None,
 ) -> Job:
     """A short inference job over one uploaded image (checked before anything is written);
-    the image's folder is removed again when the job cannot be created."""
+    the image's folder is removed again when the job cannot be created, and when the job
+    ends (upload_job_ended)."""
     weights = get_weights_for_user(db, user, weights_id)
     template_of(weights)
     folder = save_upload(settings, filename, data)
     upload = jobs_service.DatasetInput(name=UPLOAD_NAME, host_path=folder)
     try:
         return submit_inference(
-            db, settings, user=user, weights_id=weights_id, dataset=upload, flavor=flavor
+            db,
+            settings,
+            user=user,
+            weights_id=weights_id,
+            dataset=upload,
+            flavor=flavor,
+            project_id=project_id,
         )
     except Exception:
         with contextlib.suppress(OSError):
@@ -276,3 +288,61 @@ def try_result(
     data = read_inside(jobs_service.job_dir(settings, job.id) / "output", PREDICTIONS, 1 << 20)
     rows = list(csv.DictReader(io.StringIO((data or b"").decode("utf-8", "replace"))))
     return job, rows[:20]
+
+
+# ---------------------------------------------------------------- upload cleanup
+
+UPLOAD_FOLDER_RE = re.compile(r"^[0-9a-f]{32}$")  # save_upload's uuid4().hex folders
+ORPHAN_AGE = timedelta(hours=1)  # an unused upload this old lost its job (deleted queued)
+
+
+def _upload_folders(job: Job) -> list[Path]:
+    """The "try one image" folders a job reads (an upload input under weights/.uploads)."""
+    found = []
+    for mount in job.datasets or []:
+        folder = Path(str(mount.get("host_path", "")))
+        if (
+            mount.get("name") == UPLOAD_NAME
+            and mount.get("dataset_id") is None
+            and UPLOAD_FOLDER_RE.match(folder.name)
+            and folder.parent.name == ".uploads"
+            and folder.parent.parent.name == "weights"
+        ):
+            found.append(folder)
+    return found
+
+
+def _orphans(db: Session, uploads: Path) -> list[Path]:
+    """Upload folders over ORPHAN_AGE old that no queued or live job reads (their job was
+    deleted before it ran)."""
+    waiting = [JobStatus.QUEUED, *LIVE_STATUSES]
+    used = {
+        str(folder)
+        for job in db.scalars(select(Job).where(Job.status.in_(waiting)))
+        for folder in _upload_folders(job)
+    }
+    cutoff = (datetime.now(UTC) - ORPHAN_AGE).timestamp()
+    found = []
+    with contextlib.suppress(OSError):
+        for folder in uploads.iterdir():
+            if UPLOAD_FOLDER_RE.match(folder.name) and str(folder) not in used:
+                with contextlib.suppress(OSError):
+                    if folder.stat().st_mtime < cutoff:
+                        found.append(folder)
+    return found
+
+
+def upload_job_ended(job: Job) -> None:
+    """jobs.JOB_FINISHED handler (wired in labyard.app): once the job's final status is
+    committed, its uploaded image's folder goes, with the orphans of deleted queued jobs."""
+    own = _upload_folders(job)
+    db = object_session(job)
+    if not own or db is None:
+        return
+    doomed = [*own, *_orphans(db, own[0].parent)]
+
+    def remove() -> None:
+        for folder in doomed:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    on_commit(db, remove)

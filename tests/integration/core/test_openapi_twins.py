@@ -35,6 +35,9 @@ TWINS = {
     ("get", "/api/v1/quotas"),  # the admin page's GPU quotas (issue 17)
     ("put", "/api/v1/quotas/projects/{project_id}"),
     ("put", "/api/v1/quotas/users/{user_id}"),
+    ("get", "/api/v1/admin/deephealth-clients"),  # the admin page's DeepHealth clients
+    ("post", "/api/v1/admin/deephealth-clients"),
+    ("delete", "/api/v1/admin/deephealth-clients/{client_id}"),
     ("get", "/api/v1/weights"),  # the Weights pages (issue 16)
     ("post", "/api/v1/weights"),  # "Register as weights" (job page, Weights page)
     ("get", "/api/v1/weights/{weights_id}"),

@@ -198,6 +198,21 @@ ROUTES: dict[tuple[str, str], Case] = {
     ),
     ("POST", "/admin/flavors/{flavor_id}"): Case(ADMIN_ONLY, _form(lambda w: FLAVOR_SIZES)),
     ("POST", "/admin/flavors/{flavor_id}/delete"): Case(ADMIN_ONLY),
+    ("POST", "/admin/deephealth-clients"): Case(
+        ADMIN_ONLY, _form(lambda w: {"client_id": w.fresh, "name": "n"})
+    ),
+    # an unknown id: the section again with the reason next to the control (200)
+    ("POST", "/admin/deephealth-clients/remove"): Case(
+        ADMIN_ONLY, _form(lambda w: {"client_id": w.fresh})
+    ),
+    ("GET", "/api/v1/admin/deephealth-clients"): Case(ADMIN_ONLY),
+    ("POST", "/api/v1/admin/deephealth-clients"): Case(
+        ADMIN_ONLY, _json(lambda w: {"client_id": w.fresh})
+    ),
+    # the admin passes the check and is told the (fresh) id is not registered
+    ("DELETE", "/api/v1/admin/deephealth-clients/{client_id}"): Case(
+        {**ADMIN_ONLY, "admin": "404"}
+    ),
     ("POST", "/admin/quotas/projects"): Case(
         ADMIN_ONLY, _form(lambda w: {"target_id": str(w.project_id), "max_gpus": "2"})
     ),
@@ -325,6 +340,7 @@ def test_route_permissions(
             token_id=world.token_id,
             flavor_id=world.flavor_id,
             user_id=world.target_id,
+            client_id=world.fresh,
         )
         with _client(app, database, people, role, api) as client:
             if method == "GET":

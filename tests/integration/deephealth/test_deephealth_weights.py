@@ -12,6 +12,7 @@ from labyard.datasets.models import Dataset
 from labyard.jobs.models import Job, JobStatus
 from labyard.jobs.scheduler import Scheduler
 from labyard.jobs.service import job_dir, transition
+from tests.factories import make_job_row
 from tests.integration.deephealth.conftest import DeepHealthWorld
 from tests.integration.deephealth.test_walkthrough import CPU_ONLY, _poll
 from tests.integration.weights.conftest import fake_torch_zip, tiny_onnx
@@ -161,3 +162,46 @@ def test_registered_weights_list_download_and_fine_tune(dh: DeepHealthWorld) -> 
     assert row[0] == image.name
     assert base64.b64decode(row[1]) == image.read_bytes()
     assert json.loads(row[2]) == [[0.9 if c == "3" else 0.01 for c in classes]]
+
+
+def test_the_stock_lab_fine_tunes_from_registered_weights(dh: DeepHealthWorld) -> None:
+    """The lab POST /projects made, unedited: /train with registered (not from-scratch)
+    weights queues a job that names them in its `weights` param and mounts them."""
+    headers = dh.login("dhtest")
+    project = dh.http.post(
+        "/backend/projects", json={"name": "stock", "task_id": 1, "users": OWNER}, headers=headers
+    ).json()
+    outputs = {"model.onnx": tiny_onnx()}
+    source = make_job_row(
+        dh.database, dh.settings, project["id"], outputs=outputs, params={"network": "lenet"}
+    )
+    registered = dh.http.post(
+        "/api/v1/weights", json={"job_id": source, "name": "lenet-base"}, headers=headers
+    )
+    assert registered.status_code == 201, registered.text
+    weights_id = registered.json()["id"]
+    digits = next(
+        d
+        for d in dh.http.get("/backend/datasets?task_id=1", headers=headers).json()
+        if d["name"] == "digits"
+    )
+    body = {
+        "project_id": project["id"],
+        "dataset_id": digits["id"],
+        "weights_id": weights_id,
+        "properties": [{"name": "Epochs", "value": "1"}],
+    }
+    pid = _train(dh, headers, body)
+    with dh.database.session() as db:
+        job = db.get(Job, int(pid.rsplit("-", 1)[1], 16))
+        assert job is not None and job.lab_id is not None
+        assert job.params["weights"] == "lenet-base" and job.params["network"] == "lenet"
+        mounted = [d for d in job.datasets if d.get("kind") == "weights"]
+        assert [d["weights_id"] for d in mounted] == [weights_id]
+        assert "--weights lenet-base" in " ".join(job.command)
+    # from scratch on the same lab: its `weights` param stays empty, nothing is mounted
+    scratch = _train(dh, headers, {**body, "weights_id": 1_000_001})
+    with dh.database.session() as db:
+        job = db.get(Job, int(scratch.rsplit("-", 1)[1], 16))
+        assert job is not None and job.params["weights"] == ""
+        assert not [d for d in job.datasets if d.get("kind") == "weights"]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,17 @@ def fill_dataset(database: Database, settings: Settings, owner: User, project: i
     return dataset
 
 
+@pytest.fixture
+def dataset(database: Database, settings: Settings, people: dict[str, User], project: int) -> int:
+    """ana's dataset 'few' in her project (fill_dataset)."""
+    return fill_dataset(database, settings, people["ana"], project)
+
+
+def infer(client: Any, weights_id: int, **body: Any) -> Any:
+    """POST an inference job of the weights over the body's dataset (the JSON API)."""
+    return client.post(f"/api/v1/weights/{weights_id}/inference", json=body)
+
+
 def run_job(settings: Settings, database: Database, job_id: int) -> Job:
     """Run every queued job to its end with the local executor; job `job_id`."""
     jobs = run_until(Scheduler(settings, database, inventory=CPU_ONLY), database, all_final, 300)
@@ -148,6 +161,15 @@ def read_predictions(settings: Settings, job_id: int) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def try_image(ana: Any, settings: Settings, weights_id: int, files: Any) -> tuple[Any, Path]:
+    """POST "try one image"; the answer and the new upload folder it made."""
+    before = set(uploads_dir(settings).glob("*"))
+    answer = ana.post(f"/api/v1/weights/{weights_id}/try", files=files)
+    assert answer.status_code == 201, answer.text
+    [folder] = set(uploads_dir(settings).glob("*")) - before
+    return answer, folder
+
+
 def job_folders(settings: Settings) -> list[str]:
     return sorted(p.name for p in (Path(settings.data_dir) / "jobs").iterdir())
 
@@ -165,10 +187,10 @@ def test_inference_job_matches_onnxruntime_on_the_same_images(
     project: int,
     ana: Any,
     weights_id: int,
+    dataset: int,
 ) -> None:
-    dataset = fill_dataset(database, settings, people["ana"], project)
     body = {"dataset_id": dataset, "path": "test", "flavor": "cpu"}
-    answer = ana.post(f"/api/v1/weights/{weights_id}/inference", json=body)
+    answer = infer(ana, weights_id, **body)
     assert answer.status_code == 201, answer.text
     job = answer.json()
     assert job["status"] == "queued" and job["flavor"] == "cpu" and job["project_id"] == project
@@ -207,10 +229,22 @@ def test_try_one_image_runs_a_job_on_that_image(
     write_digits_dataset(source)
     image = next((source / "test" / "1").iterdir())
     files = {"image": ("one.png", image.read_bytes(), "image/png")}
-    answer = ana.post(f"/api/v1/weights/{weights_id}/try", files=files)
-    assert answer.status_code == 201, answer.text
+    answer, upload = try_image(ana, settings, weights_id, files)
+    # a second try deleted while queued leaves its folder: an orphan, swept once an hour old
+    deleted, orphan = try_image(ana, settings, weights_id, files)
+    assert ana.delete(f"/api/v1/jobs/{deleted.json()['id']}").status_code == 204
+    assert orphan.is_dir()
+    hours_ago = time.time() - 7200
+    os.utime(orphan, (hours_ago, hours_ago))
+    young = uploads_dir(settings) / ("0" * 32)  # another upload whose job is not made yet
+    young.mkdir()
+    kept = sorted(p.name for p in (Path(settings.data_dir) / "weights").rglob("*"))
     done = run_job(settings, database, answer.json()["id"])
     assert done.status == "succeeded"
+    assert not upload.exists() and not orphan.exists()  # the job's upload, and the orphan
+    rest = sorted(p.name for p in (Path(settings.data_dir) / "weights").rglob("*"))
+    assert rest == sorted(n for n in kept if n not in {upload.name, orphan.name, "one.png"})
+    assert young.is_dir()  # nothing else went: the weights, the young upload
     [row] = read_predictions(settings, answer.json()["id"])
     assert row["path"] == "one.png" and row["predicted_class"] in CLASSES
     page = session_client(app, database, people["ana"])
@@ -230,25 +264,24 @@ def test_permissions_outsider_reader_and_public_weights(
     rita: Any,
     eve: Any,
     weights_id: int,
+    dataset: int,
 ) -> None:
-    dataset = fill_dataset(database, settings, people["ana"], project)
     body = {"dataset_id": dataset, "path": ""}
-    url = f"/api/v1/weights/{weights_id}/inference"
-    assert eve.post(url, json=body).status_code == 404  # neither weights nor dataset are hers
+    assert infer(eve, weights_id, **body).status_code == 404  # neither weights nor dataset are hers
     # rita reads the project: she may run them, the job lands in her own project
-    answer = rita.post(url, json=body)
+    answer = infer(rita, weights_id, **body)
     assert answer.status_code == 201, answer.text
     assert answer.json()["project_id"] == people["rita"].default_project_id
     # ...but not submit into the project she only reads
-    refused = rita.post(url, json={**body, "project_id": project})
+    refused = infer(rita, weights_id, **body, project_id=project)
     assert refused.status_code == 403, refused.text
     # public weights: eve runs them over her own dataset, but still not over ana's
     assert ana.patch(f"/api/v1/weights/{weights_id}", json={"public": True}).status_code == 200
     own = fill_dataset(database, settings, people["eve"], people["eve"].default_project_id)  # type: ignore[arg-type]
-    mine = eve.post(url, json={"dataset_id": own})
+    mine = infer(eve, weights_id, dataset_id=own)
     assert mine.status_code == 201, mine.text
     assert mine.json()["project_id"] == people["eve"].default_project_id
-    theirs = eve.post(url, json=body)
+    theirs = infer(eve, weights_id, **body)
     assert theirs.status_code == 422 and theirs.json()["field"] == "dataset_id"
 
 
@@ -264,17 +297,14 @@ def test_permissions_outsider_reader_and_public_weights(
 def test_bad_inference_requests_write_nothing(
     database: Database,
     settings: Settings,
-    people: dict[str, User],
-    project: int,
     ana: Any,
     weights_id: int,
     body: dict[str, Any],
     field: str,
+    dataset: int,
 ) -> None:
-    dataset = fill_dataset(database, settings, people["ana"], project)
     before, folders = job_count(database), job_folders(settings)
-    url = f"/api/v1/weights/{weights_id}/inference"
-    answer = ana.post(url, json={"dataset_id": dataset, **body})
+    answer = infer(ana, weights_id, **{"dataset_id": dataset, **body})
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field
     assert job_count(database) == before and job_folders(settings) == folders
@@ -314,16 +344,14 @@ def _request(path: str, dataset: int) -> dict[str, Any]:
 def test_each_role_gets_what_the_inference_matrix_says(
     app: FastAPI,
     database: Database,
-    settings: Settings,
     people: dict[str, User],
-    project: int,
     ana: Any,
     weights_id: int,
     route: tuple[str, str],
+    dataset: int,
 ) -> None:
     method, path = route
-    dataset = fill_dataset(database, settings, people["ana"], project)
-    job = ana.post(f"/api/v1/weights/{weights_id}/inference", json={"dataset_id": dataset})
+    job = infer(ana, weights_id, dataset_id=dataset)
     url = path.replace("{weights_id}", str(weights_id)).replace("{job_id}", str(job.json()["id"]))
     users = {role: people[name] for role, name in ACTING.items()}
     users["admin"] = make_user(database, "boss", admin=True)
@@ -351,12 +379,10 @@ def test_each_role_gets_what_the_inference_matrix_says(
 def test_weights_page_offers_inference_and_its_form_opens_the_job(
     app: FastAPI,
     database: Database,
-    settings: Settings,
     people: dict[str, User],
-    project: int,
     weights_id: int,
+    dataset: int,
 ) -> None:
-    dataset = fill_dataset(database, settings, people["ana"], project)
     page = session_client(app, database, people["ana"])
     html = page.get(f"/weights/{weights_id}").text
     assert 'id="weights-inference-form"' in html and f'value="{dataset}"' in html
@@ -382,13 +408,9 @@ def test_weights_page_offers_inference_and_its_form_opens_the_job(
 
 def test_cli_infer_prints_the_job_and_refusals(
     cli: Any,
-    database: Database,
-    settings: Settings,
-    people: dict[str, User],
-    project: int,
     weights_id: int,
+    dataset: int,
 ) -> None:
-    dataset = fill_dataset(database, settings, people["ana"], project)
     cli.login()
     made = cli("infer", str(weights_id), "--dataset", str(dataset), "--path", "test", "--json")
     assert made.exit_code == 0, made.output
@@ -405,10 +427,10 @@ def test_cli_infer_prints_the_job_and_refusals(
 def test_segmentation_weights_write_masks(
     database: Database,
     settings: Settings,
-    people: dict[str, User],
     project: int,
     ana: Any,
     tmp_path: Path,
+    dataset: int,
 ) -> None:
     """A segmenter's weights (told by their Dice/IoU metrics) write one mask per image."""
     seg_root = TEMPLATE.parent / "segmentation"
@@ -433,9 +455,7 @@ def test_segmentation_weights_write_masks(
     )  # fmt: skip
     made = ana.post("/api/v1/weights", json={"job_id": job, "name": "seg", "path": "model.pt"})
     assert made.status_code == 201, made.text
-    dataset = fill_dataset(database, settings, people["ana"], project)
-    url = f"/api/v1/weights/{made.json()['id']}/inference"
-    answer = ana.post(url, json={"dataset_id": dataset, "path": "test/1"})
+    answer = infer(ana, made.json()["id"], dataset_id=dataset, path="test/1")
     assert answer.status_code == 201, answer.text
     done = run_job(settings, database, answer.json()["id"])
     log = ana.get(f"/api/v1/jobs/{done.id}/logs").text
@@ -447,10 +467,10 @@ def test_segmentation_weights_write_masks(
 def test_weights_without_a_model_pt_are_refused_clearly(
     database: Database,
     settings: Settings,
-    people: dict[str, User],
     project: int,
     ana: Any,
     tmp_path: Path,
+    dataset: int,
 ) -> None:
     (tmp_path / "m").mkdir()
     job = make_job_row(database, settings, project, outputs=model_files(tmp_path / "m"))
@@ -459,10 +479,7 @@ def test_weights_without_a_model_pt_are_refused_clearly(
     (Path(settings.data_dir) / "weights" / str(made.json()["id"]) / "model.pt").unlink()
     with database.session() as db:  # as weights registered from a lone model.onnx are
         db.get(Weights, made.json()["id"]).files = ["model.onnx"]  # type: ignore[union-attr]
-    dataset = fill_dataset(database, settings, people["ana"], project)
     before = job_count(database)
-    answer = ana.post(
-        f"/api/v1/weights/{made.json()['id']}/inference", json={"dataset_id": dataset}
-    )
+    answer = infer(ana, made.json()["id"], dataset_id=dataset)
     assert answer.status_code == 422 and "hold no model.pt" in answer.json()["detail"]
     assert job_count(database) == before
