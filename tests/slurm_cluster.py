@@ -6,10 +6,14 @@ nodes (lynode1, lynode2) with their own ports. Each node offers 8 CPUs, 8000 MiB
 GPUs: `gres.conf` with `AutoDetect=off` names character devices made with `mknod` (major
 195, like /dev/nvidiaN), so Slurm allocates them and sets CUDA_VISIBLE_DEVICES. With cgroup
 v1's memory controller (these machines), task/cgroup enforces `--mem` and Slurm reports
-OUT_OF_MEMORY; elsewhere memory is watched by jobacct_gather. No slurmdbd: accounting is
-off, so exit codes come from `scontrol` (what the executor does without accounting).
-Finished jobs stay visible for an hour (MinJobAge). Commands find the cluster through
-SLURM_CONF (`SlurmCluster.env`).
+OUT_OF_MEMORY; elsewhere (cgroup v2, or LABYARD_TEST_SLURM_CGROUP=off) jobacct_gather's
+OverMemoryKill does, and Slurm says FAILED (the executor reads slurmstepd's note).
+Accounting is on: our own MariaDB (own data folder, 127.0.0.1 only) under `slurmdbd`, with
+the account `labyard` and the QOS `onejob` (one running job per user) given to root, and
+associations, limits and QOS enforced (`sacctmgr`, once). `conf_without_accounting` is the
+same cluster seen by commands with accounting off (sacct then refuses; the executor's
+scontrol path). Finished jobs stay visible for an hour (MinJobAge). Commands find the
+cluster through SLURM_CONF (`SlurmCluster.env`).
 
     python -m tests.services slurm      # start it (idempotent, about a second)
 """
@@ -30,6 +34,10 @@ NODE_PORTS = {"lynode1": 16818, "lynode2": 16819}
 GPUS_PER_NODE = 4
 CPUS_PER_NODE = 8
 MEMORY_PER_NODE_MB = 8000
+DB_PORT = 16306
+DBD_PORT = 16820
+ACCOUNT = "labyard"
+QOS = "onejob"  # at most one running job per user
 HEALTHY_STATES = {"idle", "mix", "mixed", "alloc", "allocated", "comp", "completing"}
 SBIN = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 
@@ -45,7 +53,13 @@ class SlurmCluster:
     conf: Path
     nodes: tuple[str, ...]
     gpus_per_node: int
-    memory_enforced: bool  # cgroup memory limits: a job over --mem ends OUT_OF_MEMORY
+    cgroup_memory: bool  # task/cgroup limits memory (Slurm says OUT_OF_MEMORY), else
+    # jobacct_gather's OverMemoryKill ends a job over --mem (Slurm says FAILED)
+
+    @property
+    def conf_without_accounting(self) -> Path:
+        """A slurm.conf for commands that see this cluster with accounting off."""
+        return self.conf.parent / "slurm-noacct" / "slurm.conf"
 
     @property
     def env(self) -> dict[str, str]:
@@ -76,6 +90,10 @@ class SlurmCluster:
 
 
 def _memory_cgroup() -> bool:
+    """A cgroup v1 memory controller for task/cgroup (LABYARD_TEST_SLURM_CGROUP=off: use
+    jobacct_gather's OverMemoryKill instead, as on a cgroup v2 host)."""
+    if os.environ.get("LABYARD_TEST_SLURM_CGROUP") == "off":
+        return False
     return Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
 
 
@@ -112,7 +130,11 @@ SlurmctldLogFile={folder}/log/slurmctld.log
 SlurmdLogFile={folder}/log/slurmd-%n.log
 {tracking}JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=1
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={DBD_PORT}
+AccountingStoragePass={folder}/munge/munge.socket
+AccountingStorageEnforce=associations,limits,qos
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -130,6 +152,25 @@ MailProg=/bin/true
 MpiDefault=none
 {nodes}PartitionName=main Nodes={",".join(NODE_PORTS)} Default=YES MaxTime=INFINITE State=UP
 PartitionName=second Nodes={list(NODE_PORTS)[-1]} MaxTime=INFINITE State=UP
+"""
+
+
+def _slurmdbd_conf(folder: Path) -> str:
+    return f"""\
+# labyard tests: slurmdbd on our own MariaDB (tests/slurm_cluster.py writes this)
+AuthType=auth/munge
+AuthInfo=socket={folder}/munge/munge.socket
+DbdAddr=127.0.0.1
+DbdHost={socket.gethostname()}
+DbdPort={DBD_PORT}
+SlurmUser=root
+PidFile={folder}/slurmdbd.pid
+LogFile={folder}/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={DB_PORT}
+StorageUser=root
+StorageLoc=slurm_acct_db
 """
 
 
@@ -170,6 +211,14 @@ def _write_files(folder: Path, cgroups: bool) -> bool:
     changed = _write_if_changed(folder / "slurm.conf", _slurm_conf(folder, cgroups))
     changed |= _write_if_changed(folder / "gres.conf", _gres_conf(folder))
     changed |= _write_if_changed(folder / "cgroup.conf", CGROUP_CONF if cgroups else "")
+    changed |= _write_if_changed(folder / "slurmdbd.conf", _slurmdbd_conf(folder))
+    (folder / "slurmdbd.conf").chmod(0o600)
+    off = folder / "slurm-noacct"
+    off.mkdir(exist_ok=True)
+    conf = _slurm_conf(folder, cgroups)
+    _write_if_changed(off / "slurm.conf", conf.replace("/slurmdbd\n", "/none\n", 1))
+    for name in ("gres.conf", "cgroup.conf"):
+        _write_if_changed(off / name, (folder / name).read_text())
     return changed
 
 
@@ -200,12 +249,17 @@ def _start(argv: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr[-2000:]}")
 
 
+DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
+
+
 def _binaries() -> dict[str, str]:
     found = {}
-    for name in ("munged", "slurmctld", "slurmd", "sbatch", "sinfo"):
+    for name in (*DAEMONS, "mariadb-install-db", "sacctmgr", "sbatch", "sinfo"):
         path = shutil.which(name, path=SBIN)
         if path is None:
-            raise SlurmMissing(f"{name} not found: apt-get install -y slurm-wlm munge")
+            raise SlurmMissing(
+                f"{name} not found: apt-get install -y slurm-wlm munge slurmdbd mariadb-server"
+            )
         found[name] = path
     if os.geteuid() != 0:
         raise SlurmMissing("starting the test Slurm cluster (munged, slurmctld, slurmd) needs root")
@@ -218,7 +272,11 @@ def start_cluster(folder: Path = SLURM_DIR) -> SlurmCluster:
     cgroups = _memory_cgroup()
     cluster = SlurmCluster(folder / "slurm.conf", tuple(NODE_PORTS), GPUS_PER_NODE, cgroups)
     if _write_files(folder, cgroups):  # a new configuration: daemons start again with it
-        for pid_file in [folder / "slurmctld.pid", *_node_pid_files(folder)]:
+        for pid_file in [
+            folder / "slurmdbd.pid",
+            folder / "slurmctld.pid",
+            *_node_pid_files(folder),
+        ]:
             _stop(pid_file)
     env = cluster.env
     if _alive(folder / "munge" / "munged.pid") is None:
@@ -235,6 +293,7 @@ def start_cluster(folder: Path = SLURM_DIR) -> SlurmCluster:
             ],
             env,
         )
+    _start_accounting(folder, binaries, env)
     if _alive(folder / "slurmctld.pid") is None:
         _start([binaries["slurmctld"]], env)
     for name, pid_file in zip(NODE_PORTS, _node_pid_files(folder), strict=True):
@@ -242,6 +301,58 @@ def start_cluster(folder: Path = SLURM_DIR) -> SlurmCluster:
             _start([binaries["slurmd"], "-N", name], env)
     _wait_healthy(cluster, folder)
     return cluster
+
+
+def _start_accounting(folder: Path, binaries: dict[str, str], env: dict[str, str]) -> None:
+    """MariaDB (a data folder made once), slurmdbd, then the cluster, account and QOS."""
+    data = folder / "mariadb"
+    if not (data / "mysql").is_dir():
+        shutil.rmtree(data, ignore_errors=True)
+        _start(
+            [binaries["mariadb-install-db"], "--no-defaults", f"--datadir={data}", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            env,
+        )  # fmt: skip
+    if _alive(folder / "mariadbd.pid") is None:
+        subprocess.Popen(
+            [binaries["mariadbd"], "--no-defaults", f"--datadir={data}", "--user=root",
+             f"--port={DB_PORT}", "--bind-address=127.0.0.1", "--skip-name-resolve",
+             f"--socket={folder / 'mariadbd.sock'}", f"--pid-file={folder / 'mariadbd.pid'}",
+             f"--log-error={folder / 'log' / 'mariadbd.log'}", "--innodb-buffer-pool-size=64M"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        _wait_port(DB_PORT, folder / "log" / "mariadbd.log")
+    if _alive(folder / "slurmdbd.pid") is None:
+        _start([binaries["slurmdbd"]], env)
+        _wait_port(DBD_PORT, folder / "log" / "slurmdbd.log")
+    sacctmgr = binaries["sacctmgr"]
+    wanted = f"labyardtest|{ACCOUNT}|root|normal,{QOS}"
+    shown = subprocess.run(
+        [sacctmgr, "-n", "-P", "show", "assoc", "format=cluster,account,user,qos"],
+        capture_output=True, text=True, env=env, timeout=60,
+    ).stdout  # fmt: skip
+    if wanted not in shown.splitlines():
+        for argv in (
+            ["add", "cluster", "labyardtest"],
+            ["add", "account", ACCOUNT, f"Description={ACCOUNT}", f"Organization={ACCOUNT}"],
+            ["add", "qos", QOS, "MaxJobsPerUser=1"],
+            ["add", "user", "root", f"Account={ACCOUNT}"],
+            ["modify", "user", "root", "set", f"qos+={QOS}"],
+        ):  # each may exist already: sacctmgr then says so and exits 1
+            subprocess.run([sacctmgr, "-i", *argv], capture_output=True, env=env, timeout=60)
+
+
+def _wait_port(port: int, log: Path, timeout: float = 30) -> None:
+    """Wait until a daemon listens on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s\n{tail}")
 
 
 def _node_pid_files(folder: Path) -> list[Path]:
@@ -278,6 +389,8 @@ def healthy(folder: Path = SLURM_DIR) -> SlurmCluster | None:
     if not conf.exists() or conf.read_text() != _slurm_conf(folder, cgroups):
         return None
     if shutil.which("sinfo") is None:
+        return None
+    if any(_alive(folder / f"{name}.pid") is None for name in ("mariadbd", "slurmdbd")):
         return None
     cluster = SlurmCluster(conf, tuple(NODE_PORTS), GPUS_PER_NODE, cgroups)
     return cluster if _ok(cluster) else None

@@ -3,7 +3,7 @@
 Queued jobs go by priority (high, normal, low), then fair share: the project that used the
 fewest GPU-hours in the last `fair_share_days` goes first (GPU-hours of a job = its GPUs ×
 the part of its run inside the window; a running job counts up to now; the attempts of a
-job that were preempted count too, as they ran), then FIFO (job
+job that were preempted or that Slurm requeued count too, as they ran), then FIFO (job
 id). Every job of a project carries its project's usage, so a project's own jobs stay FIFO;
 projects of equal usage (say none yet) interleave by submission. CPU-only jobs add no usage
 and are ordered by their project's GPU-hours like the rest.
@@ -24,7 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.expression import Subquery
 
 from labyard.db.base import UTCDateTime
-from labyard.jobs.models import ATTEMPT_PREEMPTED, LIVE_STATUSES, Job, JobAttempt, JobStatus
+from labyard.jobs.models import ATTEMPTS_REQUEUED, LIVE_STATUSES, Job, JobAttempt, JobStatus
 
 AnySelect = Select[*tuple[Any, ...]]  # a select of any columns
 
@@ -64,7 +64,7 @@ def gpu_seconds_query(
         .select_from(JobAttempt)
         .join(Job, Job.id == JobAttempt.job_id)
         .where(
-            JobAttempt.outcome == ATTEMPT_PREEMPTED,
+            JobAttempt.outcome.in_(ATTEMPTS_REQUEUED),
             JobAttempt.ended_at > since_v,
             JobAttempt.started_at.is_not(None),
             Job.gpus > 0,

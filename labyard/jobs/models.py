@@ -139,6 +139,9 @@ class Job(Base):
 
 
 ATTEMPT_PREEMPTED = "preempted"  # the outcome of an attempt that was preempted
+ATTEMPT_REQUEUED = "requeued"  # the outcome of an attempt the engine itself ran again
+# Attempts that ended with the job going back to the queue: their GPU time counts on its own.
+ATTEMPTS_REQUEUED = (ATTEMPT_PREEMPTED, ATTEMPT_REQUEUED)
 
 
 class JobAttempt(Base):

@@ -8,7 +8,10 @@ in the engine at once (a project at its limit does not hold the others back). A 
 job is `starting` while the engine keeps it waiting, with the engine's state, reason and
 queue position on the row; it is `running` once the engine started it, on the node and GPUs
 the engine chose. `apply_live` is the one place a live job's report lands on its row, for
-every executor: at adoption and at every poll.
+every executor: at adoption and at every poll; an attempt the engine ran again by itself
+(a requeue) is recorded as a `JobAttempt` row ("requeued") as a preempted one is. A job
+claimed but never submitted (the server died in between) goes back to the queue
+(`unclaim`, at adoption).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from labyard.config import Settings
 from labyard.db import utcnow
@@ -25,10 +28,11 @@ from labyard.flavors.models import Flavor
 from labyard.jobs import fairshare
 from labyard.jobs.dispatch import launch_spec
 from labyard.jobs.executors.base import JobState, LaunchSpec, Placement
-from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
+from labyard.jobs.models import ATTEMPT_REQUEUED, LIVE_STATUSES, Job, JobAttempt, JobStatus
 from labyard.jobs.service import transition
 
 S = JobStatus
+REQUEUED = ATTEMPT_REQUEUED
 
 
 def keep_process_times(job: Job, state: JobState) -> None:
@@ -61,8 +65,9 @@ def apply_live(job: Job, state: JobState) -> None:
     """A live job's report on its row: a new attempt the engine started by itself (a requeue
     after a node failure), waiting or running, where, and since when."""
     if state.attempt is not None and state.attempt > job.attempt:
+        _end_requeued_attempt(job)
         job.attempt = state.attempt
-        job.node, job.assigned_gpus = "", []
+        job.node, job.assigned_gpus, job.started_at = "", [], None
         if job.status == S.RUNNING and state.waiting:
             transition(job, S.STARTING, reason=f"requeued by the cluster: attempt {state.attempt}")
     if job.status == S.STARTING and not state.waiting:
@@ -72,6 +77,25 @@ def apply_live(job: Job, state: JobState) -> None:
             setattr(job, key, value)
     if not state.waiting:
         keep_process_times(job, state)
+
+
+def _end_requeued_attempt(job: Job) -> None:
+    """Record the attempt the engine ended and ran again by itself (a requeue after a node
+    failure) as a `JobAttempt` row, as a preempted attempt is (labyard.jobs.preemption)."""
+    db = object_session(job)
+    if db is None:
+        return
+    where = f" on {job.node}" if job.node else ""
+    db.add(
+        JobAttempt(
+            job_id=job.id,
+            number=max(job.attempt, 1),
+            started_at=job.started_at,
+            ended_at=utcnow(),
+            outcome=REQUEUED,
+            reason=f"requeued by the cluster{where} (its node failed or it was preempted)",
+        )
+    )
 
 
 def apply_final(job: Job, where: Placement | None) -> None:
@@ -95,6 +119,16 @@ def changes(job: Job, state: JobState) -> bool:
         return True
     values = _placement_values(state.placement)
     return any(getattr(job, key) != value for key, value in values.items())
+
+
+def unclaim(job: Job) -> None:
+    """A job claimed for the engine but never handed to it (the server died between the
+    claim and the submission, and the engine has no job of that name): back to the queue,
+    its attempt unused, to be submitted once by the next dispatch."""
+    transition(job, S.QUEUED, reason="")
+    job.attempt = max(job.attempt - 1, 0)
+    job.executor, job.external_id = "", ""
+    job.engine_state, job.engine_reason, job.queue_position = "", "", None
 
 
 def waiting_per_project(db: Session, executor: str) -> dict[int, int]:

@@ -32,7 +32,10 @@ class AttemptOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime
     outcome: str = Field(
-        description="preempted (the job went back to the queue), or the job's final status"
+        description=(
+            "preempted (the job went back to the queue), requeued (Slurm ran it again after a "
+            "node failure), or the job's final status"
+        )
     )
     reason: str = Field(description='Why, e.g. "preempted by job 12 (priority high)"')
     exit_code: int | None

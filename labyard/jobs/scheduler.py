@@ -76,6 +76,17 @@ def _log_adoption(job: Job, executor: str, external_id: str, state: JobState) ->
         log.info("finishing %s, ended while the server was down: %s", where, state.describe())
 
 
+def _never_submitted(job: Job, executor: Executor, external_id: str) -> bool:
+    """Was this starting job claimed for an engine that places jobs, but never submitted
+    to it (no id recorded, none of its name in the engine) and nobody asked it to stop?"""
+    return (
+        executor.places_jobs
+        and job.status == S.STARTING
+        and not external_id
+        and job.stop_requested_at is None
+    )
+
+
 class Scheduler:
     """Dispatches and follows jobs; call `tick()` or run it in a thread with `run()`."""
 
@@ -208,6 +219,10 @@ class Scheduler:
                     continue
                 executor = self._executor_for(job)
                 external = job.external_id or executor.external_id_of(job.id, job.attempt)
+                if _never_submitted(job, executor, external):
+                    log.info("job %s was never handed to %s: queued again", job.id, executor.name)
+                    placement.unclaim(job)
+                    continue
                 state = executor.adopt(
                     job.id, job.attempt, external, job_dir(self.settings, job.id)
                 )

@@ -18,8 +18,12 @@ restart. The external id is the Slurm job id.
 Following: `refresh` reads every job in one squeue call per scheduler round; `poll` answers
 from it: waiting (PENDING/Resources, its place among the cluster's pending jobs), running
 (node; GPUs from `scontrol show job -d` once per run), or ended: the exit code from the
-wrapper's record, else sacct, else scontrol (accounting off); TIMEOUT, OUT_OF_MEMORY,
-NODE_FAIL ... become the reason. A requeued job (Slurm's restart count) is the next attempt.
+wrapper's record, else sacct (the batch step's), else scontrol (accounting off); TIMEOUT,
+OUT_OF_MEMORY, NODE_FAIL ... become the reason (OUT_OF_MEMORY also when slurmstepd noted in
+the job's Slurm output that OverMemoryKill ended it: no cgroup limits, Slurm says FAILED).
+A requeued job (Slurm's restart count) is the next attempt (labyard.jobs.placement records
+the ended one). A `starting` job with no Slurm id and no Slurm job of its name after a
+restart was never submitted: the scheduler queues it again.
 Stop: `scancel --signal=TERM --full` (the job's processes; the wrapper records the exit),
 then `scancel --signal=KILL --full` and `scancel` once the grace period is over.
 """
@@ -78,6 +82,10 @@ END_REASONS = {
     "DEADLINE": "DEADLINE: the job's deadline passed",
     "CANCELLED": "CANCELLED: cancelled in Slurm (not by Labyard)",
 }
+SLURM_OUT = "slurm/slurm.out"  # the batch script's own output (Slurm's notes about the job)
+# slurmstepd's note when jobacct_gather's OverMemoryKill ends a job (no cgroup memory limit:
+# Slurm then says FAILED or CANCELLED, not OUT_OF_MEMORY)
+MEMORY_KILL_NOTE = b"Exceeded job memory limit"
 
 
 class SlurmExecutor(Executor):
@@ -165,7 +173,7 @@ class SlurmExecutor(Executor):
         return slurm_id
 
     def _sbatch_options(self, spec: LaunchSpec, name: str, node_dir: Path) -> list[str]:
-        output = str(node_dir / "slurm" / "slurm.out").replace("%", "%%")
+        output = str(node_dir / SLURM_OUT).replace("%", "%%")
         options = [
             "--parsable",
             f"--job-name={name}",
@@ -253,11 +261,25 @@ class SlurmExecutor(Executor):
                 code if code is not None else 1,
                 started_at=(read_start(folder) if folder else None) or ran_from,
                 finished_at=(record.at if record else None) or job.ended,
-                reason=END_REASONS.get(job.state, ""),
+                reason=END_REASONS.get(job.state, "") or self._memory_killed(folder, job.state),
             ),
             attempt=attempt,
             placement=Placement(job.state, "", None, job.nodes, self._gpus_of(job_id, job)),
         )
+
+    @staticmethod
+    def _memory_killed(folder: Path | None, state: str) -> str:
+        """OUT_OF_MEMORY's reason when slurmstepd noted in the job's Slurm output that it
+        killed the job for its memory (OverMemoryKill, without cgroup limits), else ''."""
+        if folder is None or state not in ("FAILED", "CANCELLED"):
+            return ""
+        try:
+            with (folder / SLURM_OUT).open("rb") as fh:
+                fh.seek(max(fh.seek(0, 2) - 65536, 0))
+                tail = fh.read()
+        except OSError:
+            return ""
+        return END_REASONS["OUT_OF_MEMORY"] if MEMORY_KILL_NOTE in tail else ""
 
     def _exit_code(self, slurm_id: str) -> int | None:
         """The exit code from accounting (sacct), else from scontrol (accounting off)."""

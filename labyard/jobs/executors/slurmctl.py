@@ -261,19 +261,26 @@ class SlurmCommands:
         return key_values(proc.stdout.strip().splitlines()[0])
 
     def accounting(self, job_id: str) -> tuple[str, int | None] | None:
-        """(state, exit code) from sacct; None when accounting is off or has no record."""
+        """(state, exit code) from sacct; None when accounting is off or has no record. The
+        state is the job's; the code is its batch step's (the script's own exit: a job
+        cancelled by a signal says 0:0 for the job but 0:9 for its batch step), else the
+        job's."""
         proc = self.run(
-            "sacct", "--noheader", "--parsable2", "--allocations", f"--jobs={job_id}",
+            "sacct", "--noheader", "--parsable2", f"--jobs={job_id}",
             "--format=JobID,State,ExitCode", check=False,
         )  # fmt: skip
         if proc.returncode != 0:
             return None
+        found: dict[str, tuple[str, str]] = {}
         for line in proc.stdout.splitlines():
             jid, _, rest = line.partition("|")
             state, _, code = rest.partition("|")
-            if jid == job_id:
-                return state.split()[0] if state else "", exit_status(code)
-        return None
+            found.setdefault(jid, (state, code))
+        if job_id not in found:
+            return None
+        state, code = found[job_id]
+        batch = found.get(f"{job_id}.batch")
+        return state.split()[0] if state else "", exit_status(batch[1] if batch else code)
 
     def nodes(self) -> list[list[tuple[str, str]]]:
         """`scontrol show node -d -o`: every node's key/value pairs."""

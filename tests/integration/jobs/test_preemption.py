@@ -307,21 +307,22 @@ def test_the_fewest_victims_go_before_lower_priority_ones() -> None:
     assert choose_victims(ordered, none_free, head) == []
 
 
+@pytest.mark.parametrize("outcome", ["preempted", "requeued"])
 def test_a_preempted_attempts_gpu_hours_count_for_fair_share(
-    database: Database, settings: Settings, lab: Path, people: dict
+    database: Database, settings: Settings, lab: Path, people: dict, outcome: str
 ) -> None:
-    """An attempt that was preempted used its GPUs while it ran: its project's usage counts
-    it (2 GPUs x 1 hour), though the job row itself is queued again with no start time; an
-    attempt that ended before the window counts only its part inside it."""
+    """An attempt that was preempted (or that Slurm requeued) used its GPUs while it ran: its
+    project's usage counts it (2 GPUs x 1 hour), though the job row itself is queued again
+    with no start time; an attempt that ended before the window counts only its part inside it."""
     from labyard.jobs.fairshare import gpu_seconds_by
 
     [job_id] = queue(database, settings, lab, people["ana"], 1, flavor="g2")
     now = utcnow()
     with database.session() as db:
         db.add(JobAttempt(job_id=job_id, number=1, started_at=now - timedelta(hours=2),
-                          ended_at=now - timedelta(hours=1), outcome="preempted"))  # fmt: skip
+                          ended_at=now - timedelta(hours=1), outcome=outcome))  # fmt: skip
         db.add(JobAttempt(job_id=job_id, number=2, started_at=now - timedelta(days=9),
-                          ended_at=now - timedelta(days=8), outcome="preempted"))  # fmt: skip
+                          ended_at=now - timedelta(days=8), outcome=outcome))  # fmt: skip
     with database.read_session() as db:
         used = gpu_seconds_by(db, Job.project_id, now - timedelta(hours=1.5), now)
         assert used[people["ana"].default_project_id] == pytest.approx(2 * 1800, rel=1e-3)

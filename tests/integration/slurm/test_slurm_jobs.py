@@ -4,6 +4,7 @@ and metrics ingested as for local jobs, exit codes, and GPU packing across the n
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,18 @@ def test_a_flavors_partition_places_the_job_and_a_bad_one_fails_it_saying_why(
         "could not start: sbatch: error: Batch job submission failed: "
         "Invalid partition name specified"
     )
+
+
+def test_a_flavors_cpus_reach_the_job_rounded_up_to_whole_cpus(
+    database: Database, slurm_settings: Settings, tmp_path: Path, make_slurm_scheduler
+) -> None:
+    with database.session() as db:
+        db.add(Flavor(name="c15", gpus=0, cpus=1.5, memory_mb=256))
+    lab = tmp_path / "cpulab"
+    lab.mkdir()
+    (lab / "cpus.py").write_text("import os\nprint('CPUS', os.environ['SLURM_CPUS_PER_TASK'])\n")
+    (lab / "mlsteam.yml").write_text(f"command: {sys.executable} cpus.py\n")
+    [job_id] = submit(database, slurm_settings, lab, flavor="c15", inventory=None)
+    [job] = run_until(make_slurm_scheduler(), database, all_final, timeout=120)
+    assert job.status == "succeeded"
+    assert "CPUS 2\n" in (service.job_dir(slurm_settings, job_id) / "job.log").read_text()

@@ -93,3 +93,23 @@ def test_an_attempt_submitted_before_a_crash_recorded_its_id_is_found_not_resubm
     assert len(executor.slurm.queue(name=executor.job_name(job_id, 1))) == 1
     folder = service.job_dir(slurm_settings, job_id)
     assert (folder / "output" / "starts.txt").read_text() == "start\n"
+
+
+@pytest.mark.usefixtures("slurm_flavors")
+def test_a_job_claimed_but_never_submitted_before_a_crash_is_queued_again_and_submitted_once(
+    database: Database, slurm_settings: Settings, lab: Path, make_slurm_scheduler
+) -> None:
+    [job_id] = submit(database, slurm_settings, lab, flavor="s1", inventory=None)
+    executor = SlurmExecutor(slurm_settings)
+    with database.session() as db:  # the claim commits, and the server dies before sbatch
+        _, spec = placement.claim_for_engine(db, slurm_settings, executor.name)
+    assert spec is not None and _rows(database)[0].status == "starting"
+    scheduler = make_slurm_scheduler()
+    scheduler.adopt_all()  # the restart: no Slurm id, no Slurm job of its name
+    [job] = _rows(database)
+    assert (job.status, job.attempt, job.external_id, job.reason) == ("queued", 0, "", "")
+    [job] = run_until(scheduler, database, all_final, timeout=120)
+    assert (job.status, job.attempt) == ("succeeded", 1)
+    assert len(executor.slurm.queue(name=executor.job_name(job_id, 1))) == 1
+    folder = service.job_dir(slurm_settings, job_id)
+    assert (folder / "output" / "starts.txt").read_text() == "start\n"

@@ -13,12 +13,14 @@ import pytest
 
 from labyard.flavors.models import Flavor
 from labyard.jobs import service as jobs_service
+from labyard.jobs.executors.slurmctl import RUNNING_STATES, WAITING_STATES
 from labyard.jobs.models import Job
 from labyard.jobs.scheduler import Scheduler
 from labyard.sessions import jupyter
 from tests.integration.sessions.conftest import SessionWorld, world  # noqa: F401 - fixture
 from tests.integration.sessions.jupyter_client import execute, terminal_output
 from tests.integration.sessions.test_session_proxy import NOTEBOOK
+from tests.serving import wait_until
 from tests.slurm_cluster import SlurmCluster
 
 PROBE = """\
@@ -41,7 +43,9 @@ def slurm_world(world: SessionWorld, cluster: SlurmCluster) -> Iterator[SessionW
     yield world
 
 
-def test_session_runs_on_a_slurm_node_and_is_proxied_there(slurm_world: SessionWorld) -> None:
+def test_session_runs_on_a_slurm_node_and_is_proxied_there(
+    slurm_world: SessionWorld, cluster: SlurmCluster
+) -> None:
     world = slurm_world  # noqa: F811
     writer = world.api("write")
     started = writer.post(f"/api/v1/labs/{world.lab_id}/session", json={"flavor": "snb"})
@@ -51,6 +55,7 @@ def test_session_runs_on_a_slurm_node_and_is_proxied_there(slurm_world: SessionW
     with world.database.read_session() as db:
         job = db.get(Job, body["job_id"])
         assert job is not None and job.executor == "slurm" and job.external_id.isdigit()
+        slurm_id = job.external_id
     folder = jobs_service.job_dir(world.settings, body["job_id"])
     address = json.loads((jupyter.run_dir(folder) / jupyter.ADDRESS_NAME).read_text())
     assert address["port"] > 0 and not jupyter.socket_path(folder).exists()
@@ -77,3 +82,9 @@ def test_session_runs_on_a_slurm_node_and_is_proxied_there(slurm_world: SessionW
     writer.delete(f"/api/v1/labs/{world.lab_id}/session")
     stopped = world.tick_until(writer, lambda b: b["state"] == "stopped")
     assert stopped["reason"] == "stopped by write"
+    # the Slurm job is over too (squeue: ended, not running or waiting)
+    squeue = ("squeue", "--noheader", "--states=all", f"--jobs={slurm_id}", "--format=%T")
+    wait_until(
+        lambda: cluster.command(*squeue).strip() not in (*RUNNING_STATES, *WAITING_STATES),
+        "the session's Slurm job to end",
+    )
