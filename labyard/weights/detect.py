@@ -6,8 +6,9 @@ the job that wrote it says about it (params, confusion_matrix.json, its metric s
 
 Formats: ONNX (`.onnx`, parsed as protobuf for its input shape), PyTorch (`.pt` / `.pth`: a
 torch zip or a pickle, never loaded here), TensorFlow SavedModel (a folder holding
-`saved_model.pb`) and Keras `.h5` (HDF5). An ONNX file with a `model.pt` beside it (what the
-classification template writes) keeps that file too, so PyTorch jobs can fine-tune from it.
+`saved_model.pb`) and Keras `.h5` (HDF5). An ONNX file keeps the weights the classification
+template writes beside it too (`model.pt` of a PyTorch job, `best.weights.h5` of a
+TensorFlow one), so jobs of that framework can fine-tune from it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from labyard.jobs.models import MetricSeries
 
 MAX_ONNX_PARSE = 512 * 1024 * 1024  # larger files keep the params' input shape
 MAX_META_BYTES = 1024 * 1024
-COMPANION = "model.pt"  # the PyTorch weights the classification template writes beside ONNX
+# the weights the classification template writes beside model.onnx (PyTorch, Keras)
+COMPANIONS = ("model.pt", "best.weights.h5")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 FRAMEWORKS = ("pytorch", "tensorflow")
 FORMAT_FRAMEWORK = {
@@ -72,9 +74,10 @@ def inspect_model(root: Path, path: str) -> FoundModel:
     shape: list[Any] = []
     if fmt == "onnx":
         shape = onnx_input_shape(target)
-        sibling = target.parent / COMPANION
-        if sibling.is_file() and not sibling.is_symlink():
-            copy.append(paths.relative(root, sibling))
+        for name in COMPANIONS:
+            sibling = target.parent / name
+            if sibling.is_file() and not sibling.is_symlink():
+                copy.append(paths.relative(root, sibling))
     return FoundModel(fmt, rel, copy, shape)
 
 

@@ -6,7 +6,11 @@ For LeNet (32 px, batch 64) and ResNet-50 (32 px, batch 16) on CPU: images/s of 
 template's PyTorch Trainer (cls.engine) and of its TensorFlow Trainer (tfcls.engine) on
 the same synthetic uint8 batches, SGD with momentum, in one process, alternately, best of
 several runs after a warm-up. Both use the same number of threads (OMP_NUM_THREADS, else
-every core). Prints one line per network and the ratio tensorflow / pytorch.
+every core). The baseline of the TensorFlow path, measured in the same run: a plain Keras
+loop (the same Keras model and optimizer, a bare ``tf.function`` step: scale, forward,
+mean cross-entropy, GradientTape, apply; no augmentation, L2, chunks or bookkeeping).
+Prints one line per network with the ratios tensorflow / pytorch and tensorflow / plain
+Keras loop.
 """
 
 from __future__ import annotations
@@ -79,13 +83,37 @@ def tf_rate(network: str, data: list[tuple[np.ndarray, np.ndarray]]) -> Callable
     return run
 
 
-def compare(
-    a: Callable[[], float], b: Callable[[], float], repeats: int = 3
-) -> tuple[float, float]:
+def keras_loop_rate(network: str, data: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[], float]:
+    """The plain Keras loop a user would write around the same model."""
+    tf.keras.utils.set_random_seed(0)
+    model = build_classifier(network, CHANNELS, CLASSES, SIZE, [0.5] * 3, [0.25] * 3)
+    optimizer = tf.keras.optimizers.SGD(0.01, momentum=0.9)
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(tf.cast(images, tf.float32) / 255.0, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    def run() -> float:
+        started = time.perf_counter()
+        for x, y in data:
+            loss = step(x, y)
+        float(loss)  # wait for the last step
+        return sum(len(y) for _, y in data) / (time.perf_counter() - started)
+
+    return run
+
+
+def compare(*rates: Callable[[], float], repeats: int = 3) -> list[float]:
     """Best rate of each, measured alternately after one warm-up run of each."""
-    a(), b()
-    runs = [(a(), b()) for _ in range(repeats)]
-    return max(r[0] for r in runs), max(r[1] for r in runs)
+    for rate in rates:
+        rate()
+    runs = [[rate() for rate in rates] for _ in range(repeats)]
+    return [max(run[i] for run in runs) for i in range(len(rates))]
 
 
 def main() -> int:
@@ -93,10 +121,13 @@ def main() -> int:
     print(f"CPU, {THREADS} thread(s); torch {torch.__version__}, tensorflow {tf.__version__}")
     for network, batch, steps in CASES:
         data = batches(batch, steps)
-        pt, tfr = compare(torch_rate(network, data), tf_rate(network, data))
+        pt, tfr, loop = compare(
+            torch_rate(network, data), tf_rate(network, data), keras_loop_rate(network, data)
+        )
         print(
             f"{network:9s} {SIZE}px batch {batch:3d}: pytorch {pt:8.1f} images/s, "
-            f"tensorflow {tfr:8.1f} images/s, tensorflow/pytorch {tfr / pt:.2f}",
+            f"tensorflow {tfr:8.1f} images/s, plain keras loop {loop:8.1f} images/s; "
+            f"tensorflow/pytorch {tfr / pt:.2f}, tensorflow/keras loop {tfr / loop:.2f}",
             flush=True,
         )
     return 0

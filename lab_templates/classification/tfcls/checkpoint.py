@@ -59,3 +59,52 @@ def restore(path: Path, model: keras.Model, optimizer: Any) -> tuple[RunState, d
     ckpt.read(str(folder / record["prefix"])).assert_existing_objects_matched()
     state = RunState(record["epoch"], record["global_step"], record["best_acc"])
     return state, record
+
+
+KERAS_WEIGHTS = ".weights.h5"
+BEST = "best.weights.h5"  # what a TensorFlow job writes (and registering keeps)
+
+
+def resolve_weights(value: str) -> Path:
+    """The Keras weights file ``--weights`` names for a TensorFlow job: a ``.weights.h5``
+    path, or registered weights mounted at ``$MLSTEAM_WEIGHTS_DIR/<name>`` (a folder: its
+    best.weights.h5, else its one ``.weights.h5``). FileNotFoundError when neither
+    exists; ValueError, saying why, for PyTorch-only weights or any other file."""
+    path = Path(value)
+    if not path.exists():
+        mounted = os.environ.get("MLSTEAM_WEIGHTS_DIR")
+        if not mounted or not (Path(mounted) / value).exists():
+            raise FileNotFoundError(
+                f"--weights {value!r}: no such file, and no registered weights of that "
+                "name in $MLSTEAM_WEIGHTS_DIR"
+            )
+        path = Path(mounted) / value
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.name.endswith(KERAS_WEIGHTS))
+        best = [p for p in found if p.name == BEST]
+        if len(best or found) != 1:
+            torch_files = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".pth"))
+            raise ValueError(
+                f"--weights {value!r}: {path} holds no single Keras weights file "
+                f"({KERAS_WEIGHTS}), so a TensorFlow job cannot start from it"
+                + (
+                    f"; {torch_files[0]} is PyTorch weights: use them with --framework "
+                    "pytorch, or register a TensorFlow job's model (its best.weights.h5 "
+                    "is kept)"
+                    if torch_files
+                    else ""
+                )
+            )
+        return (best or found)[0]
+    if not path.name.endswith(KERAS_WEIGHTS):
+        torch_hint = (
+            " (this is a PyTorch file: use it with --framework pytorch)"
+            if path.suffix in (".pt", ".pth")
+            else ""
+        )
+        raise ValueError(
+            f"--weights with --framework tensorflow takes a {KERAS_WEIGHTS} "
+            f"(best.weights.h5 of an earlier TensorFlow job) or registered weights of one"
+            + torch_hint
+        )
+    return path

@@ -73,18 +73,16 @@ def setup_runtime(args: argparse.Namespace) -> str:
 
 
 def build_model(args: argparse.Namespace, data: DataBundle) -> KerasClassifier:
-    """The seeded classifier with optional initial weights (a .weights.h5 of this path)."""
+    """The seeded classifier with optional initial weights (a .weights.h5 path, or
+    registered weights by name: tfcls.checkpoint.resolve_weights)."""
     try:
         model = build_classifier(
             args.network, data.channels, len(data.classes), args.image_size, data.mean, data.std
         )
         if args.weights:
-            if not str(args.weights).endswith(".weights.h5"):
-                raise ValueError(
-                    "--weights with --framework tensorflow takes a .weights.h5 "
-                    "(best.weights.h5 of an earlier TensorFlow job)"
-                )
-            model.load_weights(args.weights)
+            path = ckpt.resolve_weights(args.weights)
+            model.load_weights(path)
+            print(f"Weights: loaded {path}", flush=True)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     model.recompute = args.memory_saving_method == "recomputing"

@@ -27,7 +27,10 @@ from typing import Any
 
 from cls.data import DatasetLayoutError
 from cls.reporting import Reporter
+from cls.stopping import EXIT_CODE, GracefulStop, StopRequested
 
+from conversion import checkpoint
+from conversion.checkpoint import Checkpoint
 from conversion.imaging import convert_image
 from conversion.options import parse_args
 from conversion.source import Item, Source, assign, scan_source
@@ -46,10 +49,10 @@ def _chunks(items: Sequence[Item]) -> Iterable[list[Item]]:
 class Progress:
     """Counts converted images and prints a progress line about every 1%."""
 
-    def __init__(self, reporter: Reporter, total: int) -> None:
-        self.reporter, self.total, self.done = reporter, max(total, 1), 0
+    def __init__(self, reporter: Reporter, total: int, done: int = 0) -> None:
+        self.reporter, self.total, self.done = reporter, max(total, 1), done
         self.every = max(1, total // 100)
-        reporter.progress(1, 1, 0, self.total)
+        reporter.progress(1, 1, done, self.total)
 
     def add(self, count: int) -> None:
         before, self.done = self.done, self.done + count
@@ -71,6 +74,20 @@ def write_folders(
     return work
 
 
+class Position:
+    """Where the run is: the checkpoint, the SIGTERM flag and the per-run image budget
+    (``--max_images_this_run``; 0: none). :attr:`stopped` once the run must end."""
+
+    def __init__(self, ckpt: Checkpoint, stop: GracefulStop, budget: int) -> None:
+        self.ckpt, self.stop, self.left, self.stopped = ckpt, stop, budget or -1, False
+
+    def step(self) -> bool:
+        """Count one written image; True when the run must stop after it."""
+        self.left -= 1
+        self.stopped = self.left == 0 or self.stop.requested
+        return self.stopped
+
+
 def convert_part(
     args: argparse.Namespace,
     part: str,
@@ -80,15 +97,46 @@ def convert_part(
     mapper: Mapper,
     progress: Progress,
     tf: Any,
+    at: Position,
 ) -> list[str]:
-    """Convert one part's images; the TFRecord files written (none for class folders)."""
+    """Convert one part's images after those the checkpoint holds, saving the position
+    after every chunk and at a stop (an image boundary); the TFRecord files written
+    (none for class folders)."""
+    done, files = at.ckpt.start_of(part)
+    writer: ShardWriter | None = None
     if args.output_format == "class_folders":
-        work = write_folders(args, part, items, source, dest)
-        for chunk in _chunks(items):
-            for _ in mapper(work, chunk):
+        work: Callable[[Item], Any] = write_folders(args, part, items, source, dest)
+    else:
+        writer = ShardWriter(dest, part, len(items), args.images_per_shard, tf)
+        writer.resume(files, done)
+        work = record_encoder(args, source, writer)
+    try:
+        for chunk in _chunks(items[done:]):
+            for result in mapper(work, chunk):
+                if writer is not None:
+                    writer.write(result)
+                done += 1
                 progress.add(1)
-        return []
-    writer = ShardWriter(dest, part, len(items), args.images_per_shard, tf)
+                if at.step():
+                    break
+            if writer is not None:
+                writer.flush()
+            files = writer.files if writer else []
+            at.ckpt.save(part, done, files, complete=done == len(items))
+            if at.stopped:
+                break
+        if not items:
+            at.ckpt.save(part, 0, [], complete=True)
+    finally:
+        if writer is not None:
+            writer.close()
+    return files
+
+
+def record_encoder(
+    args: argparse.Namespace, source: Source, writer: ShardWriter
+) -> Callable[[Item], bytes]:
+    """A worker converting one image into what ``writer.write`` takes."""
 
     def encode(item: Item) -> bytes:
         png, width, height, channels = convert_image(item.path, args.resize_method, args.image_size)
@@ -105,14 +153,7 @@ def convert_part(
             }
         )
 
-    try:
-        for chunk in _chunks(items):
-            for record in mapper(encode, chunk):
-                writer.write(record)
-                progress.add(1)
-    finally:
-        writer.close()
-    return writer.files
+    return encode
 
 
 def summary(args: argparse.Namespace, source: Source, plan: dict[str, list[Item]]) -> dict:
@@ -136,15 +177,20 @@ def summary(args: argparse.Namespace, source: Source, plan: dict[str, list[Item]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Convert as ``args`` say; returns the summary it wrote."""
+    """Convert as ``args`` say (after what a ``--resume`` checkpoint holds); returns the
+    summary it wrote. StopRequested after a SIGTERM or ``--max_images_this_run``."""
     source = scan_source(Path(args.data_dir))
     plan = assign(source, args.parts, args.seed)
     out = Path(args.output_dir)
     final, staging = out / "dataset", out / "dataset.partial"
     if final.exists():
         raise FileExistsError(f"{final} exists; remove it or choose another --output_dir")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    digest = checkpoint.fingerprint(args, source, plan)
+    ckpt = checkpoint.load(args.resume, out, digest) if staging.is_dir() else None
+    if ckpt is None:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        ckpt = checkpoint.Checkpoint(out, digest)
     report = summary(args, source, plan)
     sizes = ", ".join(f"{part} {len(items)}" for part, items in plan.items())
     print(
@@ -152,25 +198,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(source)} images -> {sizes}",
         flush=True,
     )
+    skipped = sum(len(plan[p]) for p in ckpt.finished) + int(ckpt.current.get("done", 0))
+    if skipped:
+        print(f"Resume: {skipped} of {len(source)} images already converted", flush=True)
     tf = load_tensorflow() if args.output_format == "tfrecord" else None
     if args.output_format == "tfrecord":
         print(f"TFRecord writer: {'tensorflow' if tf else 'built-in (no tensorflow)'}", flush=True)
         (staging / "labels.txt").write_text("".join(f"{c}\n" for c in source.classes))
-    reporter = Reporter(None)
     start = time.perf_counter()
-    progress = Progress(reporter, len(source))
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+    progress = Progress(Reporter(None), len(source), skipped)
+    files: dict[str, list[str]] = dict(ckpt.finished)
+    with GracefulStop() as stop, ThreadPoolExecutor(max_workers=args.workers) as pool:
+        at = Position(ckpt, stop, args.max_images_this_run)
         mapper: Mapper = pool.map if args.workers > 1 else map
-        files = {
-            part: convert_part(args, part, items, source, staging, mapper, progress, tf)
-            for part, items in plan.items()
-        }
+        for part, items in plan.items():
+            if part not in files:
+                if at.stopped:
+                    break
+                files[part] = convert_part(
+                    args, part, items, source, staging, mapper, progress, tf, at
+                )
+    converted = progress.done - skipped
+    if len(ckpt.finished) < len(plan):
+        why = "by SIGTERM" if at.stop.requested else "by --max_images_this_run"
+        raise StopRequested(f"{why} after {progress.done} of {len(source)} images")
     seconds = time.perf_counter() - start
     staging.rename(final)
+    ckpt.remove()
     if args.output_format == "tfrecord":
-        report["shards"] = files
+        report["shards"] = {part: files[part] for part in plan}
     report["seconds"] = round(seconds, 3)
-    report["images_per_second"] = round(len(source) / max(seconds, 1e-9), 1)
+    report["images_per_second"] = round(converted / max(seconds, 1e-9), 1)
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     for part, info in report["parts"].items():
         print(f"Summary part={part} images={info['images']}", flush=True)
@@ -183,8 +241,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run(args)
+    except StopRequested as stop:
+        print(
+            f"Stopped {stop}: checkpoint.json and dataset.partial/ keep them. "
+            f"Continue with --resume auto (exit code {EXIT_CODE})",
+            flush=True,
+        )
+        return EXIT_CODE
     except (DatasetLayoutError, FileExistsError) as exc:
-        shutil.rmtree(Path(args.output_dir) / "dataset.partial", ignore_errors=True)
+        if not isinstance(exc, FileExistsError) and not str(exc).startswith("--resume"):
+            shutil.rmtree(Path(args.output_dir) / "dataset.partial", ignore_errors=True)
+            (Path(args.output_dir) / checkpoint.CHECKPOINT).unlink(missing_ok=True)
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0

@@ -97,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--output_dir", default=None, help="default $MLSTEAM_OUTPUT_DIR, else ./output")
     io.add_argument("--config", default=None, help="YAML file of flag values; flags override it")
     io.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="continue from a checkpoint.json (no value or auto: <output_dir>/checkpoint.json "
+        "when there is one); default $MLSTEAM_RESUME, which the platform sets to auto when a "
+        "preempted job runs again",
+    )
+    io.add_argument(
+        "--max_images_this_run",
+        type=int,
+        default=0,
+        help="stop after this many images (0 = no limit), leaving checkpoint.json and "
+        "dataset.partial/ for a later --resume",
+    )
+    io.add_argument(
         "--workers",
         type=positive_int,
         default=min(4, usable_cpus()),
@@ -119,4 +135,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--split: {exc}")
     args.data_dir = str(_resolve_data_dir(args, parser))
     args.output_dir = args.output_dir or os.environ.get("MLSTEAM_OUTPUT_DIR") or "output"
+    if args.resume is None:  # a preempted job's next attempt
+        args.resume = os.environ.get("MLSTEAM_RESUME") or None
+    args.resume = args.resume or None  # an empty --resume: start afresh
+    if args.max_images_this_run < 0:
+        parser.error("--max_images_this_run must be >= 0")
     return args

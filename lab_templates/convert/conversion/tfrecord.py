@@ -168,6 +168,31 @@ class ShardWriter:
         self._file.write(encoded)
         self.written += 1
 
+    def resume(self, files: list[str], written: int) -> None:
+        """Continue after ``written`` records in ``files`` (a checkpoint's): the open
+        shard is rebuilt from its first records, read back with their checksums, so
+        whatever followed them (a record cut by a kill) is dropped."""
+        self.files, self.written = list(files), written
+        kept = written % self.per_shard
+        if not kept:
+            return  # the next record opens the next shard
+        path = self.folder / self.files.pop()
+        records = []
+        for record in read_records(path):
+            records.append(record)
+            if len(records) == kept:
+                break
+        if len(records) < kept:
+            raise ValueError(f"{path}: {len(records)} records, the checkpoint says {kept}")
+        self.written -= kept
+        for record in records:
+            self.write(record if self.tf is not None else frame(record))
+
+    def flush(self) -> None:
+        """Push the written records to the file (before a checkpoint names them)."""
+        if self._file is not None:
+            self._file.flush()
+
     def close(self) -> None:
         """Close the open shard, if any."""
         if self._file is not None:
@@ -184,7 +209,7 @@ def _tf_example(tf: Any, features: Features) -> bytes:
     example = tf.train.Example(
         features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
     )
-    return bytes(example.SerializeToString())
+    return bytes(example.SerializeToString(deterministic=True))  # sorted map keys
 
 
 def load_tensorflow() -> Any:

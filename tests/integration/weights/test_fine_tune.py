@@ -20,10 +20,12 @@ from labyard.jobs.scheduler import Scheduler
 from labyard.jobs.service import job_dir
 from labyard.searches.models import Search
 from labyard.seed.digits import write_digits_dataset
+from labyard.seed.perceptions import write_perceptions_dataset
+from labyard.weights.detect import HDF5_MAGIC, inspect_model
 from tests.factories import make_dataset, make_job_row
 from tests.integration.jobs.conftest import all_final, run_until
 from tests.integration.labs.conftest import LabWorld
-from tests.integration.weights.conftest import OUTPUTS
+from tests.integration.weights.conftest import OUTPUTS, tiny_onnx
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "lab_templates" / "classification"
 CPU_ONLY = Inventory(gpus=(), cpus=2.0, memory_mb=8192)
@@ -35,8 +37,21 @@ TUNED = (
 )
 
 
-def _run_lab(world: LabWorld, name: str, config: str, dataset: int | None = None) -> Job:
-    lab = world.create_lab(name, template="classification", flavor="cpu")
+REGRESSION = (  # RGB 12 px lenet: the classification source must match all but its head
+    "command: python train.py\nparams:\n  network: lenet\n  num_epoch: 1\n"
+    "  max_steps_per_epoch: 2\n  image_size: 12\n  dataset: perc\n  weights: [rgb10]\n"
+    "params_definition:\n  weights: {type: weights}\n"
+)
+
+
+def _run_lab(
+    world: LabWorld,
+    name: str,
+    config: str,
+    dataset: int | None = None,
+    template: str = "classification",
+) -> Job:
+    lab = world.create_lab(name, template=template, flavor="cpu")
     h = world.owner_headers
     put = world.api.put(f"/api/v1/labs/{lab['id']}/config", json={"content": config}, headers=h)
     assert put.status_code == 200, put.text
@@ -100,6 +115,37 @@ def test_fine_tune_with_other_classes_replaces_the_head_and_records_lineage(
     assert refused.status_code == 409 and "lab 'tune'" in refused.json()["detail"]
 
 
+@pytest.mark.slow
+def test_regression_fine_tunes_from_registered_classification_weights(world: LabWorld) -> None:
+    h = world.owner_headers
+    source = _run_lab(world, "rgb", SOURCE.replace("lenet\n", "lenet\n  channels: '3'\n"))
+    base = world.api.post("/api/v1/weights", json={"job_id": source.id, "name": "rgb10"}, headers=h)
+    assert base.status_code == 201, base.text
+    perc = make_dataset(world.database, world.settings, world.owner, world.project_id, "perc")
+    with world.database.session() as db:
+        row = db.get(datasets_service.Dataset, perc)
+        folder = datasets_service.dataset_dir(world.settings, row)  # type: ignore[arg-type]
+    write_perceptions_dataset(folder / "perceptions")
+    for item in (folder / "perceptions").iterdir():
+        item.rename(folder / item.name)
+    tuned = _run_lab(world, "reg", REGRESSION, perc, template="regression")
+    log = tuned.log_text  # type: ignore[attr-defined]
+    assert "Weights: re-initialised classifier.5.weight: shape (10, 84)" in log, log[-3000:]
+    assert "Weights: loaded 8/10 tensors" in log and "Test " in log
+    [mount] = [m for m in tuned.datasets if m.get("kind") == "weights"]
+    assert (mount["name"], mount["weights_id"]) == ("rgb10", base.json()["id"])
+    model = torch.load(
+        job_dir(world.settings, tuned.id) / "output" / "model.pt", weights_only=False
+    )
+    [head] = [v for k, v in model["model"].items() if k.endswith("classifier.5.weight")]
+    assert head.shape == (3, 84)  # three scores
+    child = world.api.post("/api/v1/weights", json={"job_id": tuned.id, "name": "reg"}, headers=h)
+    assert child.status_code == 201, child.text
+    assert child.json()["parent_id"] == base.json()["id"]
+    assert child.json()["files"] == ["model.onnx", "model.pt"]
+    assert child.json()["datasets"] == [{"id": perc, "name": "perc"}]
+
+
 def test_unknown_weights_are_refused_at_submission(world: LabWorld) -> None:
     lab = world.create_lab("nope", template="classification", flavor="cpu")
     h = world.owner_headers
@@ -161,3 +207,15 @@ def test_registered_weights_resolve_by_name_and_unfit_ones_fail_clearly(
     wider = build_network("lenet", 1, 3, 16)  # another image size: the first linear differs
     with pytest.raises(ValueError, match="do not fit this network .* classifier.1.weight"):
         checkpoint.load_initial_weights(wider, path, lines.append)  # type: ignore[attr-defined]
+
+
+def test_registering_an_onnx_model_keeps_the_weights_beside_it(tmp_path: Path) -> None:
+    """A TensorFlow job's best.weights.h5 (and a PyTorch job's model.pt) travel with its
+    model.onnx, so a job of that framework can start from the registered copy; links do not."""
+    (tmp_path / "model.onnx").write_bytes(tiny_onnx())
+    assert inspect_model(tmp_path, "model.onnx").copy == ["model.onnx"]
+    (tmp_path / "best.weights.h5").write_bytes(HDF5_MAGIC + b"\0" * 8)
+    assert inspect_model(tmp_path, "model.onnx").copy == ["model.onnx", "best.weights.h5"]
+    (tmp_path / "elsewhere.pt").write_bytes(b"PK")
+    (tmp_path / "model.pt").symlink_to(tmp_path / "elsewhere.pt")
+    assert inspect_model(tmp_path, "model.onnx").copy == ["model.onnx", "best.weights.h5"]

@@ -1,5 +1,7 @@
-"""tfcls's pieces: small_chunk and recomputing change memory, not the step; schedules
-match PyTorch's; augmentation is seeded; networks without a Keras version say so."""
+"""tfcls's pieces: small_chunk and recomputing change memory, not the step (and really
+run over k chunks / through tf.recompute_grad); schedules match PyTorch's; augmentation
+is seeded and in range (color_distortion alone too); networks without a Keras version say
+so."""
 
 from __future__ import annotations
 
@@ -49,6 +51,52 @@ def test_recomputing_gives_the_same_step() -> None:
     assert _close(_step("resnet18", recompute=True), _step("resnet18"))
 
 
+def test_small_chunk_runs_the_step_over_k_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loss is computed once per chunk (8 images, k=3: 2 + 3 + 3), not on the batch."""
+    import tensorflow as tf
+
+    real, sizes = tf.nn.sparse_softmax_cross_entropy_with_logits, []
+
+    def recording(*args: object, **kwargs: object) -> object:
+        logits = kwargs.get("logits", args[1] if len(args) > 1 else None)
+        sizes.append(int(logits.shape[0]))  # type: ignore[union-attr]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tf.nn, "sparse_softmax_cross_entropy_with_logits", recording)
+    _step("lenet", small_chunk=3)
+    assert sizes == [2, 3, 3]  # traced once: one loss per chunk
+    sizes.clear()
+    _step("lenet")
+    assert sizes == [8]
+
+
+def test_recomputing_goes_through_recompute_grad(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every stage but the head is wrapped by tf.recompute_grad, and the backward pass runs
+    each wrapped stage again (its activations are recomputed, not kept)."""
+    import tensorflow as tf
+
+    real, counts = tf.recompute_grad, {"wrapped": 0, "ran": 0}
+
+    def counting(f: object) -> object:
+        counts["wrapped"] += 1
+
+        def run(*args: object, **kwargs: object) -> object:
+            counts["ran"] += 1
+            return f(*args, **kwargs)  # type: ignore[operator]
+
+        return real(run)
+
+    monkeypatch.setattr(tf, "recompute_grad", counting)
+    _step("lenet")
+    assert counts == {"wrapped": 0, "ran": 0}
+    _step("lenet", recompute=True)
+    from tfcls.models import build_stages
+
+    stages = len(build_stages("lenet", 4, 32)) - 1  # the head is not recomputed
+    assert stages >= 2 and counts["wrapped"] == stages
+    assert counts["ran"] == 2 * stages, counts  # forward, then again in the backward pass
+
+
 def test_schedules_match_pytorch() -> None:
     from tfcls.engine import lr_at
 
@@ -76,6 +124,28 @@ def test_augmentation_is_seeded_and_stays_in_range() -> None:
     same = [np.array_equal(f, o) for f, o in zip(flipped, x.numpy(), strict=True)]
     mirrored = [np.array_equal(f, o[:, :, ::-1]) for f, o in zip(flipped, x.numpy(), strict=True)]
     assert all(s or m for s, m in zip(same, mirrored, strict=True)) and any(mirrored) and any(same)
+
+
+def test_color_distortion_alone_is_seeded_in_range_and_never_moves_pixels() -> None:
+    import tensorflow as tf
+    from tfcls.engine import augment
+
+    x = tf.random.stateless_uniform([16, 3, 8, 8], [3, 4])
+    seed = tf.constant([5, 7], tf.int64)
+    a = augment(x, "color_distortion", seed).numpy()
+    assert np.array_equal(a, augment(x, "color_distortion", seed).numpy())
+    assert not np.array_equal(a, augment(x, "color_distortion", seed + 1).numpy())
+    assert a.min() >= 0.0 and a.max() <= 1.0 and a.shape == (16, 3, 8, 8)
+    changed = [not np.allclose(d, o, atol=1e-3) for d, o in zip(a, x.numpy(), strict=True)]
+    assert all(changed)  # every image gets its own brightness/contrast/saturation draws
+    # one channel: brightness and contrast are increasing maps of each pixel, so no pixel
+    # moves (no flip) and a brighter pixel never ends darker than a darker one
+    gray = tf.random.stateless_uniform([16, 1, 8, 8], [5, 6])
+    out = augment(gray, "color_distortion", seed).numpy().reshape(16, -1)
+    for before, after in zip(gray.numpy().reshape(16, -1), out, strict=True):
+        order = np.argsort(before)
+        assert np.all(np.diff(after[order]) >= -1e-6)
+        assert not np.allclose(before, after, atol=1e-3)
 
 
 def test_networks_without_a_keras_version_say_so() -> None:
