@@ -19,7 +19,7 @@ from labyard.datasets import pages as datasets_pages
 from labyard.datasets import router as datasets_router
 from labyard.datasets import service as datasets_service
 from labyard.db import Database
-from labyard.deephealth import router as deephealth_router
+from labyard.deephealth import mount as deephealth_mount
 from labyard.flavors import router as flavors_router
 from labyard.jobs import lifecycle as jobs_lifecycle
 from labyard.jobs import output_dataset_router as jobs_output_dataset
@@ -185,5 +185,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if hasattr(module, "api"):  # a page module's JSON twins, listed in OpenAPI
             app.include_router(module.api)
     # DeepHealth's back-end API for its clients: an app of its own (its error shapes, slashes)
-    app.mount("/backend", deephealth_router.create_deephealth_app(settings, database))
+    app.mount("/backend", deephealth_mount.create_deephealth_app(settings, database))
     return app

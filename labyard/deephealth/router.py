@@ -12,16 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from sqlalchemy.orm import Session
-from starlette.routing import Route
 
 from labyard.auth.models import User
 from labyard.config import Settings
-from labyard.db import Database
-from labyard.deephealth import auth, errors, fixtures, processes, service, weights
+from labyard.deephealth import errors, fixtures, processes, service, weights
 from labyard.deephealth.auth import BearerUser
 from labyard.deephealth.errors import refused
 from labyard.deephealth.schemas import (
@@ -32,7 +29,6 @@ from labyard.deephealth.schemas import (
     TrainBody,
 )
 from labyard.errors import NotFound
-from labyard.web.bodies import BEARER_ONLY
 from labyard.web.deps import SessionDep, SettingsDep
 
 router = APIRouter()
@@ -369,33 +365,3 @@ def api_root(request: Request, user: BearerUser) -> dict[str, str]:
     base = str(request.base_url).rstrip("/") + str(request.scope.get("root_path", ""))
     names = ("allowedProperties", "datasets", "models", "projects", "properties", "tasks")
     return {name: f"{base}/{name}" for name in (*names, "trainings", "trainingSettings", "weights")}
-
-
-def create_deephealth_app(settings: Settings, database: Database) -> FastAPI:
-    """The /backend application (mounted by labyard.app.create_app)."""
-    app = FastAPI(
-        title="DeepHealth back-end API (Labyard)",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url="/swagger.json",
-        redirect_slashes=False,
-    )
-    # bearer tokens only (no cookies), so any origin's front-end may call it
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type"],
-        max_age=600,
-    )
-    app.state.settings = settings
-    app.state.db = database
-    setattr(app.state, BEARER_ONLY, True)  # the body guard asks no CSRF token of it
-    app.router.routes.append(Route("/auth/token/", auth.token, methods=["POST"]))
-    app.router.routes.append(Route("/auth/token", auth.token, methods=["POST"]))
-    for path in ("/auth/revoke-token/", "/auth/revoke-token"):
-        app.router.routes.append(Route(path, auth.revoke_token, methods=["POST"]))
-    app.include_router(auth.router)
-    app.include_router(router)
-    errors.install(app)
-    return app

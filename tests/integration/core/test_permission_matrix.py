@@ -117,6 +117,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/favicon.ico"): Case(PUBLIC),
     ("GET", "/api/v1/openapi.json"): Case(PUBLIC),
     ("GET", "/docs"): Case(PUBLIC),
+    ("GET", "/docs/deephealth"): Case(PUBLIC),
     ("GET", "/login"): Case(PUBLIC),
     ("POST", "/login"): Case(PUBLIC, _form(lambda w: {"username": w.target, "password": PASSWORD})),
     ("POST", "/logout"): Case(PUBLIC),

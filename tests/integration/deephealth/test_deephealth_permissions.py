@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from labyard.jobs.models import Job
 from labyard.labs.models import Lab
@@ -88,6 +89,15 @@ def test_the_api_takes_only_live_bearer_tokens(dh: DeepHealthWorld) -> None:
 def test_slashes_and_unknown_paths_answer_as_deephealth(dh: DeepHealthWorld) -> None:
     schema = dh.http.get("/backend/swagger.json")  # like DeepHealth's swagger: no login
     assert schema.status_code == 200 and "/train" in schema.json()["paths"]
+    as_yaml = dh.http.get("/backend/swagger.yaml")
+    assert as_yaml.headers["content-type"].startswith("application/yaml")
+    assert yaml.safe_load(as_yaml.text) == schema.json()
+    for page in ("/backend/swagger", "/backend/redoc"):
+        moved = dh.http.get(page, follow_redirects=False)
+        assert moved.status_code == 307 and moved.headers["location"] == "/docs/deephealth"
+    reference = dh.http.get("/docs/deephealth")
+    assert reference.status_code == 200
+    assert 'data-openapi-url="/backend/swagger.json"' in reference.text
     headers = dh.login("dhtest")
     assert dh.http.get("/backend/tasks/", headers=headers).status_code == 200
     assert dh.http.get("/backend/tasks/2", headers=headers).json()["name"] == "Segmentation"
