@@ -22,6 +22,7 @@ from labyard.db import Database
 from labyard.deephealth import mount as deephealth_mount
 from labyard.flavors import router as flavors_router
 from labyard.jobs import lifecycle as jobs_lifecycle
+from labyard.jobs import output_dataset as jobs_output_auto
 from labyard.jobs import output_dataset_router as jobs_output_dataset
 from labyard.jobs import pages as jobs_pages
 from labyard.jobs import router as jobs_router
@@ -72,7 +73,10 @@ if TYPE_CHECKING:
 # Start-up hooks of domains (scheduler, reapers): each gets the app, returns a stopper.
 StartHook = Callable[[FastAPI], Callable[[], None]]
 # What the scheduler runs each tick for domains above jobs (after following, before dispatch).
-SCHEDULER_STEPS: tuple[SchedulerStep, ...] = (searches_driver.advance_searches,)
+SCHEDULER_STEPS: tuple[SchedulerStep, ...] = (
+    searches_driver.advance_searches,
+    jobs_output_auto.save_pending_outputs,  # mlsteam.yml's output_dataset: (see job_ended)
+)
 API_MODULES = (
     health,
     auth_router,
@@ -134,6 +138,7 @@ def wire_hooks() -> None:
     jobs_service.RETRY_REFUSALS.connect(sessions_service.session_job_retry)
     jobs_service.JOB_FINISHED.connect(notifications_events.job_ended)
     jobs_service.JOB_FINISHED.connect(weights_inference.upload_job_ended)
+    jobs_service.JOB_FINISHED.connect(jobs_output_auto.job_ended)
     searches_driver.SEARCH_FINISHED.connect(notifications_events.search_ended)
 
 

@@ -11,7 +11,9 @@ Every YAML a user writes is read by `labyard.yamlcheck.load_checked`, this file 
 Keys: `command`, `params` (a scalar is one value; a list is several, one job per
 combination), `params_definition` (per param: `options`, and Labyard's `type`
 (int|float|str|bool|weights), `min`, `max`, `log`, `step`, `help`), `image`, `params_as_flags`
-(default true), and Labyard's `search:` block (labyard.searchspec: how a search samples).
+(default true), Labyard's `search:` block (labyard.searchspec: how a search samples) and
+`output_dataset:` block (labyard.outputspec: a folder of a succeeded job's output becomes a
+dataset of the project).
 The early MLSteam form is read and mapped: `env` (the image), `gpu` (a GPU count) and
 `input: [{source, dest}]`. Unknown keys are refused with their line; so are YAML anchors
 and aliases (no alias bombs), nesting past yamlcheck.MAX_DEPTH and files over MAX_BYTES.
@@ -31,6 +33,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from labyard.errors import InvalidInput
+from labyard.outputspec import OUTPUT_DATASET_KEYS, OutputDatasetSpec, parse_output_block
 from labyard.searchspec import (
     SEARCH_KEYS,
     SearchSettings,
@@ -44,6 +47,7 @@ MAX_VALUES_PER_PARAM = 1000
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 TOP_KEYS = frozenset(
     {"command", "params", "params_definition", "image", "params_as_flags", "search"}
+    | {"output_dataset"}  # Labyard's extension (labyard.outputspec)
     | {"env", "gpu", "input"}  # the early MLSteam form
 )
 DEFINITION_KEYS = frozenset({"options", "type", "min", "max", "log", "step", "help"})
@@ -96,6 +100,7 @@ class LabConfig:
     gpu: int | None = None
     inputs: tuple[InputMount, ...] = ()
     search: SearchSettings | None = None
+    output_dataset: OutputDatasetSpec | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def grid(self) -> dict[str, list[Scalar]]:
@@ -149,6 +154,9 @@ def _check_structure(root: Node) -> None:
     search = _child(root, "search")
     if search is not None:
         _check_keys(search, SEARCH_KEYS, "search")
+    output = _child(root, "output_dataset")
+    if output is not None:
+        _check_keys(output, OUTPUT_DATASET_KEYS, "output_dataset")
     inputs = _child(root, "input")
     if inputs is not None:
         if not isinstance(inputs, SequenceNode):
@@ -202,6 +210,7 @@ def parse_mlsteam(text: str) -> LabConfig:
                 line=definition_lines.get(name, {}).get(""),
             )
     search = _child(root, "search")
+    output = _child(root, "output_dataset")
     return LabConfig(
         command=command,
         params=params,
@@ -212,6 +221,11 @@ def parse_mlsteam(text: str) -> LabConfig:
         gpu=_gpu(data.get("gpu")),
         inputs=_inputs(data.get("input") or []),
         search=parse_search_block(search, data["search"]) if search is not None else None,
+        output_dataset=(
+            parse_output_block(output, data["output_dataset"], params)
+            if output is not None
+            else None
+        ),
         raw=data,
     )
 

@@ -13,20 +13,32 @@ The order keeps slow work out of the write transaction and leaves nothing behind
    index), its size and file count taken from the copy, its insight read from the copy.
 4. Once that transaction commits the copy is renamed onto the dataset's (empty) folder,
    before the response leaves; a rollback removes the copy and the empty folder instead.
+
+A lab whose mlsteam.yml has an `output_dataset:` block (labyard.outputspec) gets this done
+by the platform when a job succeeds, through the same function, as the job's submitter:
+`job_ended` (jobs.JOB_FINISHED, wired in labyard.app) notes the job once its final status
+is committed; `save_pending_outputs` (a scheduler step, same process) hands the noted jobs
+to a thread, so a long copy never holds up the scheduler. The outcome lands in the job's
+`reason` ("Output saved as dataset ..." or "Output not saved as a dataset: <why>"), shown
+on the job page and in GET /api/v1/jobs/{id}; a refused save writes nothing and the job
+stays succeeded, its Save as dataset button usable. A job noted when the scheduler process
+stops before its next tick is not saved (the button still is).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import stat
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, object_session
 
 from labyard import paths
 from labyard.auth.models import User
@@ -34,15 +46,23 @@ from labyard.config import Settings
 from labyard.datasets import service as datasets
 from labyard.datasets.insight import InsightOut, analyse
 from labyard.datasets.models import Dataset
+from labyard.db import Database
 from labyard.db.oncommit import on_commit
-from labyard.errors import Conflict, InvalidInput, NotFound, TooLarge
-from labyard.jobs.artifacts import output_root
-from labyard.jobs.models import FINAL_STATUSES
+from labyard.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
+from labyard.jobs.artifacts import config_text, output_root
+from labyard.jobs.models import FINAL_STATUSES, Job, JobStatus
 from labyard.jobs.service import get_job
+from labyard.mlsteam import parse_mlsteam
+from labyard.outputspec import OutputDatasetSpec
 from labyard.projects.models import Role
 
 COPY_CHUNK = 1024 * 1024
 MAX_NAMED = 5  # offending paths named in a message
+NOT_SAVED = "Output not saved as a dataset: "
+log = logging.getLogger(__name__)
+# Jobs that succeeded with their status committed, per database URL, waiting for the step.
+_pending: dict[str, set[int]] = {}
+_pending_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -189,3 +209,100 @@ def place_after_commit(db: Session, temp: Path, folder: Path) -> None:
 
     on_commit(db, place)
     event.listen(db, "after_soft_rollback", discard)
+
+
+# --------------------------------------------------------------------------- automatic
+
+
+def job_ended(job: Job) -> None:
+    """jobs.JOB_FINISHED handler (wired in labyard.app): a succeeded job is noted for
+    `save_pending_outputs` once its status is committed (nothing slow here)."""
+    db = object_session(job)
+    if job.status != JobStatus.SUCCEEDED or db is None:
+        return
+    bind = db.get_bind()
+    key, job_id = str(bind.engine.url), job.id
+
+    def note() -> None:
+        with _pending_lock:
+            _pending.setdefault(key, set()).add(job_id)
+
+    on_commit(db, note)
+
+
+def save_pending_outputs(settings: Settings, database: Database) -> None:
+    """A scheduler step: save the noted jobs' `output_dataset` folders in a thread."""
+    with _pending_lock:
+        job_ids = sorted(_pending.pop(str(database.engine.url), ()))
+    if job_ids:
+        threading.Thread(
+            target=_save_all, args=(settings, database, job_ids), name="labyard-output-dataset"
+        ).start()
+
+
+def _save_all(settings: Settings, database: Database, job_ids: list[int]) -> None:
+    for job_id in job_ids:
+        try:
+            auto_save_output(settings, database, job_id)
+        except Exception:  # noqa: BLE001 - one job's failure must not stop the others
+            log.exception("saving job %s's output as a dataset failed", job_id)
+
+
+def auto_save_output(settings: Settings, database: Database, job_id: int) -> str | None:
+    """Save a succeeded job's `output_dataset` folder as a dataset of its project, as its
+    submitter; the outcome goes to the job's `reason` and is returned (None: the job's
+    mlsteam.yml has no such block, or the job is not a succeeded one)."""
+    with database.read_session() as db:
+        job = db.get(Job, job_id)
+        if job is None or job.status != JobStatus.SUCCEEDED:
+            return None
+        user_id, values = job.created_by_id, dict(job.params)
+        sources = [d["name"] for d in job.datasets if d.get("kind", "input") == "input"]
+    text = config_text(settings, job_id)
+    if text is None or "output_dataset" not in text:
+        return None
+    try:
+        spec = parse_mlsteam(text).output_dataset
+    except DomainError as exc:  # the job rewrote its own snapshot
+        return _tell(database, job_id, f"{NOT_SAVED}its mlsteam.yml: {exc.message}")
+    if spec is None:
+        return None
+    return _tell(
+        database, job_id, _save(settings, database, job_id, user_id, spec, values, sources)
+    )
+
+
+def _save(
+    settings: Settings,
+    database: Database,
+    job_id: int,
+    user_id: int | None,
+    spec: OutputDatasetSpec,
+    values: dict[str, object],
+    sources: list[str],
+) -> str:
+    """Make the dataset as the submitter; the message for the job's reason."""
+    name = spec.dataset_name(values, sources[0] if sources else "output")
+    with database.sessionmaker() as db:
+        user = db.get(User, user_id) if user_id is not None else None
+        if user is None:
+            return f"{NOT_SAVED}the job's submitter no longer exists."
+        try:
+            saved = save_output_as_dataset(
+                db, settings, user=user, job_id=job_id, name=name, path=spec.path
+            )
+            dataset_id = saved.dataset.id
+            db.commit()  # the copy is renamed onto the dataset's folder here
+        except DomainError as exc:
+            db.rollback()  # nothing is left: no row, no folder, no copy
+            return f"{NOT_SAVED}{exc.message} Save it from the Files tab once fixed."
+    return f"Output saved as dataset {name!r} (#{dataset_id})."
+
+
+def _tell(database: Database, job_id: int, message: str) -> str:
+    """The outcome on the job's `reason` (the job page and GET /api/v1/jobs/{id} show it)."""
+    with database.session() as db:
+        job = db.get(Job, job_id)
+        if job is not None:
+            job.reason = message[:500]
+    return message

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data_dir", default=None, help="source dataset; default $MLSTEAM_INPUT_DIR/<dataset>"
     )
     io.add_argument("--dataset", default=None, help="dataset name under $MLSTEAM_INPUT_DIR")
+    io.add_argument(
+        "--dataset_name",
+        default="{source}-converted",
+        help="unused here: the name of the dataset the platform makes of dataset/ when the job "
+        "succeeds (mlsteam.yml's output_dataset)",
+    )
     io.add_argument("--output_dir", default=None, help="default $MLSTEAM_OUTPUT_DIR, else ./output")
     io.add_argument("--config", default=None, help="YAML file of flag values; flags override it")
     io.add_argument(
