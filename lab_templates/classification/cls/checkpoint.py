@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cls.weights_path import locate
+
 
 def atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file beside ``path``, then rename over it."""
@@ -121,15 +123,7 @@ PYTORCH_NAMES = ("model.pt", "best.pt", "checkpoint.pt")  # preferred in a weigh
 def resolve_weights(value: str) -> Path:
     """The file ``--weights`` names: a path, or registered weights mounted by the platform
     at ``$MLSTEAM_WEIGHTS_DIR/<name>`` (a folder: its model.pt, else its one .pt/.pth)."""
-    path = Path(value)
-    if not path.exists():
-        mounted = os.environ.get("MLSTEAM_WEIGHTS_DIR")
-        if not mounted or not (Path(mounted) / value).exists():
-            raise FileNotFoundError(
-                f"--weights {value!r}: no such file, and no registered weights of that "
-                "name in $MLSTEAM_WEIGHTS_DIR"
-            )
-        path = Path(mounted) / value
+    path = locate(value)
     if not path.is_dir():
         return path
     for name in PYTORCH_NAMES:

@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from cls.weights_path import locate
 
 STATE = "state.json"
 
@@ -70,15 +71,7 @@ def resolve_weights(value: str) -> Path:
     path, or registered weights mounted at ``$MLSTEAM_WEIGHTS_DIR/<name>`` (a folder: its
     best.weights.h5, else its one ``.weights.h5``). FileNotFoundError when neither
     exists; ValueError, saying why, for PyTorch-only weights or any other file."""
-    path = Path(value)
-    if not path.exists():
-        mounted = os.environ.get("MLSTEAM_WEIGHTS_DIR")
-        if not mounted or not (Path(mounted) / value).exists():
-            raise FileNotFoundError(
-                f"--weights {value!r}: no such file, and no registered weights of that "
-                "name in $MLSTEAM_WEIGHTS_DIR"
-            )
-        path = Path(mounted) / value
+    path = locate(value)
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.name.endswith(KERAS_WEIGHTS))
         best = [p for p in found if p.name == BEST]
