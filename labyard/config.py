@@ -214,6 +214,12 @@ class Settings(BaseSettings):
         default=2, description="Threads extracting archives in the background."
     )
 
+    weights_upload_max_bytes: int = Field(
+        default=200 * 1024**2,
+        ge=1024,
+        description="Most bytes of images one inference upload (several images, each at most "
+        "10 MiB) may send; larger request bodies are refused (413) before they are read.",
+    )
     lab_max_upload_bytes: int = Field(
         default=100 * 1024**2, description="Largest file one upload into a lab's code may send."
     )

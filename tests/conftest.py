@@ -46,6 +46,7 @@ ONE_PASS = (
     "tests/integration/tensorboard/",
     "tests/integration/weights/test_fine_tune.py",
     "tests/integration/weights/test_inference.py",
+    "tests/integration/weights/test_inference_uploads.py",
     "tests/integration/deephealth/test_walkthrough.py",
     "tests/integration/jobs/test_docker_jobs.py",
     "tests/integration/jobs/test_docker_uid.py",

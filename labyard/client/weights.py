@@ -1,8 +1,9 @@
 """weights (list), weights register JOB --name N [--path P], weights download ID [DEST];
-infer WEIGHTS_ID --dataset ID [--path P] [--flavor F] (an inference job)."""
+infer WEIGHTS_ID (--dataset ID [--path P] | IMAGE...) [--flavor F] (an inference job)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,14 +32,35 @@ def add_commands(app: typer.Typer) -> None:
 
 def infer(
     weights_id: Annotated[int, typer.Argument(metavar="WEIGHTS_ID", help="The weights' id.")],
-    dataset: Annotated[int, typer.Option(help="The dataset's id (READ).")],
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Image files to upload and run on (instead of --dataset)."),
+    ] = None,
+    dataset: Annotated[int | None, typer.Option(help="The dataset's id (READ).")] = None,
     path: Annotated[str, typer.Option(help="Only this file or folder of the dataset.")] = "",
     flavor: Annotated[str, typer.Option(help="The job's flavor.")] = "cpu",
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the weights over a dataset as a job (predictions.csv in its output); print it."""
-    body = {"dataset_id": dataset, "path": path, "flavor": flavor}
-    show(Api().post(f"/api/v1/weights/{weights_id}/inference", body), as_json, JOB_COLUMNS)
+    """Run the weights over a dataset, or over image files uploaded with the request, as a
+    job (predictions.csv in its output); print it."""
+    if (dataset is None) == (not images):
+        raise ApiError("give either --dataset ID or image files")
+    if dataset is not None:
+        body = {"dataset_id": dataset, "path": path, "flavor": flavor}
+        show(Api().post(f"/api/v1/weights/{weights_id}/inference", body), as_json, JOB_COLUMNS)
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            parts = [("files", (p.name, stack.enter_context(p.open("rb")))) for p in images or []]
+        except OSError as exc:
+            raise ApiError(f"cannot read {exc.filename}: {exc.strerror}") from None
+        response = Api().send(
+            "POST",
+            f"/api/v1/weights/{weights_id}/inference/uploads",
+            files=parts,
+            data={"flavor": flavor},
+        )
+    show(response.json(), as_json, JOB_COLUMNS)
 
 
 @weights_app.callback()

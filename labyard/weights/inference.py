@@ -1,5 +1,5 @@
-"""Inference jobs: registered weights run over a dataset (or a folder of it, or one
-uploaded image) as an ordinary Labyard job.
+"""Inference jobs: registered weights run over a dataset (or a folder of it, or uploaded
+images: labyard.weights.uploads) as an ordinary Labyard job.
 
 The job's code is a copy of the weights' template (classification or segmentation) plus
 `labyard_infer.py`, which resolves the job contract's folders and runs the template's own
@@ -9,46 +9,36 @@ classifiers, `masks/` for segmenters. No model code ever runs in the server proc
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import re
 import shlex
 import shutil
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from labyard.auth.models import User
 from labyard.config import Settings
 from labyard.datasets import service as datasets_service
-from labyard.db.oncommit import on_commit
 from labyard.errors import InvalidInput, NotFound
 from labyard.jobs import service as jobs_service
-from labyard.jobs.models import LIVE_STATUSES, Job, JobStatus
-from labyard.paths import clean_name, read_inside, resolve_existing
+from labyard.jobs.models import Job
+from labyard.paths import read_inside, resolve_existing
 from labyard.projects.models import Role
 from labyard.projects.service import role_of
 from labyard.templates_catalog import copy_template, get_template
 from labyard.weights.models import Weights
 from labyard.weights.service import WEIGHTS_KIND, get_weights_for_user, weights_dir, work_dir
+from labyard.weights.uploads import UPLOAD_NAME, Image, drop_upload, save_uploads
+from labyard.weights.uploads import upload_job_ended as upload_job_ended  # wired in labyard.app
+from labyard.weights.uploads import uploads_dir as uploads_dir  # (imported from here by tests)
 
 TEMPLATES = {"classification": "classification", "segmentation": "segmentation"}
 MODEL_FILE = "model.pt"
 PREDICTIONS = "predictions.csv"  # what a classifier's inference job writes
-UPLOAD_NAME = "upload"  # the input folder name of a "try one image" job
-MAX_IMAGE_BYTES = 10 * 1024**2
-IMAGE_MAGIC = {  # leading bytes -> suffix; only these are taken as images
-    b"\x89PNG\r\n\x1a\n": ".png",
-    b"\xff\xd8\xff": ".jpg",
-    b"BM": ".bmp",
-    b"GIF87a": ".gif",
-    b"GIF89a": ".gif",
-}
 WRAPPER = '''"""Labyard's inference job: the template's predict.py over a mounted folder."""
 
 import argparse
@@ -206,42 +196,41 @@ def submit_inference(
     return jobs_service.list_jobs(db, user, sweep_id=sweep.id)[0]
 
 
-# ---------------------------------------------------------------- try one image
+# ---------------------------------------------------------------- uploaded images
 
 
-def image_suffix(data: bytes) -> str:
-    """The suffix of an image's bytes; InvalidInput for anything that is not one."""
-    for magic, suffix in IMAGE_MAGIC.items():
-        if data.startswith(magic):
-            return suffix
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    raise InvalidInput("Not an image (PNG, JPEG, BMP, GIF or WebP).", field="image")
-
-
-def save_upload(settings: Settings, filename: str, data: bytes) -> Path:
-    """One uploaded image in a fresh input folder of its own; the folder."""
-    if not data:
-        raise InvalidInput("The image is empty.", field="image")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise InvalidInput(
-            f"The image is larger than {MAX_IMAGE_BYTES // 1024**2} MiB.", field="image"
-        )
-    suffix = image_suffix(data)
-    stem = Path(filename or "image").stem or "image"
+def infer_uploads(
+    db: Session,
+    settings: Settings,
+    *,
+    user: User,
+    weights_id: int,
+    images: Sequence[Image],
+    flavor: str = "cpu",
+    project_id: int | None = None,
+    field: str = "files",
+) -> Job:
+    """An inference job over uploaded images (each request's in one folder; every image
+    checked before anything is written, see labyard.weights.uploads): predictions.csv gets
+    a row per image under its saved name. The folder is removed again when the job cannot
+    be created, and when the job ends (upload_job_ended)."""
+    weights = get_weights_for_user(db, user, weights_id)
+    template_of(weights)
+    folder = save_uploads(settings, images, field=field)
+    upload = jobs_service.DatasetInput(name=UPLOAD_NAME, host_path=folder)
     try:
-        name = clean_name(stem, field="image") + suffix
-    except InvalidInput:
-        name = "image" + suffix
-    folder = uploads_dir(settings) / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    (folder / name).write_bytes(data)
-    return folder
-
-
-def uploads_dir(settings: Settings) -> Path:
-    """Where "try one image" inputs live (each in a folder of its own)."""
-    return settings.data_dir / "weights" / ".uploads"
+        return submit_inference(
+            db,
+            settings,
+            user=user,
+            weights_id=weights_id,
+            dataset=upload,
+            flavor=flavor,
+            project_id=project_id,
+        )
+    except Exception:
+        drop_upload(folder)
+        raise
 
 
 def try_image(
@@ -255,27 +244,17 @@ def try_image(
     flavor: str = "cpu",
     project_id: int | None = None,
 ) -> Job:
-    """A short inference job over one uploaded image (checked before anything is written);
-    the image's folder is removed again when the job cannot be created, and when the job
-    ends (upload_job_ended)."""
-    weights = get_weights_for_user(db, user, weights_id)
-    template_of(weights)
-    folder = save_upload(settings, filename, data)
-    upload = jobs_service.DatasetInput(name=UPLOAD_NAME, host_path=folder)
-    try:
-        return submit_inference(
-            db,
-            settings,
-            user=user,
-            weights_id=weights_id,
-            dataset=upload,
-            flavor=flavor,
-            project_id=project_id,
-        )
-    except Exception:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(folder)
-        raise
+    """A short inference job over one uploaded image (infer_uploads; `field` "image")."""
+    return infer_uploads(
+        db,
+        settings,
+        user=user,
+        weights_id=weights_id,
+        images=[(filename, io.BytesIO(data))],
+        flavor=flavor,
+        project_id=project_id,
+        field="image",
+    )
 
 
 def try_result(
@@ -288,61 +267,3 @@ def try_result(
     data = read_inside(jobs_service.job_dir(settings, job.id) / "output", PREDICTIONS, 1 << 20)
     rows = list(csv.DictReader(io.StringIO((data or b"").decode("utf-8", "replace"))))
     return job, rows[:20]
-
-
-# ---------------------------------------------------------------- upload cleanup
-
-UPLOAD_FOLDER_RE = re.compile(r"^[0-9a-f]{32}$")  # save_upload's uuid4().hex folders
-ORPHAN_AGE = timedelta(hours=1)  # an unused upload this old lost its job (deleted queued)
-
-
-def _upload_folders(job: Job) -> list[Path]:
-    """The "try one image" folders a job reads (an upload input under weights/.uploads)."""
-    found = []
-    for mount in job.datasets or []:
-        folder = Path(str(mount.get("host_path", "")))
-        if (
-            mount.get("name") == UPLOAD_NAME
-            and mount.get("dataset_id") is None
-            and UPLOAD_FOLDER_RE.match(folder.name)
-            and folder.parent.name == ".uploads"
-            and folder.parent.parent.name == "weights"
-        ):
-            found.append(folder)
-    return found
-
-
-def _orphans(db: Session, uploads: Path) -> list[Path]:
-    """Upload folders over ORPHAN_AGE old that no queued or live job reads (their job was
-    deleted before it ran)."""
-    waiting = [JobStatus.QUEUED, *LIVE_STATUSES]
-    used = {
-        str(folder)
-        for job in db.scalars(select(Job).where(Job.status.in_(waiting)))
-        for folder in _upload_folders(job)
-    }
-    cutoff = (datetime.now(UTC) - ORPHAN_AGE).timestamp()
-    found = []
-    with contextlib.suppress(OSError):
-        for folder in uploads.iterdir():
-            if UPLOAD_FOLDER_RE.match(folder.name) and str(folder) not in used:
-                with contextlib.suppress(OSError):
-                    if folder.stat().st_mtime < cutoff:
-                        found.append(folder)
-    return found
-
-
-def upload_job_ended(job: Job) -> None:
-    """jobs.JOB_FINISHED handler (wired in labyard.app): once the job's final status is
-    committed, its uploaded image's folder goes, with the orphans of deleted queued jobs."""
-    own = _upload_folders(job)
-    db = object_session(job)
-    if not own or db is None:
-        return
-    doomed = [*own, *_orphans(db, own[0].parent)]
-
-    def remove() -> None:
-        for folder in doomed:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    on_commit(db, remove)

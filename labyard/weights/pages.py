@@ -1,6 +1,6 @@
 """The weights pages: the list, one weights entry with its lineage, and the form actions
 (register, which the Files tab of a finished job's page posts to, edit, publish, delete,
-inference over a dataset, "try one image").
+inference over a dataset or uploaded images, "try one image").
 Each action's JSON twin is in router.py; downloads use the API's GET route, which accepts
 the session cookie."""
 
@@ -17,7 +17,7 @@ from labyard.projects.service import list_projects
 from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
 from labyard.web.render import render
-from labyard.weights import inference, register, service
+from labyard.weights import inference, register, service, uploads
 from labyard.weights.service import DEFAULT_PATH
 
 router = APIRouter(include_in_schema=False)
@@ -62,6 +62,9 @@ def weights_detail(
         "task": inference.task_of(weights),
         "datasets": list_datasets(db, user),
         "flavors": list_flavors(db),
+        "max_files": uploads.MAX_UPLOAD_FILES,
+        "max_image": uploads.MAX_IMAGE_BYTES,
+        "max_total": settings.weights_upload_max_bytes,
     }
     return render(request, "weights_detail.html", context)
 
@@ -118,8 +121,27 @@ def run_inference(
     return Response(status_code=204, headers={"HX-Redirect": f"/jobs/{job.id}"})
 
 
+@router.post("/weights/{weights_id}/inference/uploads")
+@streams_body(lambda settings: settings.weights_upload_max_bytes + MULTIPART_SLACK)
+def infer_uploads(
+    weights_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile] | None, File()] = None,
+    flavor: Annotated[str, Form(max_length=32)] = "cpu",
+) -> Response:
+    """The "Inference" form's images (POST /api/v1/weights/{id}/inference/uploads's twin):
+    open the job; a refusal shows next to the file input."""
+    job = inference.infer_uploads(
+        db, settings, user=user, weights_id=weights_id,
+        images=[(f.filename or "", f.file) for f in files or []], flavor=flavor,
+    )  # fmt: skip
+    return Response(status_code=204, headers={"HX-Redirect": f"/jobs/{job.id}"})
+
+
 @router.post("/weights/{weights_id}/try")
-@streams_body(lambda settings: inference.MAX_IMAGE_BYTES + MULTIPART_SLACK)
+@streams_body(lambda settings: uploads.MAX_IMAGE_BYTES + MULTIPART_SLACK)
 def try_image(
     request: Request,
     weights_id: int,
@@ -130,7 +152,7 @@ def try_image(
     flavor: Annotated[str, Form(max_length=32)] = "cpu",
 ) -> Response:
     """ "Try one image" (POST /api/v1/weights/{id}/try's twin): the job, polled below."""
-    data = image.file.read(inference.MAX_IMAGE_BYTES + 1)
+    data = image.file.read(uploads.MAX_IMAGE_BYTES + 1)
     job = inference.try_image(
         db, settings, user=user, weights_id=weights_id, filename=image.filename or "image",
         data=data, flavor=flavor,

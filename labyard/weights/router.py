@@ -1,4 +1,5 @@
-"""The weights JSON API: register, list, get, change, delete, download, inference."""
+"""The weights JSON API: register, list, get, change, delete, download, inference (over a
+dataset, uploaded images, one image)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from labyard.datasets.files import stream_zip
 from labyard.jobs.router import JobOut, jobs_out
 from labyard.web.bodies import MULTIPART_SLACK, streams_body
 from labyard.web.deps import CurrentUser, SessionDep, SettingsDep
-from labyard.weights import inference, register, service
+from labyard.weights import inference, register, service, uploads
 from labyard.weights.schemas import (
     InferenceCreate,
     WeightsCreate,
@@ -22,6 +23,10 @@ from labyard.weights.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["weights"])
+UPLOADS_HELP = (
+    f"The images (PNG, JPEG, BMP, GIF, WebP; at most {uploads.MAX_UPLOAD_FILES}, each at most "
+    "10 MiB); each is predicted under its file name"
+)
 
 
 @router.post("/weights", response_model=WeightsOut, status_code=201)
@@ -118,8 +123,35 @@ def run_inference(
     return jobs_out(db, [job], settings.fair_share_days)[0]
 
 
+@router.post("/weights/{weights_id}/inference/uploads", response_model=JobOut, status_code=201)
+@streams_body(lambda settings: settings.weights_upload_max_bytes + MULTIPART_SLACK)
+def infer_uploads(
+    weights_id: int,
+    user: CurrentUser,
+    db: SessionDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile] | None, File(description=UPLOADS_HELP)] = None,
+    flavor: Annotated[str, Form(max_length=32)] = "cpu",
+    project_id: Annotated[int | None, Form()] = None,
+) -> JobOut:
+    """Queue a job running the weights (READ) over uploaded images (several `files` parts)
+    on `flavor`; its predictions.csv has a row per image under its file name. 422 naming
+    the file: no images, a non-image, an empty or hostile file name, two alike, too many;
+    413: a body over `LABYARD_WEIGHTS_UPLOAD_MAX_BYTES` (refused before it is read)."""
+    job = inference.infer_uploads(
+        db,
+        settings,
+        user=user,
+        weights_id=weights_id,
+        images=[(f.filename or "", f.file) for f in files or []],
+        flavor=flavor,
+        project_id=project_id,
+    )
+    return jobs_out(db, [job], settings.fair_share_days)[0]
+
+
 @router.post("/weights/{weights_id}/try", response_model=JobOut, status_code=201)
-@streams_body(lambda settings: inference.MAX_IMAGE_BYTES + MULTIPART_SLACK)
+@streams_body(lambda settings: uploads.MAX_IMAGE_BYTES + MULTIPART_SLACK)
 def try_image(
     weights_id: int,
     user: CurrentUser,
@@ -129,7 +161,7 @@ def try_image(
     flavor: Annotated[str, Form(max_length=32)] = "cpu",
 ) -> JobOut:
     """A short inference job over one uploaded image (at most 10 MiB)."""
-    data = image.file.read(inference.MAX_IMAGE_BYTES + 1)
+    data = image.file.read(uploads.MAX_IMAGE_BYTES + 1)
     job = inference.try_image(
         db,
         settings,

@@ -46,6 +46,7 @@ TWINS = {
     ("get", "/api/v1/weights/{weights_id}/download"),
     ("post", "/api/v1/weights/{weights_id}/inference"),  # the weights page's Inference form
     ("post", "/api/v1/weights/{weights_id}/try"),  # "Try one image"
+    ("post", "/api/v1/weights/{weights_id}/inference/uploads"),  # the Inference form's images
 }
 
 

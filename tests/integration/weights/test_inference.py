@@ -56,6 +56,8 @@ INFERENCE_ROUTES = {
     ("POST", "/api/v1/weights/{weights_id}/inference"): NEED_READ,
     ("POST", "/api/v1/weights/{weights_id}/try"): NEED_READ,
     ("POST", "/weights/{weights_id}/inference"): NEED_READ,
+    ("POST", "/api/v1/weights/{weights_id}/inference/uploads"): NEED_READ,
+    ("POST", "/weights/{weights_id}/inference/uploads"): NEED_READ,
     ("POST", "/weights/{weights_id}/try"): NEED_READ,
     ("GET", "/weights/{weights_id}/try/{job_id}"): NEED_READ,
 }
@@ -334,6 +336,8 @@ def _request(path: str, dataset: int) -> dict[str, Any]:
     """The body of one inference route (valid for every role that may use it)."""
     if path.endswith("/try"):
         return {"files": {"image": ("a.png", PNG + b"x", "image/png")}}
+    if path.endswith("/uploads"):
+        return {"files": [("files", (n, PNG + b"x", "image/png")) for n in ("a.png", "b.png")]}
     if path.endswith("/inference"):
         body = {"dataset_id": dataset, "path": "test"}
         return {"json": body} if path.startswith("/api/") else {"data": body}
