@@ -40,20 +40,35 @@ def _browser() -> Iterator[Any]:
 REFUSED = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d ")
 
 
+# Set once a test's body has run: what a page logs after that comes from teardown (a poll
+# or a page's first request racing the server's shutdown), not from what the test did.
+BODY_DONE = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield
+    item.stash[BODY_DONE] = True
+
+
 @pytest.fixture
 def page(_browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser page (own cookies); console errors fail the test."""
+    """A fresh browser page (own cookies); console errors while the test runs fail it."""
     context = _browser.new_context(viewport={"width": 1366, "height": 850})
     page = context.new_page()
     errors: list[str] = []
     refusals = request.node.get_closest_marker("refused_requests") is not None
 
+    def record(text: str) -> None:
+        if not request.node.stash.get(BODY_DONE, False):
+            errors.append(text)
+
     def on_console(msg: Any) -> None:
         if msg.type == "error" and not (refusals and REFUSED.match(msg.text)):
-            errors.append(msg.text)
+            record(msg.text)
 
     page.on("console", on_console)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("pageerror", lambda exc: record(str(exc)))
     page.set_default_timeout(15_000)
     yield page
     context.close()

@@ -101,10 +101,16 @@ def test_docker_job_contract_hardening_and_literal_arguments(
 def test_docker_container_gets_flavor_limits(
     database: Database, docker_settings: Settings, tmp_path: Path, make_scheduler
 ) -> None:
-    lab = docker_lab(tmp_path / "lab", "import time; time.sleep(60)\n")
+    lab = docker_lab(tmp_path / "lab", "import time; print('sleeping'); time.sleep(60)\n")
     [job_id] = submit(database, docker_settings, lab)
     scheduler = make_scheduler(inventory=FOUR_GPUS)
-    [job] = run_until(scheduler, database, lambda js: js[0].status == "running", timeout=120)
+    log = service.job_dir(docker_settings, job_id) / "job.log"
+
+    def sleeping(jobs: list) -> bool:  # the job's python runs (a 0.1-CPU container under
+        # load can take seconds to get there, and a SIGTERM before it is the init's alone)
+        return jobs[0].status == "running" and log.exists() and "sleeping" in log.read_text()
+
+    [job] = run_until(scheduler, database, sleeping, timeout=120)
     attrs = services.docker_client().containers.get(job.external_id).attrs["HostConfig"]
     assert attrs["Memory"] == 64 * 1024 * 1024 and attrs["PidsLimit"] == 4096
     assert attrs["CapDrop"] == ["ALL"] and attrs["SecurityOpt"] == ["no-new-privileges"]
