@@ -47,6 +47,8 @@ ONE_PASS = (
     "tests/integration/weights/test_fine_tune.py",
     "tests/integration/weights/test_inference.py",
     "tests/integration/weights/test_inference_uploads.py",
+    "tests/integration/weights/test_weights_mounts.py",
+    "tests/integration/jobs/test_output_dataset_auto.py",
     "tests/integration/deephealth/test_walkthrough.py",
     "tests/integration/jobs/test_docker_jobs.py",
     "tests/integration/jobs/test_docker_uid.py",
