@@ -170,8 +170,12 @@ ORPHAN_AGE = timedelta(hours=1)  # an unused upload this old lost its job (delet
 
 def _upload_folders(job: Job) -> list[Path]:
     """The upload folders a job reads (an upload input under weights/.uploads)."""
+    return _upload_folders_of(job.datasets or [])
+
+
+def _upload_folders_of(mounts: list[dict[str, object]]) -> list[Path]:
     found = []
-    for mount in job.datasets or []:
+    for mount in mounts:
         folder = Path(str(mount.get("host_path", "")))
         if (
             mount.get("name") == UPLOAD_NAME
@@ -186,22 +190,25 @@ def _upload_folders(job: Job) -> list[Path]:
 
 def _orphans(db: Session, uploads: Path) -> list[Path]:
     """Upload folders over ORPHAN_AGE old that no queued or live job reads (their job was
-    deleted before it ran)."""
+    deleted before it ran). The folders are looked at first: the jobs (only their inputs)
+    are read only when an aged one exists, not on every upload job's end."""
+    cutoff = (datetime.now(UTC) - ORPHAN_AGE).timestamp()
+    aged = []
+    with contextlib.suppress(OSError):
+        for folder in uploads.iterdir():
+            if UPLOAD_FOLDER_RE.match(folder.name):
+                with contextlib.suppress(OSError):
+                    if folder.stat().st_mtime < cutoff:
+                        aged.append(folder)
+    if not aged:
+        return []
     waiting = [JobStatus.QUEUED, *LIVE_STATUSES]
     used = {
         str(folder)
-        for job in db.scalars(select(Job).where(Job.status.in_(waiting)))
-        for folder in _upload_folders(job)
+        for mounts in db.scalars(select(Job.datasets).where(Job.status.in_(waiting)))
+        for folder in _upload_folders_of(mounts or [])
     }
-    cutoff = (datetime.now(UTC) - ORPHAN_AGE).timestamp()
-    found = []
-    with contextlib.suppress(OSError):
-        for folder in uploads.iterdir():
-            if UPLOAD_FOLDER_RE.match(folder.name) and str(folder) not in used:
-                with contextlib.suppress(OSError):
-                    if folder.stat().st_mtime < cutoff:
-                        found.append(folder)
-    return found
+    return [folder for folder in aged if str(folder) not in used]
 
 
 def upload_job_ended(job: Job) -> None:
