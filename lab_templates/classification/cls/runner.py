@@ -26,7 +26,7 @@ from torch import nn
 
 from .checkpoint import atomic_save, load_checkpoint, save_checkpoint
 from .data import DatasetLayoutError
-from .distributed import DistInfo, cleanup, init_distributed, maybe_relaunch
+from .distributed import DistInfo, cleanup, exit_rank, init_distributed, maybe_relaunch
 from .engine import Runtime, make_optimizer, make_scheduler
 from .export import export_onnx, save_model
 from .lines import epoch_line
@@ -319,13 +319,14 @@ def run_main(
     dist = init_distributed(args.device)
     try:
         run_task(args, dist, make_task)
+        code = 0
     except (DatasetLayoutError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        code = 2
     except StopRequested as stop:
         if dist.main:
             print(stop, flush=True)
-        return EXIT_CODE
+        code = EXIT_CODE
     finally:
         cleanup(dist)
-    return 0
+    return exit_rank(dist, code)
