@@ -4,6 +4,7 @@ ONNX; flags, config files and mlsteam.yml agreeing with each other."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -83,6 +84,24 @@ def test_job_writes_tensorboard_scalars_and_images(lenet_job: JobRun) -> None:
     } <= scalars
     assert {"Train/samples", "Test/confusion_matrix"} <= set(events.Tags()["images"])
     assert len(events.Scalars("Validation/acc")) == 5
+
+
+def test_a_pytorch_job_never_loads_tensorflow(tmp_path: Path) -> None:
+    """TensorBoard's writer would import TensorFlow whenever it is installed (it is in the
+    test environment, for the TensorFlow path): a PyTorch job keeps it out."""
+    assert importlib.util.find_spec("tensorflow") is not None, "the check needs TensorFlow"
+    script = (
+        "import sys; from pathlib import Path; from cls.reporting import Reporter\n"
+        f"rep = Reporter(Path({str(tmp_path / 'tb')!r}))\n"
+        "rep.metrics('Train', 'step', 3, loss=0.5); rep.close()\n"
+        "print('tensorflow loaded:', 'tensorflow' in sys.modules)\n"
+    )
+    proc = run_python(["-c", script], TEMPLATE)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tensorflow loaded: False" in proc.stdout
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("Train/loss")] == [(3, 0.5)]
 
 
 def test_onnx_agrees_with_pytorch(lenet_job: JobRun, digits_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,17 @@ from torch import nn
 from .lines import metric_line, progress_line
 
 
+def _tensorboard_without_tensorflow() -> None:
+    """Make TensorBoard's event writer use its own file layer, not TensorFlow's.
+
+    It imports TensorFlow whenever TensorFlow is installed (``tensorboard.compat.tf``)
+    unless a module ``tensorboard.compat.notf`` exists; a PyTorch job then paid about
+    2 s and several hundred MB for a library it never uses, and under torchrun a rank
+    holding TensorFlow's threads now and then aborted another at exit (SIGABRT).
+    """
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+
 class Reporter:
     """Prints metric/progress lines (rank 0 only) and mirrors them to TensorBoard."""
 
@@ -22,6 +34,7 @@ class Reporter:
         self.enabled = enabled
         self.writer: Any = None
         if enabled and log_dir is not None:
+            _tensorboard_without_tensorflow()
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(log_dir))
