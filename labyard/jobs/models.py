@@ -111,6 +111,8 @@ class Job(Base):
     progress_line: Mapped[str] = mapped_column(String(300), default="")
     log_size: Mapped[int] = mapped_column(default=0)
     log_parsed_offset: Mapped[int] = mapped_column(default=0)
+    # succeeded, its mlsteam.yml's output_dataset: not looked at yet (jobs.output_dataset)
+    output_save_pending: Mapped[bool] = mapped_column(default=False, index=True)
 
     @property
     def display_name(self) -> str:

@@ -16,13 +16,14 @@ The order keeps slow work out of the write transaction and leaves nothing behind
 
 A lab whose mlsteam.yml has an `output_dataset:` block (labyard.outputspec) gets this done
 by the platform when a job succeeds, through the same function, as the job's submitter:
-`job_ended` (jobs.JOB_FINISHED, wired in labyard.app) notes the job once its final status
-is committed; `save_pending_outputs` (a scheduler step, same process) hands the noted jobs
-to a thread, so a long copy never holds up the scheduler. The outcome lands in the job's
-`reason` ("Output saved as dataset ..." or "Output not saved as a dataset: <why>"), shown
-on the job page and in GET /api/v1/jobs/{id}; a refused save writes nothing and the job
-stays succeeded, its Save as dataset button usable. A job noted when the scheduler process
-stops before its next tick is not saved (the button still is).
+`job_ended` (jobs.JOB_FINISHED, wired in labyard.app) marks a succeeded job
+`output_save_pending` in the transaction of its final status; `save_pending_outputs` (a
+scheduler step) reads the marked jobs from the database and hands them to a thread, so a
+long copy never holds up the scheduler, and a job that ended just before the server stopped
+is saved after its restart. The outcome lands in the job's `reason` ("Output saved as
+dataset ..." or "Output not saved as a dataset: <why>"), shown on the job page and in GET
+/api/v1/jobs/{id}, and clears the mark in the same transaction as the new dataset; a
+refused save writes nothing and the job stays succeeded, its Save as dataset button usable.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session, SessionTransaction, object_session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from labyard import paths
 from labyard.auth.models import User
@@ -60,9 +61,10 @@ COPY_CHUNK = 1024 * 1024
 MAX_NAMED = 5  # offending paths named in a message
 NOT_SAVED = "Output not saved as a dataset: "
 log = logging.getLogger(__name__)
-# Jobs that succeeded with their status committed, per database URL, waiting for the step.
-_pending: dict[str, set[int]] = {}
-_pending_lock = threading.Lock()
+PENDING_BATCH = 50  # marked jobs handed to one thread per scheduler tick
+# (database URL, job id) of marked jobs a thread of this process is saving now
+_in_flight: set[tuple[str, int]] = set()
+_in_flight_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -215,37 +217,38 @@ def place_after_commit(db: Session, temp: Path, folder: Path) -> None:
 
 
 def job_ended(job: Job) -> None:
-    """jobs.JOB_FINISHED handler (wired in labyard.app): a succeeded job is noted for
-    `save_pending_outputs` once its status is committed (nothing slow here)."""
-    db = object_session(job)
-    if job.status != JobStatus.SUCCEEDED or db is None:
-        return
-    bind = db.get_bind()
-    key, job_id = str(bind.engine.url), job.id
-
-    def note() -> None:
-        with _pending_lock:
-            _pending.setdefault(key, set()).add(job_id)
-
-    on_commit(db, note)
+    """jobs.JOB_FINISHED handler (wired in labyard.app): a succeeded job is marked for
+    `save_pending_outputs`, in its final status's transaction (nothing slow here)."""
+    if job.status == JobStatus.SUCCEEDED:
+        job.output_save_pending = True
 
 
 def save_pending_outputs(settings: Settings, database: Database) -> None:
-    """A scheduler step: save the noted jobs' `output_dataset` folders in a thread."""
-    with _pending_lock:
-        job_ids = sorted(_pending.pop(str(database.engine.url), ()))
-    if job_ids:
+    """A scheduler step: save the marked jobs' `output_dataset` folders in a thread."""
+    with database.read_session() as db:
+        marked = select(Job.id).where(Job.output_save_pending.is_(True))
+        job_ids = list(db.scalars(marked.order_by(Job.id).limit(PENDING_BATCH)))
+    url = str(database.engine.url)
+    with _in_flight_lock:
+        fresh = [job_id for job_id in job_ids if (url, job_id) not in _in_flight]
+        _in_flight.update((url, job_id) for job_id in fresh)
+    if fresh:
         threading.Thread(
-            target=_save_all, args=(settings, database, job_ids), name="labyard-output-dataset"
+            target=_save_all, args=(settings, database, fresh), name="labyard-output-dataset"
         ).start()
 
 
 def _save_all(settings: Settings, database: Database, job_ids: list[int]) -> None:
+    url = str(database.engine.url)
     for job_id in job_ids:
         try:
             auto_save_output(settings, database, job_id)
         except Exception:  # noqa: BLE001 - one job's failure must not stop the others
             log.exception("saving job %s's output as a dataset failed", job_id)
+            _tell(database, job_id, f"{NOT_SAVED}an internal error (the server's log has it).")
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard((url, job_id))
 
 
 def auto_save_output(settings: Settings, database: Database, job_id: int) -> str | None:
@@ -260,16 +263,14 @@ def auto_save_output(settings: Settings, database: Database, job_id: int) -> str
         sources = [d["name"] for d in job.datasets if d.get("kind", "input") == "input"]
     text = config_text(settings, job_id)
     if text is None or "output_dataset" not in text:
-        return None
+        return _tell(database, job_id, None)
     try:
         spec = parse_mlsteam(text).output_dataset
     except DomainError as exc:  # the job rewrote its own snapshot
         return _tell(database, job_id, f"{NOT_SAVED}its mlsteam.yml: {exc.message}")
     if spec is None:
-        return None
-    return _tell(
-        database, job_id, _save(settings, database, job_id, user_id, spec, values, sources)
-    )
+        return _tell(database, job_id, None)
+    return _save(settings, database, job_id, user_id, spec, values, sources)
 
 
 def _save(
@@ -281,28 +282,40 @@ def _save(
     values: dict[str, object],
     sources: list[str],
 ) -> str:
-    """Make the dataset as the submitter; the message for the job's reason."""
+    """Make the dataset as the submitter, and tell the job in the same transaction (a
+    crash after the dataset's commit cannot leave the job marked to be saved again)."""
     name = spec.dataset_name(values, sources[0] if sources else "output")
     with database.sessionmaker() as db:
         user = db.get(User, user_id) if user_id is not None else None
         if user is None:
-            return f"{NOT_SAVED}the job's submitter no longer exists."
-        try:
-            saved = save_output_as_dataset(
-                db, settings, user=user, job_id=job_id, name=name, path=spec.path
-            )
-            dataset_id = saved.dataset.id
-            db.commit()  # the copy is renamed onto the dataset's folder here
-        except DomainError as exc:
-            db.rollback()  # nothing is left: no row, no folder, no copy
-            return f"{NOT_SAVED}{exc.message} Save it from the Files tab once fixed."
-    return f"Output saved as dataset {name!r} (#{dataset_id})."
+            why = f"{NOT_SAVED}the job's submitter no longer exists."
+        else:
+            try:
+                saved = save_output_as_dataset(
+                    db, settings, user=user, job_id=job_id, name=name, path=spec.path
+                )
+                message = f"Output saved as dataset {name!r} (#{saved.dataset.id})."
+                _mark_told(db, job_id, message)
+                db.commit()  # the copy is renamed onto the dataset's folder here
+                return message
+            except DomainError as exc:
+                db.rollback()  # nothing is left: no row, no folder, no copy
+                why = f"{NOT_SAVED}{exc.message} Save it from the Files tab once fixed."
+    _tell(database, job_id, why)
+    return why
 
 
-def _tell(database: Database, job_id: int, message: str) -> str:
-    """The outcome on the job's `reason` (the job page and GET /api/v1/jobs/{id} show it)."""
+def _tell(database: Database, job_id: int, message: str | None) -> str | None:
+    """The outcome on the job's `reason` (the job page and GET /api/v1/jobs/{id} show it;
+    None: nothing to say) and the job's mark cleared; returns `message`."""
     with database.session() as db:
-        job = db.get(Job, job_id)
-        if job is not None:
-            job.reason = message[:500]
+        _mark_told(db, job_id, message)
     return message
+
+
+def _mark_told(db: Session, job_id: int, message: str | None) -> None:
+    job = db.get(Job, job_id)
+    if job is not None:
+        job.output_save_pending = False
+        if message is not None:
+            job.reason = message[:500]

@@ -70,19 +70,30 @@ def convert_lab(world: LabWorld, source_id: int) -> dict[str, Any]:
 def run_jobs(world: LabWorld, lab: dict[str, Any], params: dict[str, Any]) -> list[Job]:
     """Submit a grid, run it to the end under the scheduler with the app's steps, and wait
     for the saving thread to tell each succeeded job's outcome (a safety timeout)."""
+    submit(world, lab, params)
+    scheduler = Scheduler(world.settings, world.database, inventory=CPU_ONLY, steps=SCHEDULER_STEPS)
+    run_until(scheduler, world.database, all_final, timeout=300)
+    return wait_told(world, scheduler)
+
+
+def submit(world: LabWorld, lab: dict[str, Any], params: dict[str, Any]) -> None:
     url = f"/api/v1/labs/{lab['id']}/sweeps"
     submitted = world.api.post(url, json={"params": params}, headers=world.owner_headers)
     assert submitted.status_code == 201, submitted.text
-    scheduler = Scheduler(world.settings, world.database, inventory=CPU_ONLY, steps=SCHEDULER_STEPS)
-    jobs = run_until(scheduler, world.database, all_final, timeout=300)
+
+
+def wait_told(world: LabWorld, scheduler: Scheduler) -> list[Job]:
+    """Tick until no job is marked to be saved (a safety timeout); the jobs, detached."""
     deadline = time.monotonic() + 60
-    while any(j.status == "succeeded" and not j.reason for j in jobs):
-        assert time.monotonic() < deadline, [(j.id, j.reason) for j in jobs]
-        time.sleep(0.05)
+    while True:
         with world.database.session() as db:
             jobs = list(db.scalars(select(Job).order_by(Job.id)))
             db.expunge_all()
-    return jobs
+        if not any(j.output_save_pending for j in jobs):
+            return jobs
+        assert time.monotonic() < deadline, [(j.id, j.reason) for j in jobs]
+        scheduler.tick()
+        time.sleep(0.05)
 
 
 def datasets_named(world: LabWorld) -> dict[str, Dataset]:
@@ -117,6 +128,27 @@ def test_a_conversion_job_ends_with_a_new_dataset_and_a_failed_one_makes_none(
     shown = world.api.get(f"/api/v1/jobs/{jobs[0].id}", headers=world.owner_headers).json()
     assert shown["status"] == "succeeded" and "tiny-converted" in shown["reason"]
     assert work_entries(world.settings) == []
+
+
+def test_a_job_that_succeeded_just_before_a_restart_is_saved_after_it(world: LabWorld) -> None:
+    """The mark lives in the database: a scheduler that stopped before its saving step
+    ran (here: one without the step) leaves the job marked; the restarted server's
+    scheduler saves it, once."""
+    lab = convert_lab(world, tiny_dataset(world))
+    submit(world, lab, {"image_size": 8})
+    before = Scheduler(world.settings, world.database, inventory=CPU_ONLY, steps=())
+    [job] = run_until(before, world.database, all_final, timeout=300)
+    assert job.status == "succeeded" and job.output_save_pending and job.reason == ""
+    assert set(datasets_named(world)) == {"tiny"}
+    after = Scheduler(world.settings, world.database, inventory=CPU_ONLY, steps=SCHEDULER_STEPS)
+    [job] = wait_told(world, after)
+    made = datasets_named(world)["tiny-converted"]
+    assert job.reason == f"Output saved as dataset 'tiny-converted' (#{made.id})."
+    for _ in range(3):  # later ticks find nothing to save: no second dataset, same reason
+        after.tick()
+    time.sleep(0.2)
+    assert set(datasets_named(world)) == {"tiny", "tiny-converted"}
+    assert job_reason(world, job.id) == job.reason and work_entries(world.settings) == []
 
 
 def test_a_taken_name_leaves_the_job_succeeded_and_says_why(world: LabWorld) -> None:
@@ -202,7 +234,14 @@ def test_the_name_fills_params_and_the_source_and_a_job_without_block_is_left_al
     world: LabWorld,
 ) -> None:
     plain = make_job_row(world.database, world.settings, world.project_id, outputs={"a": b"1"})
+    with world.database.session() as db:
+        marked = db.get(Job, plain)
+        assert marked is not None
+        marked.output_save_pending = True
     assert auto_save_output(world.settings, world.database, plain) is None
+    with world.database.read_session() as db:  # looked at: the mark goes, nothing is said
+        marked = db.get(Job, plain)
+        assert marked is not None and not marked.output_save_pending and marked.reason == ""
     block = "output_dataset: {path: dataset/, name: '{dataset_name}-{lr}'}\n"
     job_id = snapshot_job(world, block, {"dataset/a/1.png": png(1), "dataset/b/2.png": png(2)})
     said = auto_save_output(world.settings, world.database, job_id)
