@@ -296,9 +296,14 @@ def issue_oauth_tokens(db: Session, settings: Settings, user: User) -> IssuedTok
     """An access token and a refresh token for `user`."""
     now = utcnow()
     lifetime = timedelta(minutes=settings.access_token_minutes)
-    access, _ = _new_token(db, user, kind="access", expires_at=now + lifetime)
+    grant = f"grant:{secrets.token_hex(8)}"  # the pair's name: a revoked refresh ends both
+    access, _ = _new_token(db, user, kind="access", expires_at=now + lifetime, name=grant)
     refresh, _ = _new_token(
-        db, user, kind="refresh", expires_at=now + timedelta(days=settings.refresh_token_days)
+        db,
+        user,
+        kind="refresh",
+        expires_at=now + timedelta(days=settings.refresh_token_days),
+        name=grant,
     )
     return IssuedTokens(access, refresh, int(lifetime.total_seconds()))
 
@@ -319,6 +324,23 @@ def refresh_oauth_tokens(db: Session, settings: Settings, refresh_token: str) ->
         raise Unauthenticated("The refresh token is invalid or expired.")
     row.revoked = True
     return issue_oauth_tokens(db, settings, row.user)
+
+
+def revoke_oauth_token(db: Session, token: str) -> None:
+    """End an OAuth2 access or refresh token (RFC 7009); a refresh token's access token
+    of the same grant ends with it. Unknown, ended and personal tokens are left alone
+    (personal tokens are ended from Labyard's settings page)."""
+    row = _live_token(db, token, ("access", "refresh")) if token else None
+    if row is None:
+        return
+    row.revoked = True
+    if row.kind == "refresh" and row.name:
+        db.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == row.user_id, ApiToken.name == row.name)
+            .where(ApiToken.kind == "access")
+            .values(revoked=True)
+        )
 
 
 def live_token(db: Session, token: str) -> ApiToken | None:

@@ -116,8 +116,8 @@ async def token(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    """POST /backend/auth/revoke-token/: a registered client ends an access token (204, as
-    RFC 7009 also for a token that is unknown or already ended)."""
+    """POST /backend/auth/revoke-token/: a registered client ends an access or refresh
+    token (204, as RFC 7009 also for a token that is unknown or already ended)."""
     settings: Settings = request.app.state.settings
     database: Database = request.app.state.db
     fields = await _fields(request, settings)
@@ -131,9 +131,7 @@ async def revoke_token(request: Request) -> Response:
 
 def _revoke(database: Database, token: str) -> None:
     with database.session() as db:
-        row = auth_service.live_token(db, token) if token else None
-        if row is not None and row.kind == "access":  # personal tokens are ended in Labyard
-            row.revoked = True
+        auth_service.revoke_oauth_token(db, token)
 
 
 def _client_is_known(database: Database, settings: Settings, fields: dict[str, str]) -> bool:

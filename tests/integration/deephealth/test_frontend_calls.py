@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from labyard.auth import service as auth_service
+from labyard.auth.models import User
 from labyard.deephealth.models import DeepHealthProfile
 from labyard.jobs.models import Job
 from labyard.weights.inference import uploads_dir
 from tests.factories import make_job_row
-from tests.integration.deephealth.conftest import CLIENT_ID, DeepHealthWorld
+from tests.integration.deephealth.conftest import CLIENT_ID, PASSWORD, DeepHealthWorld
 from tests.integration.weights.conftest import fake_torch_zip, tiny_onnx
 
 OWNER = [{"username": "dhtest", "permission": "OWN"}]
@@ -49,6 +51,36 @@ def test_logout_revokes_the_token_of_a_registered_client(dh: DeepHealthWorld) ->
         "/backend/auth/revoke-token/", json={"token": "nonsense", "client_id": CLIENT_ID}
     )
     assert again.status_code == 204
+
+
+def grant(dh: DeepHealthWorld, fields: dict[str, str]) -> Any:
+    """The token endpoint's answer to the front-end's form (its client id added)."""
+    return dh.http.post("/backend/auth/token/", data={**fields, "client_id": CLIENT_ID})
+
+
+def test_revoking_a_refresh_token_ends_its_grant_and_nothing_else(dh: DeepHealthWorld) -> None:
+    login = {"grant_type": "password", "username": "dhtest", "password": PASSWORD}
+    first, second = grant(dh, login).json(), grant(dh, login).json()
+
+    def works(access: str) -> bool:
+        headers = {"Authorization": f"Bearer {access}"}
+        return dh.http.get("/backend/auth/testUser/", headers=headers).status_code == 200
+
+    with dh.database.session() as db:
+        user = db.get(User, dh.owner.id)
+        assert user is not None
+        personal, _ = auth_service.create_personal_token(db, user, name="script")
+    for token in (first["refresh_token"], personal):
+        ended = dh.http.post(
+            "/backend/auth/revoke-token/", data={"token": token, "client_id": CLIENT_ID}
+        )
+        assert ended.status_code == 204 and ended.content == b""
+    refreshed = grant(dh, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    assert not works(first["access_token"])  # the access token of the same grant ended too
+    assert works(second["access_token"]) and works(personal)  # another grant, a script's
+    renewed = grant(dh, {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+    assert renewed.status_code == 200 and works(renewed.json()["access_token"])
 
 
 def test_profile_page_updates_the_user_and_refuses_what_labyard_leaves_to_admins(
