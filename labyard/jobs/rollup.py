@@ -179,7 +179,7 @@ def downsampled(
 ) -> dict[int, list[Pair]]:
     """At most `max_points` (x, value) points of each series, sorted by x, by series id:
     the raw points of short series, the first, last and each bucket's extremes of long
-    ones. One query for the short series and one per level used."""
+    ones, one per x (`latest_per_x`). One query for the short series and one per level."""
     max_points = max(2, max_points)
     out: dict[int, list[Pair]] = {}
     short: list[MetricSeries] = []
@@ -195,7 +195,19 @@ def downsampled(
     out.update(_raw_points(db, short))
     for level, group in by_level.items():
         out.update(_bucket_points(db, level, group))
-    return out
+    return {series_id: latest_per_x(points) for series_id, points in out.items()}
+
+
+def latest_per_x(points: list[Pair]) -> list[Pair]:
+    """Points sorted by x (ties in arrival order) with one point per x, the latest: a step
+    that a resumed or requeued job redid replaces its first try's value."""
+    kept: list[Pair] = []
+    for point in points:
+        if kept and kept[-1][0] == point[0]:
+            kept[-1] = point
+        else:
+            kept.append(point)
+    return kept
 
 
 def _raw_points(db: Session, series: list[MetricSeries]) -> dict[int, list[Pair]]:

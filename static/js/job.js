@@ -88,7 +88,7 @@
     points.forEach(function (p) {  // [name, x_name, x, value]
       var s = series[p[0]];
       if (!s) s = series[p[0]] = { group: p[0].split("_")[0], x_name: p[1], x: [], y: [] };
-      if (s.x.length && p[2] < s.x[s.x.length - 1]) { s.unsorted = true; }
+      if (s.x.length && p[2] <= s.x[s.x.length - 1]) { s.unsorted = true; }
       s.x.push(p[2]); s.y.push(p[3]);
       if (reloading[p[0]]) reloading[p[0]].push(p);
       else if (s.x.length > 2 * MAX_POINTS) reload(p[0]);
@@ -117,10 +117,16 @@
     if (chartTimer) return;
     chartTimer = setTimeout(function () { chartTimer = null; renderCharts(); }, 250);
   }
+  // By x, ties in arrival order (a stable sort), one point per x, the latest: a step that a
+  // resumed or requeued job redid replaces its first try (as rollup.latest_per_x does).
   function sortSeries(s) {
     var idx = s.x.map(function (_, i) { return i; }).sort(function (a, b) { return s.x[a] - s.x[b]; });
-    s.x = idx.map(function (i) { return s.x[i]; }); s.y = idx.map(function (i) { return s.y[i]; });
-    s.unsorted = false;
+    var xs = [], ys = [];
+    idx.forEach(function (i) {
+      if (xs.length && xs[xs.length - 1] === s.x[i]) ys[ys.length - 1] = s.y[i];
+      else { xs.push(s.x[i]); ys.push(s.y[i]); }
+    });
+    s.x = xs; s.y = ys; s.unsorted = false;
   }
   // One panel per metric name (Train_loss and Validation_loss share the `loss` panel); a
   // metric logged over two x-axes gets one panel per axis ("loss · by epoch").

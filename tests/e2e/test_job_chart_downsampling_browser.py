@@ -62,3 +62,33 @@ def test_a_long_live_series_is_downsampled_by_the_server(
     )
     assert reads and all(f"points={MAX_POINTS}" in url for url in reads)
     assert all("name=Train_loss" in url for url in reads)
+
+
+RESUMED = """\
+import os, time
+for step in range(1, 6):
+    print(f"Train step={step} loss=1.0", flush=True)
+while not os.path.exists(os.path.join(os.environ["MLSTEAM_OUTPUT_DIR"], "go")):
+    time.sleep(0.05)
+for step in range(3, 7):  # resumed from step 2's checkpoint: steps 3-5 again
+    print(f"Train step={step} loss=0.5", flush=True)
+"""
+
+
+def test_steps_a_resumed_job_redid_are_drawn_once_with_their_latest_value(
+    live_server: str, page: Any, database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    job_id = submit(database, settings, tmp_path, steps=1, pause=0, script=RESUMED)
+    no_favicon(page)
+    login(page, live_server, "ana", PASSWORD)
+    page.goto(f"{live_server}/jobs/{job_id}")
+    chart = "#charts .chart[data-metric=loss]"
+    points = f"() => Number(document.querySelector('{chart}')?.getAttribute('data-points'))"
+    page.wait_for_function(f"() => ({points})() === 5")
+    (service.job_dir(settings, job_id) / "output" / "go").touch()
+    page.wait_for_function("() => document.body.getAttribute('data-stream') === 'ended'")
+    page.wait_for_function(f"() => ({points})() === 6")  # live: steps 1-6, once each
+    page.reload()  # the server's points: the same
+    page.wait_for_function(f"() => ({points})() === 6")
+    answer = page.request.get(f"{live_server}/api/v1/jobs/{job_id}/metrics?name=Train_loss")
+    assert answer.json()["points"] == [[1.0, 1.0], [2.0, 1.0]] + [[x, 0.5] for x in (3, 4, 5, 6)]

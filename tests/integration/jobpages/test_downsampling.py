@@ -162,3 +162,21 @@ def test_the_migration_folds_points_stored_before_it(
             -1e6,
             1e6,
         )
+
+
+@pytest.mark.parametrize(("length", "max_points"), [(60, 100), (6_000, 100)])
+def test_steps_a_resumed_job_redid_are_kept_once_with_their_latest_value(
+    database: Database, settings: Settings, people: People, length: int, max_points: int
+) -> None:
+    """The job logged steps 0..length-1, was requeued and redid the last third."""
+    first = series(length, seed=7)
+    redo = [(x, y + 0.5) for x, y in first[2 * length // 3 :]]
+    job = make_job_row(database, settings, people.project_id, points={"Train_loss": first})
+    store(database, job, "Train_loss", redo, [97])
+    with database.session() as db:
+        got = read_series(db, job, "Train_loss", max_points)
+    xs = [x for x, _ in got]
+    assert xs == sorted(set(xs)) and len(got) <= max_points  # one point per x
+    assert got[-1] == redo[-1]
+    if length <= max_points:  # every point: the redone steps carry the second try's value
+        assert got == first[: 2 * length // 3] + redo
