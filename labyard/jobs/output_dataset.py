@@ -245,7 +245,8 @@ def _save_all(settings: Settings, database: Database, job_ids: list[int]) -> Non
             auto_save_output(settings, database, job_id)
         except Exception:  # noqa: BLE001 - one job's failure must not stop the others
             log.exception("saving job %s's output as a dataset failed", job_id)
-            _tell(database, job_id, f"{NOT_SAVED}an internal error (the server's log has it).")
+            with contextlib.suppress(Exception):  # the database itself may be what failed
+                _tell(database, job_id, f"{NOT_SAVED}an internal error (the server's log has it).")
         finally:
             with _in_flight_lock:
                 _in_flight.discard((url, job_id))
@@ -257,10 +258,13 @@ def auto_save_output(settings: Settings, database: Database, job_id: int) -> str
     mlsteam.yml has no such block, or the job is not a succeeded one)."""
     with database.read_session() as db:
         job = db.get(Job, job_id)
-        if job is None or job.status != JobStatus.SUCCEEDED:
+        if job is None:
             return None
+        succeeded = job.status == JobStatus.SUCCEEDED
         user_id, values = job.created_by_id, dict(job.params)
         sources = [d["name"] for d in job.datasets if d.get("kind", "input") == "input"]
+    if not succeeded:  # never marked so; a mark left on it would be read every tick
+        return _tell(database, job_id, None)
     text = config_text(settings, job_id)
     if text is None or "output_dataset" not in text:
         return _tell(database, job_id, None)

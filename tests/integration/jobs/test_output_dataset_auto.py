@@ -242,6 +242,17 @@ def test_the_name_fills_params_and_the_source_and_a_job_without_block_is_left_al
     with world.database.read_session() as db:  # looked at: the mark goes, nothing is said
         marked = db.get(Job, plain)
         assert marked is not None and not marked.output_save_pending and marked.reason == ""
+    block = "output_dataset: {path: dataset, name: x}\n"
+    failed = make_job_row(
+        world.database, world.settings, world.project_id, status="failed", reason="exit 1",
+        output_save_pending=True, outputs={"dataset/a.png": png(3)},
+    )  # fmt: skip
+    (job_dir(world.settings, failed) / "lab" / "mlsteam.yml").write_text("command: x\n" + block)
+    assert auto_save_output(world.settings, world.database, failed) is None
+    with world.database.read_session() as db:  # a stray mark on a failed job goes too
+        marked = db.get(Job, failed)
+        assert marked is not None and not marked.output_save_pending
+        assert marked.reason == "exit 1" and "x" not in datasets_named(world)
     block = "output_dataset: {path: dataset/, name: '{dataset_name}-{lr}'}\n"
     job_id = snapshot_job(world, block, {"dataset/a/1.png": png(1), "dataset/b/2.png": png(2)})
     said = auto_save_output(world.settings, world.database, job_id)
