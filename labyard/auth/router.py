@@ -75,6 +75,20 @@ def token(
     )
 
 
+@router.post("/auth/revoke", status_code=200)
+@anonymous_body  # the token in the body is the caller's only credential
+def revoke(
+    db: SessionDep,
+    token: Annotated[str, Form(max_length=200)],
+    token_type_hint: Annotated[str, Form(max_length=20)] = "",
+) -> dict[str, str]:
+    """OAuth2 token revocation (RFC 7009): end an access or refresh token; a refresh token
+    ends with the access token of its login (`labyard logout` sends it). 200 also for an
+    unknown or ended token; personal tokens are ended with DELETE /api/v1/me/tokens/{id}."""
+    service.revoke_oauth_token(db, token)
+    return {}
+
+
 @router.get("/me", response_model=UserOut)
 def me(user: CurrentUser) -> User:
     """The authenticated user."""

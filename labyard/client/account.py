@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from labyard.client import config
-from labyard.client.http import Api, ApiError, request_token
+from labyard.client.http import Api, ApiError, request_token, revoke_token
 from labyard.client.output import JsonOpt, command, err, print_json, show
 
 
@@ -51,12 +51,26 @@ def login(
 
 
 def logout(as_json: JsonOpt = False) -> None:
-    """Forget the stored login (the token stays valid until it expires)."""
+    """End the stored login on the server (its refresh token and access token) and forget
+    it here. An unreachable server leaves the tokens valid until they expire: it says so."""
+    stored = config.stored_credentials()
+    revoked, problem = False, ""
+    if stored is not None:
+        try:
+            revoke_token(stored.url, stored.refresh_token or stored.access_token)
+            revoked = True
+        except ApiError as exc:
+            problem = exc.message
     had = config.forget_credentials()
     if as_json:
-        print_json({"logged_out": had})
+        print_json({"logged_out": had, "revoked": revoked, "problem": problem or None})
+    elif not had:
+        err.print("Not logged in.")
+    elif problem:
+        err.print(f"Logged out here; the server did not end the token ({problem}): it stays")
+        err.print("valid until it expires.")
     else:
-        err.print("Logged out." if had else "Not logged in.")
+        err.print("Logged out; the server ended the token.")
 
 
 def projects(as_json: JsonOpt = False) -> None:

@@ -72,17 +72,26 @@ def read_json(name: str) -> dict[str, Any]:
 
 def load_credentials() -> Credentials:
     """The login in use: LABYARD_URL/LABYARD_TOKEN when set, else the stored one."""
-    stored = read_json(CREDENTIALS)
-    url = os.environ.get("LABYARD_URL") or stored.get("url", "")
+    stored = stored_credentials()
+    url = os.environ.get("LABYARD_URL") or (stored.url if stored else "")
     token = os.environ.get("LABYARD_TOKEN")
     if token:
         if not url:
             raise NotLoggedIn()
         return Credentials(url=url.rstrip("/"), access_token=token, from_env=True)
-    if not stored.get("access_token") or not url:
+    if stored is None:
         raise NotLoggedIn()
+    stored.url = url.rstrip("/")
+    return stored
+
+
+def stored_credentials() -> Credentials | None:
+    """The login stored by `labyard login` (the environment ignored), or None."""
+    stored = read_json(CREDENTIALS)
+    if not stored.get("access_token") or not stored.get("url"):
+        return None
     return Credentials(
-        url=url.rstrip("/"),
+        url=str(stored["url"]).rstrip("/"),
         access_token=stored["access_token"],
         refresh_token=stored.get("refresh_token", ""),
         username=stored.get("username", ""),

@@ -55,6 +55,16 @@ def request_token(url: str, **form: str) -> dict[str, Any]:
     return data
 
 
+def revoke_token(url: str, token: str) -> None:
+    """POST the OAuth2 revocation endpoint (RFC 7009) for `token`."""
+    try:
+        response = httpx.post(f"{url}/api/v1/auth/revoke", data={"token": token}, timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise ApiError(f"cannot reach {url}: {exc}") from None
+    if response.status_code != 200:
+        raise ApiError(error_message(response), response.status_code)
+
+
 class Api:
     """The API at the stored (or environment's) URL, as the logged-in user."""
 

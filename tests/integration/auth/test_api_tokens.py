@@ -187,3 +187,34 @@ def test_password_change_ends_tokens_and_other_sessions(
     assert refreshed.status_code == 400
     ok = _grant(web, grant_type="password", username="ana", password="new password 123")
     assert ok.status_code == 200
+
+
+def test_revocation_ends_a_login_and_nothing_else(web: WebClient, database: Database) -> None:
+    """POST /api/v1/auth/revoke (RFC 7009): a refresh token ends with its login's access
+    token; another login and a personal token live on; bad bodies are refused clearly."""
+    make_users_fast(database, "ana")
+    first = _grant(web, grant_type="password", username="ana", password=PASSWORD).json()
+    second = _grant(web, grant_type="password", username="ana", password=PASSWORD).json()
+    made = web.post("/api/v1/me/tokens", json={"name": "ci"}, headers=auth(second["access_token"]))
+    personal = made.json()["token"]
+
+    def status(token: str) -> int:
+        return web.get("/api/v1/me", headers=auth(token)).status_code
+
+    for token in (first["refresh_token"], personal, "unknown", first["refresh_token"]):
+        ended = web.post("/api/v1/auth/revoke", data={"token": token})
+        assert ended.status_code == 200 and ended.json() == {}  # unknown, ended: 200 too
+    assert status(first["access_token"]) == 401
+    again = _grant(web, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert status(second["access_token"]) == 200 and status(personal) == 200
+    access_only = web.post("/api/v1/auth/revoke", data={"token": second["access_token"]})
+    assert access_only.status_code == 200 and status(second["access_token"]) == 401
+    renewed = _grant(web, grant_type="refresh_token", refresh_token=second["refresh_token"])
+    assert renewed.status_code == 200  # ending an access token leaves its refresh token
+    for body in ({}, {"token": "x" * 201}, {"token_type_hint": "refresh_token"}):
+        refused = web.post("/api/v1/auth/revoke", data=body)
+        assert refused.status_code == 422 and "token" in refused.text
+    with database.session() as db:
+        live = db.scalars(select(ApiToken).where(ApiToken.revoked.is_(False))).all()
+        assert {t.kind for t in live} == {"refresh", "access", "personal"}

@@ -49,9 +49,30 @@ def test_login_stores_a_private_token_and_refusals_say_why(cli: Cli) -> None:
     assert cli("stop", "987654").exit_code == 1
     assert cli("submit", "1", "--param", "no-equals-sign").exit_code == 2  # usage error
 
-    assert cli("logout").exit_code == 0
+    tokens = json.loads(stored.read_text())
+    out = cli("logout")
+    assert out.exit_code == 0 and "the server ended the token" in out.stderr
     assert not stored.exists()
     assert cli("jobs").exit_code == 1
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    me = httpx.get(f"{cli.url}/api/v1/me", headers=bearer)
+    renewed = httpx.post(
+        f"{cli.url}/api/v1/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert me.status_code == 401 and renewed.status_code == 400  # ended on the server
+
+
+def test_logout_from_an_unreachable_server_forgets_the_login_and_says_so(cli: Cli) -> None:
+    cli.login()
+    stored = cli.home / "labyard" / "credentials.json"
+    moved = {**json.loads(stored.read_text()), "url": "http://127.0.0.1:9"}  # nothing listens
+    stored.write_text(json.dumps(moved))
+    out = cli("logout", "--json")
+    assert out.exit_code == 0 and not stored.exists()
+    said = json.loads(out.stdout)
+    assert said["logged_out"] is True and said["revoked"] is False
+    assert "cannot reach http://127.0.0.1:9" in said["problem"]
 
 
 def _project(cli: Cli) -> str:

@@ -128,6 +128,7 @@ ROUTES: dict[tuple[str, str], Case] = {
         PUBLIC,
         _form(lambda w: {"grant_type": "password", "username": w.target, "password": PASSWORD}),
     ),
+    ("POST", "/api/v1/auth/revoke"): Case(PUBLIC, _form(lambda w: {"token": "not-a-token"})),
     # ------------------------------------------------ any logged-in user, about themselves
     ("GET", "/"): Case(ANY_USER),
     ("GET", "/overview/live"): Case(ANY_USER),
