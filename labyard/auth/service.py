@@ -38,7 +38,8 @@ USER_CREATED: HookPoint[UserCreated] = HookPoint("auth.user_created")
 
 
 def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    # surrogatepass: a JSON body's lone surrogate ("\ud800") hashes to nothing known
+    return hashlib.sha256(token.encode(errors="surrogatepass")).hexdigest()
 
 
 # ---------------------------------------------------------------- users
