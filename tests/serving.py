@@ -104,8 +104,13 @@ def labyard_servers(
     try:
         yield start
     finally:
-        for proc in procs:
+        for proc in procs:  # a graceful stop ends the TensorBoard processes it started
             if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
 
