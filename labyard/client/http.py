@@ -43,26 +43,26 @@ def error_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 
-def request_token(url: str, **form: str) -> dict[str, Any]:
-    """POST the OAuth2 token endpoint (password or refresh_token grant); its JSON."""
+def _post_auth_form(url: str, endpoint: str, form: dict[str, str]) -> httpx.Response:
+    """POST a form to an OAuth2 endpoint of the server (no bearer token): its 200 answer."""
     try:
-        response = httpx.post(f"{url}/api/v1/auth/token", data=form, timeout=TIMEOUT)
+        response = httpx.post(f"{url}/api/v1/auth/{endpoint}", data=form, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach {url}: {exc}") from None
     if response.status_code != 200:
         raise ApiError(error_message(response), response.status_code)
-    data: dict[str, Any] = response.json()
+    return response
+
+
+def request_token(url: str, **form: str) -> dict[str, Any]:
+    """POST the OAuth2 token endpoint (password or refresh_token grant); its JSON."""
+    data: dict[str, Any] = _post_auth_form(url, "token", form).json()
     return data
 
 
 def revoke_token(url: str, token: str) -> None:
     """POST the OAuth2 revocation endpoint (RFC 7009) for `token`."""
-    try:
-        response = httpx.post(f"{url}/api/v1/auth/revoke", data={"token": token}, timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise ApiError(f"cannot reach {url}: {exc}") from None
-    if response.status_code != 200:
-        raise ApiError(error_message(response), response.status_code)
+    _post_auth_form(url, "revoke", {"token": token})
 
 
 class Api:
