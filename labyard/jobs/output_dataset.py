@@ -263,18 +263,23 @@ def auto_save_output(settings: Settings, database: Database, job_id: int) -> str
         succeeded = job.status == JobStatus.SUCCEEDED
         user_id, values = job.created_by_id, dict(job.params)
         sources = [d["name"] for d in job.datasets if d.get("kind", "input") == "input"]
-    if not succeeded:  # never marked so; a mark left on it would be read every tick
-        return _tell(database, job_id, None)
+    # a job that is not succeeded was never marked; a stray mark would be read every tick
+    found = _output_spec(settings, job_id) if succeeded else None
+    if not isinstance(found, OutputDatasetSpec):
+        return _tell(database, job_id, found)
+    return _save(settings, database, job_id, user_id, found, values, sources)
+
+
+def _output_spec(settings: Settings, job_id: int) -> OutputDatasetSpec | str | None:
+    """The job's `output_dataset:` block; None without one, a message when its snapshot's
+    mlsteam.yml no longer parses (the job rewrote it)."""
     text = config_text(settings, job_id)
     if text is None or "output_dataset" not in text:
-        return _tell(database, job_id, None)
+        return None
     try:
-        spec = parse_mlsteam(text).output_dataset
-    except DomainError as exc:  # the job rewrote its own snapshot
-        return _tell(database, job_id, f"{NOT_SAVED}its mlsteam.yml: {exc.message}")
-    if spec is None:
-        return _tell(database, job_id, None)
-    return _save(settings, database, job_id, user_id, spec, values, sources)
+        return parse_mlsteam(text).output_dataset
+    except DomainError as exc:
+        return f"{NOT_SAVED}its mlsteam.yml: {exc.message}"
 
 
 def _save(
